@@ -1,0 +1,1 @@
+"""Small shipped files: the open hand model and the default engine checkpoint."""

@@ -1,0 +1,59 @@
+"""`dahyf` command line: a thin front over the library API.
+
+Each sub-command lives in its own module that provides ``add_arguments(parser)`` and
+``run(args) -> int``; only the sub-commands whose module exists are listed.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+#: name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "capture": ("dahyf.capture.commands", "capture hand motion from a video into a take (.npz)"),
+    "train": ("dahyf.train.commands", "train a DaHyF network or the default landmark engine"),
+    "eval": ("dahyf.eval.commands", "evaluate predictions with the official FreiHAND / HO3D metrics"),
+    "bench": ("dahyf.eval.bench", "measure throughput and memory, write BENCHMARKS figures"),
+    "demo": ("dahyf.demo", "the main job: capture the bundled sample video (into a .blend when Blender's bpy is installed)"),
+}
+
+
+def available_commands() -> dict[str, tuple[str, str]]:
+    """The sub-commands whose module is present in this install."""
+    out = {}
+    for name, (module, help_) in COMMANDS.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            out[name] = (module, help_)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="dahyf", description="DaHyF hand capture engine.")
+    parser.add_argument("--version", action="version", version=f"dahyf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in available_commands().items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

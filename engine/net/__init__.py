@@ -1,0 +1,1 @@
+"""The DaHyF network: backbones, direction maps, SimCC head, positional encoding, regressor, camera, confidence."""

@@ -1,0 +1,1 @@
+"""Training: datasets, losses, trainer (single GPU and torchrun DDP)."""
