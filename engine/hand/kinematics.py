@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 
-def batch_rodrigues(axis_angle: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Axis-angle vectors to rotation matrices.
+def batch_rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:
+    """Axis-angle vectors to rotation matrices (Rodrigues), exact and smooth at zero angle.
 
     Parameters
     ----------
@@ -18,17 +18,19 @@ def batch_rodrigues(axis_angle: torch.Tensor, eps: float = 1e-8) -> torch.Tensor
 
     Returns
     -------
-    (..., 3, 3) rotation matrices.
+    (..., 3, 3) rotation matrices, ``R = I + a·K + b·K²`` with K = skew(axis_angle),
+    a = sin θ / θ, b = (1 − cos θ) / θ² (Taylor series below 1e-4 rad).
     """
-    angle = torch.linalg.norm(axis_angle + eps, dim=-1, keepdim=True)  # (..., 1)
-    axis = axis_angle / angle
-    cos = torch.cos(angle)[..., None]
-    sin = torch.sin(angle)[..., None]
-    x, y, z = axis.unbind(-1)
+    theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
+    theta = torch.sqrt(theta2.clamp(min=1e-24))
+    small = theta2 < 1e-8
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp(min=1e-24))
+    x, y, z = axis_angle.unbind(-1)
     zeros = torch.zeros_like(x)
-    K = torch.stack([zeros, -z, y, z, zeros, -x, -y, x, zeros], dim=-1).reshape(*axis.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(K)
-    return eye + sin * K + (1 - cos) * (K @ K)
+    K = torch.stack([zeros, -z, y, z, zeros, -x, -y, x, zeros], dim=-1).reshape(*axis_angle.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return eye + a * K + b * (K @ K)
 
 
 def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:

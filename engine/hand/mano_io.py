@@ -85,6 +85,13 @@ _NUMPY_GLOBALS = {
 }
 
 
+_SAFE_BUILTINS = {"object": object, "set": set, "frozenset": frozenset}
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle asks for a global that a MANO file never holds."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler for MANO files: numpy arrays, chumpy/scipy.sparse as inert stand-ins, nothing else."""
 
@@ -106,9 +113,13 @@ class RestrictedUnpickler(pickle.Unpickler):
                 return _Csr
         if (module, name) in {("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor")}:
             return _reconstructor
-        if (module, name) in {("__builtin__", "object"), ("builtins", "object")}:
-            return object
-        raise pickle.UnpicklingError(
+        if module in ("__builtin__", "builtins") and name in _SAFE_BUILTINS:
+            return _SAFE_BUILTINS[name]
+        if (module, name) == ("_codecs", "encode"):  # Python 3 protocol-2 pickles of numpy bytes
+            import _codecs
+
+            return _codecs.encode
+        raise RefusedGlobal(
             f"refused to load global '{module}.{name}': a MANO file holds only numpy, chumpy and "
             "scipy.sparse data. This file is not a MANO model (or has been tampered with)."
         )
@@ -139,7 +150,7 @@ def load_mano_pkl(path: str | Path) -> dict[str, np.ndarray]:
                              "https://mano.is.tue.mpg.de and point to the folder that holds them.")
     try:
         raw = restricted_load(path.read_bytes())
-    except pickle.UnpicklingError as exc:
+    except RefusedGlobal as exc:
         raise ModelFileError(f"{path.name}: {exc}") from None
     except Exception as exc:  # truncated / not a pickle at all
         raise ModelFileError(f"{path.name} is not a readable MANO pickle ({type(exc).__name__}: {exc}).") from None

@@ -1,0 +1,210 @@
+"""The MANO hand layer: agreement with smplx.MANO, the restricted unpickler, mirroring, package hygiene."""
+from __future__ import annotations
+
+import pickle
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+
+from dahyf.hand import kinematics as K
+from dahyf.hand.mano_io import ModelFileError, load_mano_pkl
+from dahyf.hand.mirror import mirror_model_arrays, mirror_points, mirror_pose
+from dahyf.hand.model import HandModel, load_hand_model
+from dahyf.hand.tables import (
+    KEYPOINT_NAMES, KEYPOINT_SOURCES, MANO_TIP_VERTEX_IDS, NUM_JOINTS, PARENTS,
+)
+
+smplx = pytest.importorskip("smplx")
+
+V, F = 778, 1538
+
+
+def random_mano_arrays(seed: int) -> dict[str, np.ndarray]:
+    """Valid random arrays with the 9 MANO keys (a hand-sized blob, normalised regressors/weights)."""
+    rng = np.random.default_rng(seed)
+    J_regressor = rng.random((16, V)) ** 8
+    weights = rng.random((V, 16)) ** 4
+    return dict(
+        v_template=rng.normal(size=(V, 3)) * 0.04,
+        shapedirs=rng.normal(size=(V, 3, 10)) * 2e-3,
+        posedirs=rng.normal(size=(V, 3, 135)) * 2e-3,
+        J_regressor=J_regressor / J_regressor.sum(1, keepdims=True),
+        weights=weights / weights.sum(1, keepdims=True),
+        kintree_table=np.array([[2**32 - 1] + list(PARENTS[1:]), list(range(16))], dtype=np.int64),
+        f=rng.integers(0, V, size=(F, 3)).astype(np.uint32),
+        hands_components=rng.normal(size=(45, 45)),
+        hands_mean=rng.normal(size=45) * 0.1,
+    )
+
+
+class _ChumpyLike:
+    """Pickles like a chumpy ``Ch`` object: global ``chumpy.ch.Ch`` with the array in state['x']."""
+
+    def __init__(self, x):
+        self.x = x
+        self._dirty_vars = set()
+
+
+def write_chumpy_pickle(path: Path, arrays: dict[str, np.ndarray], protocol: int) -> None:
+    """Write a MANO-like pickle: chumpy objects for v_template/shapedirs/posedirs/weights, a csc J_regressor."""
+    module = types.ModuleType("chumpy.ch")
+    _ChumpyLike.__module__, _ChumpyLike.__qualname__ = "chumpy.ch", "Ch"
+    module.Ch = _ChumpyLike
+    sys.modules["chumpy"] = types.ModuleType("chumpy")
+    sys.modules["chumpy.ch"] = module
+    try:
+        data = dict(arrays, bs_style="lbs", bs_type="lrotmin")
+        for key in ("v_template", "shapedirs", "posedirs", "weights"):
+            data[key] = _ChumpyLike(arrays[key])
+        data["J_regressor"] = scipy.sparse.csc_matrix(arrays["J_regressor"])
+        path.write_bytes(pickle.dumps(data, protocol=protocol))
+    finally:
+        del sys.modules["chumpy.ch"], sys.modules["chumpy"]
+
+
+@pytest.fixture(scope="module")
+def mano_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("mano")
+    write_chumpy_pickle(folder / "MANO_RIGHT.pkl", random_mano_arrays(1), protocol=2)
+    write_chumpy_pickle(folder / "MANO_LEFT.pkl", random_mano_arrays(2), protocol=0)
+    return folder
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fk_and_lbs_equal_smplx_mano(mano_folder, side, dtype):
+    arrays = load_mano_pkl(mano_folder / f"MANO_{side.upper()}.pkl")
+    ours = load_hand_model(mano_folder, side=side)
+    ref = smplx.MANO(
+        str(mano_folder), is_rhand=side == "right", use_pca=False, flat_hand_mean=True,
+        data_struct=types.SimpleNamespace(**arrays), num_betas=10,
+    ).to(dtype)
+    g = torch.Generator().manual_seed(3)
+    B = 8
+    pose = torch.randn(B, 16, 3, generator=g, dtype=dtype) * 0.8
+    betas = torch.randn(B, 10, generator=g, dtype=dtype) * 2
+    transl = torch.randn(B, 3, generator=g, dtype=dtype) * 0.3
+    want = ref(global_orient=pose[:, 0], hand_pose=pose[:, 1:].reshape(B, 45), betas=betas, transl=transl)
+    got = ours(pose, betas, transl)
+    tol = 1e-5 if dtype == torch.float32 else 1e-8
+    assert got.vertices.dtype == dtype
+    assert (got.vertices - want.vertices).abs().max() < tol
+    assert (got.joints - want.joints[:, :16]).abs().max() < tol
+    tips = want.vertices[:, list(MANO_TIP_VERTEX_IDS)]
+    expect_kp = torch.cat([want.joints[:, :16], tips], 1)[:, list(KEYPOINT_SOURCES)]
+    assert (got.keypoints - expect_kp).abs().max() < tol
+    assert got.keypoints.shape == (B, 21, 3) and len(KEYPOINT_NAMES) == 21
+
+
+def test_restricted_unpickler_reads_chumpy_and_sparse(mano_folder):
+    arrays = load_mano_pkl(mano_folder / "MANO_RIGHT.pkl")
+    want = random_mano_arrays(1)
+    for key in want:
+        np.testing.assert_allclose(arrays[key][..., :] if key != "kintree_table" else arrays[key][1], 
+                                   want[key] if key != "kintree_table" else want[key][1])
+
+
+def test_restricted_unpickler_refuses_code_execution(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "MANO_RIGHT.pkl"
+    bad.write_bytes(pickle.dumps({"v_template": Evil()}, protocol=2))
+    with pytest.raises(ModelFileError, match="refused to load global"):
+        load_mano_pkl(bad)
+    assert not marker.exists(), "the pickle payload ran"
+    with pytest.raises(ModelFileError, match="refused"):
+        load_hand_model(tmp_path, side="right")
+
+
+def test_wrong_mano_file_gives_clear_errors(tmp_path):
+    with pytest.raises(ModelFileError, match="no MANO_RIGHT.pkl"):
+        load_hand_model(tmp_path, side="right")
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(b"this is not a pickle")
+    with pytest.raises(ModelFileError, match="not a readable MANO pickle"):
+        load_hand_model(tmp_path)
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(pickle.dumps({"v_template": np.zeros((10, 3))}))
+    with pytest.raises(ModelFileError, match="missing"):
+        load_hand_model(tmp_path)
+
+
+def test_mirror_pose_twice_is_identity():
+    pose = torch.randn(5, 16, 3, dtype=torch.float64)
+    assert torch.equal(mirror_pose(mirror_pose(pose)), pose)
+    pts = np.random.default_rng(0).normal(size=(5, 21, 3))
+    np.testing.assert_array_equal(mirror_points(mirror_points(pts)), pts)
+
+
+def test_mirror_pose_is_conjugation_by_the_reflection():
+    pose = torch.randn(64, 3, dtype=torch.float64)
+    M = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    want = M @ K.batch_rodrigues(pose) @ M
+    assert torch.allclose(K.batch_rodrigues(mirror_pose(pose)), want, atol=1e-12)
+
+
+def test_mirrored_pose_on_left_model_gives_mirror_image():
+    arrays = random_mano_arrays(7)
+    right = HandModel(arrays, MANO_TIP_VERTEX_IDS, "right")
+    left = HandModel(mirror_model_arrays(arrays), MANO_TIP_VERTEX_IDS, "left")
+    g = torch.Generator().manual_seed(0)
+    pose = torch.randn(6, 16, 3, generator=g, dtype=torch.float64)
+    betas = torch.randn(6, 10, generator=g, dtype=torch.float64)
+    transl = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    r = right(pose, betas, transl)
+    l = left(mirror_pose(pose), betas, mirror_points(transl))
+    assert torch.allclose(l.joints, mirror_points(r.joints), atol=1e-8)
+    assert torch.allclose(l.vertices, mirror_points(r.vertices), atol=1e-8)
+
+
+def test_mirror_model_arrays_twice_is_identity():
+    arrays = random_mano_arrays(4)
+    back = mirror_model_arrays(mirror_model_arrays(arrays))
+    for key in arrays:
+        np.testing.assert_array_equal(back[key], arrays[key])
+
+
+def test_rotation_conversions_round_trip():
+    g = torch.Generator().manual_seed(1)
+    aa = torch.randn(200, 3, generator=g, dtype=torch.float64)
+    aa = aa / aa.norm(dim=-1, keepdim=True) * torch.rand(200, 1, generator=g, dtype=torch.float64) * 3.1
+    R = K.batch_rodrigues(aa)
+    assert torch.allclose(K.matrix_to_axis_angle(R), aa, atol=1e-7)
+    q = K.axis_angle_to_quaternion(aa)
+    assert torch.allclose(K.batch_rodrigues(K.quaternion_to_axis_angle(q)), R, atol=1e-9)
+    assert torch.allclose(K.matrix_to_quaternion(R).abs(), q.abs(), atol=1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+def test_hand_model_runs_on_cuda():
+    arrays = random_mano_arrays(5)
+    hand = HandModel(arrays, MANO_TIP_VERTEX_IDS, "right")
+    pose = torch.randn(4, 16, 3, dtype=torch.float64)
+    cpu = hand(pose)
+    gpu = hand.to("cuda")(pose.cuda())
+    assert torch.allclose(gpu.vertices.cpu(), cpu.vertices, atol=1e-9)
+
+
+def test_engine_never_imports_blender(repo_dir):
+    pattern = re.compile(r"^\s*(import|from)\s+(bpy|mathutils)\b", re.M)
+    offenders = [str(p) for p in (repo_dir / "engine").rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_cli_help_via_module_and_console_script(repo_dir):
+    by_module = subprocess.run([sys.executable, "-m", "dahyf", "--help"], capture_output=True, text=True)
+    assert by_module.returncode == 0 and "usage: dahyf" in by_module.stdout
+    script = Path(sys.executable).with_name("dahyf")
+    by_script = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert by_script.returncode == 0 and by_script.stdout == by_module.stdout
