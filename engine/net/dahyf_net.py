@@ -1,0 +1,244 @@
+"""The DaHyF image network (DESIGN.md §3): backbone → direction-map fusion → SJCP → PE → regressor → MANO.
+
+``DaHyF(cfg)(images, boxes, image_size, focal)`` returns a dict of tensors:
+
+=================  ===============  ===========================================================
+key                shape            meaning
+=================  ===============  ===========================================================
+pose               (B, 16, 3) rad   MANO θ, axis-angle, flat_hand_mean convention
+rotmats            (B, 16, 3, 3)    the same rotations as matrices (what the losses use)
+betas              (B, 10)          MANO β
+weak_cam           (B, 3)           (s, t_x, t_y) crop weak-perspective camera
+cam_t              (B, 3) m         full-perspective translation in the image's camera (CLIFF)
+joints3d           (B, 21, 3) m     keypoints in camera coordinates (model + cam_t)
+vertices           (B, V, 3) m      mesh in camera coordinates
+joints2d           (B, 21, 2) px    2-D joints in the 224 crop (SJCP / heatmap head; the
+                                    projection mapped into the crop when the row has no joint head)
+joints2d_proj      (B, 21, 2) px    joints3d projected into the full image
+confidence         (B,)             projection confidence (cosine similarity; 1 without a joint head)
+simcc_x, simcc_y   (B, 21, 672)     SJCP logits (SJCP rows only)
+heatmaps           (B, 21, 56, 56)  heatmap logits (heatmap rows only)
+=================  ===============  ===========================================================
+
+A frozen :class:`DaHyFConfig` selects each row of the paper's Table 4 (see ``dahyf.train.configs``).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..hand import kinematics as K
+from ..hand.tables import KEYPOINT_SOURCES, NUM_JOINTS, PARENTS
+from .backbones import build_backbone
+from .camera import default_focal, project_points, weak_to_full_perspective
+from .confidence import projection_confidence
+from .direction_map import DirectionMapFusion
+from .encoding import CROP_SIZE, NUM_FREQS, joint_mu, positional_encoding
+from .heatmap import HeatmapHead
+from .simcc import SPLIT_RATIO, SIGMA_PX, SimCCHead
+
+JOINT_HEADS = ("none", "heatmap", "simcc")
+#: ImageNet mean / std the readers normalise crops with (RGB, 0..1 scale).
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DaHyFConfig:
+    """One DaHyF variant (a row of Table 4 with a backbone).
+
+    Attributes
+    ----------
+    name : row name ('full', 'baseline', ...).
+    backbone : 'hrnet_w64' (paper), 'resnet50' (ablation), 'light' (CPU).
+    direction_map : 'gdm', 'ldm' or 'none' — fused into both feature maps.
+    joint_head : 'simcc' (SJCP), 'heatmap' (ablation) or 'none'.
+    positional_encoding : feed V_PE (21 × 2 × 2L = 336 for L = 4) of the 2-D joints to the regressor.
+    contrastive : train the projection confidence with L_c (last ``contrastive_epochs`` epochs).
+    crop_size : s_p, px; split_ratio : SimCC s; sigma_px : SimCC label σ, px; num_freqs : L.
+    hidden : widths of the regressor MLP.
+    cam_scale_prior : weak-camera scale at initialisation (≈ 2 / hand extent in m for a tight crop).
+    hand_model : 'open' (bundled) or a MANO folder / file, see ``dahyf.load_hand_model``.
+    """
+
+    name: str = "full"
+    backbone: str = "hrnet_w64"
+    direction_map: str = "gdm"
+    joint_head: str = "simcc"
+    positional_encoding: bool = True
+    contrastive: bool = True
+    crop_size: int = CROP_SIZE
+    split_ratio: float = SPLIT_RATIO
+    sigma_px: float = SIGMA_PX
+    num_freqs: int = NUM_FREQS
+    hidden: tuple[int, ...] = (1024, 1024)
+    cam_scale_prior: float = 10.0
+    hand_model: str = "open"
+
+    def __post_init__(self):
+        if self.joint_head not in JOINT_HEADS:
+            raise ValueError(f"joint_head must be one of {JOINT_HEADS}, got {self.joint_head!r}")
+        if self.positional_encoding and self.joint_head == "none":
+            raise ValueError("positional_encoding needs 2-D joints: set joint_head to 'simcc' or 'heatmap'")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DaHyFConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown DaHyFConfig fields {sorted(unknown)}: this checkpoint was written by a newer dahyf")
+        return cls(**d)
+
+    @property
+    def pe_dims(self) -> int:
+        """Length of V_PE: 21 joints × 2 coordinates × 2L (336 for L = 4)."""
+        return 21 * 2 * 2 * self.num_freqs
+
+
+def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
+    """Continuous 6-D rotation representation → rotation matrix (Zhou et al., CVPR 2019).
+
+    x : (..., 6), the first two columns before Gram–Schmidt. Returns (..., 3, 3).
+    """
+    a1, a2 = x[..., 0:3], x[..., 3:6]
+    b1 = F.normalize(a1, dim=-1)
+    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    b3 = torch.cross(b1, b2, dim=-1)
+    return torch.stack([b1, b2, b3], dim=-1)
+
+
+def hand_from_rotmats(hand, rot_mats: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pose a MANO-format ``HandModel`` from rotation matrices (no axis-angle round trip, smooth gradients).
+
+    Parameters
+    ----------
+    hand : ``dahyf.hand.model.HandModel``.
+    rot_mats : (B, 16, 3, 3); betas : (B, 10).
+
+    Returns
+    -------
+    vertices (B, V, 3) m, keypoints (B, 21, 3) m, model coordinates (no translation).
+    """
+    B = rot_mats.shape[0]
+    v_shaped = hand.v_template + K.blend_shapes(betas, hand.shapedirs[..., : betas.shape[-1]])
+    rest = torch.einsum("jv,bvk->bjk", hand.J_regressor, v_shaped)
+    v_posed = v_shaped + (K.pose_feature(rot_mats) @ hand.posedirs).reshape(B, -1, 3)
+    joints, transforms = K.forward_kinematics(rot_mats, rest, PARENTS)
+    vertices = K.skin(v_posed, hand.lbs_weights, transforms)
+    keypoints = torch.cat([joints, vertices[:, hand.tip_vertex_ids]], dim=1)[:, list(KEYPOINT_SOURCES)]
+    return vertices, keypoints
+
+
+class Regressor(nn.Module):
+    """MLP from pooled features ⊕ V_PE to θ (16 × 6-D), β (10) and the weak camera (s, t_x, t_y)."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], cam_scale_prior: float):
+        super().__init__()
+        layers, d = [], in_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(inplace=True)]
+            d = h
+        self.mlp = nn.Sequential(*layers)
+        self.out = nn.Linear(d, NUM_JOINTS * 6 + 10 + 3)
+        nn.init.normal_(self.out.weight, std=1e-3)
+        with torch.no_grad():  # start from the flat hand, mean shape, a centred hand filling the crop
+            bias = torch.zeros(NUM_JOINTS * 6 + 13)
+            bias[: NUM_JOINTS * 6] = torch.tensor([1.0, 0, 0, 0, 1, 0]).repeat(NUM_JOINTS)
+            self.out.bias.copy_(bias)
+        self.log_scale_prior = float(torch.log(torch.tensor(cam_scale_prior)))
+
+    def forward(self, x: torch.Tensor):
+        y = self.out(self.mlp(x)).float()
+        rot = rot6d_to_matrix(y[:, : NUM_JOINTS * 6].reshape(-1, NUM_JOINTS, 6))
+        betas = y[:, NUM_JOINTS * 6 : NUM_JOINTS * 6 + 10]
+        c = y[:, -3:]
+        weak = torch.stack([torch.exp(c[:, 0] + self.log_scale_prior), c[:, 1], c[:, 2]], dim=-1)
+        return rot, betas, weak
+
+
+class DaHyF(nn.Module):
+    """The DaHyF network; see the module docstring for inputs and outputs.
+
+    Parameters
+    ----------
+    cfg : the variant.
+    hand : a ``HandModel`` (right hand) to use instead of loading ``cfg.hand_model``. It is not part
+        of the state dict: checkpoints hold the network only.
+    """
+
+    def __init__(self, cfg: DaHyFConfig | None = None, hand=None):
+        super().__init__()
+        self.cfg = cfg = cfg or DaHyFConfig()
+        self.backbone = build_backbone(cfg.backbone)
+        cf, cc = self.backbone.fine_channels, self.backbone.coarse_channels
+        self.fuse_fine = DirectionMapFusion(cfg.direction_map, cf, cfg.crop_size)
+        self.fuse_coarse = DirectionMapFusion(cfg.direction_map, cc, cfg.crop_size)
+        fs = cfg.crop_size // 4
+        if cfg.joint_head == "simcc":
+            self.joint_head = SimCCHead(cf, 21, fs, cfg.crop_size, cfg.split_ratio)
+        elif cfg.joint_head == "heatmap":
+            self.joint_head = HeatmapHead(cf, 21, cfg.crop_size)
+        else:
+            self.joint_head = None
+        in_dim = cc + (cfg.pe_dims if cfg.positional_encoding else 0)
+        self.regressor = Regressor(in_dim, cfg.hidden, cfg.cam_scale_prior)
+        if hand is None:
+            from ..hand.model import load_hand_model
+
+            hand = load_hand_model(cfg.hand_model, "right")
+        self._hand = [hand]  # kept out of the module tree: not in state_dict, moved by _apply
+
+    @property
+    def hand(self):
+        return self._hand[0]
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self._hand[0] = self._hand[0]._apply(fn, *args, **kwargs)
+        return self
+
+    def forward(self, images: torch.Tensor, boxes: torch.Tensor, image_size: torch.Tensor,
+                focal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """images (B,3,s_p,s_p) normalised RGB; boxes (B,3) px (c_x, c_y, s_i); image_size (B,2) px (W,H); focal (B,) px."""
+        cfg = self.cfg
+        if images.dim() != 4 or images.shape[1:] != (3, cfg.crop_size, cfg.crop_size):
+            raise ValueError(f"images must be (B, 3, {cfg.crop_size}, {cfg.crop_size}), got {tuple(images.shape)}")
+        boxes, image_size = boxes.float(), image_size.float()
+        focal = default_focal(image_size) if focal is None else focal.float().reshape(-1)
+        feats = self.backbone(images)
+        fine = self.fuse_fine(feats.fine, boxes, image_size, focal)
+        coarse = self.fuse_coarse(feats.coarse, boxes, image_size, focal)
+        out: dict[str, torch.Tensor] = {}
+        x = coarse.mean(dim=(2, 3))
+        if self.joint_head is not None:
+            out.update(self.joint_head(fine))
+            j2d = out["joints2d"].float()
+            if cfg.positional_encoding:
+                focal_crop = focal * cfg.crop_size / boxes[:, 2]
+                pe = positional_encoding(joint_mu(j2d, focal_crop, cfg.crop_size), cfg.num_freqs).flatten(1)
+                x = torch.cat([x, pe.to(x.dtype)], dim=1)
+        rot, betas, weak = self.regressor(x)
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            vertices, kp = hand_from_rotmats(self.hand, rot, betas)
+            cam_t = weak_to_full_perspective(weak, boxes[:, :2], boxes[:, 2], image_size, focal)
+            joints3d = kp + cam_t[:, None]
+            j2d_proj = project_points(joints3d, focal, image_size)
+            ulc = boxes[:, None, :2] - boxes[:, None, 2:3] / 2
+            if self.joint_head is None:
+                out["joints2d"] = (j2d_proj - ulc) * (cfg.crop_size / boxes[:, None, 2:3])
+                conf = torch.ones(images.shape[0], device=images.device)
+            else:
+                conf = projection_confidence(out["joints2d"].float(), j2d_proj, boxes[:, :2], boxes[:, 2], cfg.crop_size)
+        out.update(pose=K.matrix_to_axis_angle(rot.detach()), rotmats=rot, betas=betas, weak_cam=weak, cam_t=cam_t,
+                   joints3d=joints3d, joints3d_model=kp, vertices=vertices + cam_t[:, None],
+                   joints2d_proj=j2d_proj, confidence=conf)
+        return out
