@@ -1,0 +1,78 @@
+"""Blender version support in one place: the version gate and the F-curve access of an Action.
+
+Blender 4.2–4.3 store F-curves on ``action.fcurves``; 4.4 added layered actions (slots, layers,
+strips, channelbags) and 5.0 removed ``action.fcurves``. :func:`action_fcurves` hides the
+difference so that the keying code has a single path.
+"""
+from __future__ import annotations
+
+import bpy
+
+#: Oldest Blender this extension supports (matches ``blender_version_min`` in the manifest).
+MIN_VERSION: tuple[int, int, int] = (4, 2, 0)
+
+
+class UnsupportedBlender(RuntimeError):
+    """This Blender is older than :data:`MIN_VERSION`."""
+
+
+def check_blender_version(version: tuple[int, ...] | None = None) -> None:
+    """Raise :class:`UnsupportedBlender` with an actionable message when ``version`` is too old.
+
+    Parameters
+    ----------
+    version : (major, minor, patch), default ``bpy.app.version``.
+    """
+    version = tuple(version if version is not None else bpy.app.version)
+    if version[:3] < MIN_VERSION:
+        have = ".".join(str(v) for v in version[:3])
+        need = ".".join(str(v) for v in MIN_VERSION)
+        raise UnsupportedBlender(
+            f"DaHyF needs Blender {need} or newer (this is Blender {have}). "
+            f"Install Blender {need} LTS or later from https://www.blender.org/download/."
+        )
+
+
+def uses_layered_actions() -> bool:
+    """True when Actions hold their F-curves in slots/channelbags (Blender 4.4+)."""
+    return bpy.app.version >= (4, 4, 0) and "slots" in bpy.types.Action.bl_rna.properties
+
+
+def assign_action(id_data, action: bpy.types.Action):
+    """Make ``action`` the active Action of ``id_data``; return the owner of its F-curves.
+
+    The owner has ``.fcurves`` and ``.groups``: the channelbag of a new slot for ``id_data`` on
+    Blender 4.4+ (layered actions), the Action itself on 4.2–4.3.
+    """
+    anim = id_data.animation_data or id_data.animation_data_create()
+    anim.action = action
+    if not uses_layered_actions():
+        return action
+    slot = anim.action_slot
+    if slot is None:
+        slot = action.slots.new(id_type=id_data.id_type, name=id_data.name)
+        anim.action_slot = slot
+    from bpy_extras import anim_utils
+
+    return anim_utils.action_ensure_channelbag_for_slot(action, slot)
+
+
+def channel_owner(id_data):
+    """The owner (``.fcurves``, ``.groups``) of ``id_data``'s active Action channels, or None."""
+    anim = id_data.animation_data
+    if anim is None or anim.action is None:
+        return None
+    if not uses_layered_actions():
+        return anim.action
+    from bpy_extras import anim_utils
+
+    return anim_utils.action_get_channelbag_for_slot(anim.action, anim.action_slot)
+
+
+def new_fcurve(owner, data_path: str, index: int = 0, group: str | None = None) -> bpy.types.FCurve:
+    """Create an F-curve on ``owner`` (an Action or a channelbag), optionally in channel group ``group``."""
+    fc = owner.fcurves.new(data_path, index=index)
+    if group:
+        grp = owner.groups.get(group) or owner.groups.new(group)
+        fc.group = grp
+    return fc

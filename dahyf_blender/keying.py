@@ -1,0 +1,220 @@
+"""Keying a take onto a hand rig: MANO rotations → pose-bone quaternions, written in bulk.
+
+The maths (top half) is plain numpy so that it is testable and fast. The writer (bottom half)
+creates one Action per take and fills each F-curve with ``keyframe_points.foreach_set``, never
+one ``keyframe_insert`` per key (DESIGN.md §5).
+
+Local-frame conversion: MANO's pose θ_j is the rotation of joint j relative to its parent,
+expressed in the canonical (armature) frame. A Blender pose bone rotates in its own rest frame
+B_j (the bone's 3×3 rest matrix in armature space), so its local rotation is
+``R_local = B_j⁻¹ · R_j · B_j``, and the wrist location is ``B_0⁻¹ · transl``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import compat
+
+#: Custom property keyed with the per-frame confidence (0..1) of the capture.
+CONFIDENCE_PROP = "dahyf_confidence"
+#: Key type of filled (low-confidence, held) frames, visible on the timeline and dope sheet.
+FILLED_KEY_TYPE = "MOVING_HOLD"
+NORMAL_KEY_TYPE = "KEYFRAME"
+
+
+# --- quaternion maths (w, x, y, z) ---------------------------------------------------------------
+def axis_angle_to_quaternion(aa: np.ndarray) -> np.ndarray:
+    """(..., 3) rad axis-angle → (..., 4) unit quaternions (w, x, y, z), float64."""
+    aa = np.asarray(aa, dtype=np.float64)
+    angle = np.linalg.norm(aa, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    small = angle < 1e-8
+    k = np.where(small, 0.5 - angle**2 / 48.0, np.sin(half) / np.where(small, 1.0, angle))
+    return np.concatenate([np.cos(half), aa * k], axis=-1)
+
+
+def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a ⊗ b of (..., 4) quaternions (w, x, y, z), broadcasting."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ], axis=-1)
+
+
+def quaternion_conjugate(q: np.ndarray) -> np.ndarray:
+    """(..., 4) → (..., 4), the inverse of a unit quaternion."""
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def quaternion_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate (..., 3) vectors by (..., 4) unit quaternions."""
+    vq = np.concatenate([np.zeros(v.shape[:-1] + (1,)), v], axis=-1)
+    return quaternion_multiply(quaternion_multiply(q, vq), quaternion_conjugate(q))[..., 1:]
+
+
+def make_continuous(q: np.ndarray) -> np.ndarray:
+    """Flip signs along axis 0 so that consecutive quaternions lie in the same hemisphere.
+
+    q and -q are the same rotation; without this, interpolating between keys can take the long
+    way round. (N, ..., 4) → (N, ..., 4).
+    """
+    q = np.array(q, dtype=np.float64, copy=True)
+    if len(q) == 0:
+        return q
+    q[0] = np.where(q[0][..., :1] < 0, -q[0], q[0])
+    for i in range(1, len(q)):
+        flip = np.sum(q[i] * q[i - 1], axis=-1, keepdims=True) < 0
+        q[i] = np.where(flip, -q[i], q[i])
+    return q
+
+
+def local_quaternions(pose: np.ndarray, bone_rest: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+    """MANO pose → pose-bone rotation_quaternion of each bone: ``B⁻¹ · R · B``.
+
+    Parameters
+    ----------
+    pose : (N, 16, 3) rad, MANO axis-angle (flat_hand_mean), joint-relative, canonical frame.
+    bone_rest : (16, 4) unit quaternions of the bones' rest orientations in armature space.
+    previous : (16, 4) the last key already written (keeps the sign continuous across chunks).
+
+    Returns
+    -------
+    (N, 16, 4) unit quaternions (w, x, y, z), sign-continuous along N.
+    """
+    R = axis_angle_to_quaternion(np.asarray(pose, dtype=np.float64).reshape(-1, 16, 3))
+    q = quaternion_multiply(quaternion_multiply(quaternion_conjugate(bone_rest)[None], R), bone_rest[None])
+    if previous is not None and len(q):
+        q = make_continuous(np.concatenate([previous[None], q], axis=0))[1:]
+        return q
+    return make_continuous(q)
+
+
+def local_locations(transl: np.ndarray, wrist_rest: np.ndarray) -> np.ndarray:
+    """Take translation → wrist pose-bone location: ``B_0⁻¹ · transl``.
+
+    Parameters
+    ----------
+    transl : (N, 3) m, camera (armature) frame.
+    wrist_rest : (4,) unit quaternion of the wrist bone's rest orientation.
+
+    Returns
+    -------
+    (N, 3) m in the wrist bone's rest frame.
+    """
+    transl = np.asarray(transl, dtype=np.float64).reshape(-1, 3)
+    return quaternion_rotate(np.broadcast_to(quaternion_conjugate(wrist_rest), transl.shape[:-1] + (4,)), transl)
+
+
+# --- writing F-curves ----------------------------------------------------------------------------
+def _enum_index(prop_owner, prop: str, name: str) -> int:
+    return prop_owner.bl_rna.properties[prop].enum_items[name].value
+
+
+def write_keys(fc, frames: np.ndarray, values: np.ndarray, filled: np.ndarray | None = None,
+               interpolation: str = "LINEAR") -> None:
+    """Replace the keys of F-curve ``fc`` by (frames, values), in bulk.
+
+    Parameters
+    ----------
+    fc : bpy.types.FCurve.
+    frames : (N,) scene frames (increasing).
+    values : (N,) key values.
+    filled : (N,) bool, keys drawn as :data:`FILLED_KEY_TYPE` (default none).
+    interpolation : Blender interpolation enum name for every key.
+    """
+    import bpy
+
+    n = len(frames)
+    kp = fc.keyframe_points
+    have = len(kp)
+    if have < n:
+        kp.add(n - have)
+    elif have > n:
+        for _ in range(have - n):
+            kp.remove(kp[-1], fast=True)
+    co = np.empty(2 * n, dtype=np.float32)
+    co[0::2] = frames
+    co[1::2] = values
+    kp.foreach_set("co", co)
+    kp.foreach_set("handle_left", co)
+    kp.foreach_set("handle_right", co)
+    kp.foreach_set("interpolation", np.full(n, _enum_index(bpy.types.Keyframe, "interpolation", interpolation), dtype=np.int32))
+    key_type = np.full(n, _enum_index(bpy.types.Keyframe, "type", NORMAL_KEY_TYPE), dtype=np.int32)
+    if filled is not None:
+        key_type[np.asarray(filled, dtype=bool)] = _enum_index(bpy.types.Keyframe, "type", FILLED_KEY_TYPE)
+    kp.foreach_set("type", key_type)
+    fc.update()
+
+
+class TrackKeyer:
+    """Keys one hand track onto one armature, chunk after chunk, into a new Action.
+
+    Every :meth:`append` adds frames and rewrites each F-curve with ``foreach_set`` (the whole
+    curve, so the cost per chunk is one bulk write per channel). The armature's bones must be
+    named by :data:`dahyf.hand.tables.BONE_NAMES` and in quaternion rotation mode.
+    """
+
+    def __init__(self, arm_obj, action_name: str, bone_names, bone_rest: np.ndarray, key_location: bool = True):
+        import bpy
+
+        self.obj = arm_obj
+        self.bone_names = tuple(bone_names)
+        self.bone_rest = np.asarray(bone_rest, dtype=np.float64)
+        self.key_location = key_location
+        self.action = bpy.data.actions.new(action_name)
+        self.action.use_fake_user = False
+        if CONFIDENCE_PROP not in arm_obj:
+            arm_obj[CONFIDENCE_PROP] = 1.0
+            ui = arm_obj.id_properties_ui(CONFIDENCE_PROP)
+            ui.update(min=0.0, max=1.0, description="DaHyF capture confidence of this frame (0-1)")
+        owner = compat.assign_action(arm_obj, self.action)
+        self._rot = [[compat.new_fcurve(owner, f'pose.bones["{b}"].rotation_quaternion', i, b) for i in range(4)]
+                     for b in self.bone_names]
+        self._loc = ([compat.new_fcurve(owner, f'pose.bones["{self.bone_names[0]}"].location', i, self.bone_names[0])
+                      for i in range(3)] if key_location else [])
+        self._conf = compat.new_fcurve(owner, f'["{CONFIDENCE_PROP}"]', 0, "DaHyF")
+        self.frames = np.zeros(0)
+        self.quats = np.zeros((0, len(self.bone_names), 4))
+        self.locs = np.zeros((0, 3))
+        self.conf = np.zeros(0)
+        self.filled = np.zeros(0, dtype=bool)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    def append(self, frames, pose, transl, confidence, filled) -> None:
+        """Add captured frames and rewrite the F-curves.
+
+        Parameters
+        ----------
+        frames : (n,) scene frames, after the ones already keyed.
+        pose : (n, 16, 3) rad MANO axis-angle.
+        transl : (n, 3) m camera frame.
+        confidence : (n,) 0..1.
+        filled : (n,) bool, frames replaced by the last confident pose.
+        """
+        frames = np.asarray(frames, dtype=np.float64).reshape(-1)
+        if len(frames) == 0:
+            return
+        prev = self.quats[-1] if len(self.quats) else None
+        q = local_quaternions(pose, self.bone_rest, prev)
+        self.frames = np.concatenate([self.frames, frames])
+        self.quats = np.concatenate([self.quats, q])
+        self.locs = np.concatenate([self.locs, local_locations(transl, self.bone_rest[0])])
+        self.conf = np.concatenate([self.conf, np.asarray(confidence, dtype=np.float64).reshape(-1)])
+        self.filled = np.concatenate([self.filled, np.asarray(filled, dtype=bool).reshape(-1)])
+        self.flush()
+
+    def flush(self) -> None:
+        """Write all accumulated keys to the F-curves (bulk, one call per channel)."""
+        for b, curves in enumerate(self._rot):
+            for i, fc in enumerate(curves):
+                write_keys(fc, self.frames, self.quats[:, b, i], self.filled)
+        for i, fc in enumerate(self._loc):
+            write_keys(fc, self.frames, self.locs[:, i], self.filled)
+        write_keys(self._conf, self.frames, self.conf, self.filled)

@@ -1,0 +1,315 @@
+"""``dahyf.capture_video``: run the engine on a video and key the result onto hand rigs.
+
+In the UI the operator is modal: the engine runs on a worker thread and sends its chunks through
+a queue; a window-manager timer drains the queue on the main thread (the only thread that
+touches bpy), keys each chunk and updates the progress in the status bar. Esc asks the engine to
+stop; the frames keyed so far stay as a valid, shorter take. With ``EXEC_DEFAULT`` (scripts,
+background) the same :class:`CaptureJob` runs synchronously. A failure or a video without hands
+removes whatever the capture created, so the scene is left as it was.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import traceback
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from . import compat, engine_api, session
+from .prefs import get_prefs
+from .props import HANDS_ITEMS
+
+#: Seconds between two modal timer steps.
+TIMER_STEP_S = 0.1
+
+
+class CaptureJob:
+    """One capture: validation, the engine stream, keying of its chunks, the resulting Take.
+
+    Parameters
+    ----------
+    context : bpy.types.Context.
+    video : path of the video file.
+    hands : 'right' | 'left' | 'both'.
+    frame_range : (start, end) video frames, end exclusive, or None for the whole video.
+    threshold, smooth : engine confidence threshold and smoothing (0..1).
+    key_location : key the wrist translation.
+    take_path : where to save the take (.npz + .json); '' for nowhere.
+
+    Raises
+    ------
+    engine_api.UserError
+        Before touching the scene, when the input cannot work (missing video, bad MANO folder...).
+    """
+
+    def __init__(self, context, video: str, hands: str = "right", frame_range=None, threshold: float = 0.5,
+                 smooth: float = 0.5, key_location: bool = True, take_path: str = ""):
+        compat.check_blender_version()
+        self.prefs = get_prefs(context)
+        video = bpy.path.abspath(video) if video else ""
+        if not video:
+            raise engine_api.UserError("No video chosen. Pick a video file in the DaHyF panel.")
+        if not os.path.isfile(video):
+            raise engine_api.UserError(f"Video not found: {video}. Pick an existing video file.")
+        if frame_range is not None and not (0 <= frame_range[0] < frame_range[1]):
+            raise engine_api.UserError(f"Invalid frame range {frame_range}: need 0 <= start < end.")
+        sides = ("right", "left") if hands == "both" else (hands,)
+        for side in sides:  # fails early, with the preferences' message, on a wrong MANO folder
+            engine_api.load_hand(self.prefs, side)
+        self.video, self.hands, self.frame_range = video, hands, frame_range
+        self.threshold, self.smooth, self.take_path = threshold, smooth, take_path
+        self.session = session.TakeSession(context, self.prefs, video, key_location=key_location)
+        self.cancel = threading.Event()
+        self.chunks: list = []
+        self.frames_done = 0
+        self.frames_total = 0
+        self.take = None
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._finished_stream = False
+
+    # --- the work ---------------------------------------------------------------------------------
+    def stream(self):
+        """The engine's chunks (runs on the worker thread in modal mode; no bpy here)."""
+        engine = engine_api.load_engine(self.prefs)
+        yield from engine.stream(self.video, hands=self.hands, frame_range=self.frame_range,
+                                 threshold=self.threshold, smooth=self.smooth, cancel=self.cancel)
+
+    def apply(self, chunk) -> None:
+        """Key one chunk (main thread)."""
+        self.chunks.append(chunk)
+        self.frames_done = int(getattr(chunk, "frames_done", self.frames_done))
+        self.frames_total = int(getattr(chunk, "frames_total", self.frames_total) or 0)
+        self.session.add_rows(engine_api.as_rows(chunk))
+
+    def run(self):
+        """Synchronous capture (EXEC_DEFAULT): stream, key, finish. Returns the Take."""
+        try:
+            for chunk in self.stream():
+                self.apply(chunk)
+        except BaseException:
+            self.session.rollback()
+            raise
+        self._finished_stream = True
+        return self.finish()
+
+    # --- modal driving ----------------------------------------------------------------------------
+    def start_thread(self) -> None:
+        """Start the engine on a worker thread; :meth:`step` collects its chunks."""
+        def worker():
+            try:
+                for chunk in self.stream():
+                    self._queue.put(("chunk", chunk))
+                self._queue.put(("done", None))
+            except BaseException as exc:  # reported on the main thread, never swallowed
+                traceback.print_exc()
+                self._queue.put(("error", exc))
+
+        self._thread = threading.Thread(target=worker, name="dahyf-capture", daemon=True)
+        self._thread.start()
+
+    def step(self, max_chunks: int = 8) -> bool:
+        """Key the chunks that arrived (main thread). True when the stream has ended.
+
+        Raises the worker's exception, if any (the caller rolls back with :meth:`abort`).
+        """
+        for _ in range(max_chunks):
+            try:
+                kind, payload = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if kind == "chunk":
+                self.apply(payload)
+            elif kind == "error":
+                raise payload
+            else:
+                self._finished_stream = True
+                return True
+        return False
+
+    @property
+    def progress(self) -> float:
+        """0..1 share of the video decoded so far (0 while unknown)."""
+        return min(1.0, self.frames_done / self.frames_total) if self.frames_total else 0.0
+
+    def finish(self):
+        """Close the capture: build (and save) the Take; no rows at all → roll back and raise."""
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self.session.num_frames == 0:
+            self.session.rollback()
+            where = f" (frames {self.frame_range[0]}-{self.frame_range[1] - 1})" if self.frame_range else ""
+            raise engine_api.UserError(
+                f"No {'hands' if self.hands == 'both' else self.hands + ' hand'} found in "
+                f"{os.path.basename(self.video)}{where}. Use a video where the hand is clearly visible, "
+                "check the Hands setting, or lower the confidence threshold.")
+        import dahyf
+
+        meta = {"source": self.video, "take": self.session.take_name, "cancelled": self.cancel.is_set()}
+        self.take = dahyf.Take.from_chunks(self.chunks, meta=meta)
+        if self.take_path:
+            self.take.save(bpy.path.abspath(self.take_path))
+        return self.take
+
+    def abort(self) -> None:
+        """Stop the worker and remove everything this capture created."""
+        self.cancel.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.session.rollback()
+
+
+def _hands_value(op) -> str:
+    return op.hands.lower()
+
+
+class DAHYF_OT_capture_video(bpy.types.Operator):
+    """Capture hand motion from a video onto new hand rigs (runs in the background; Esc cancels)"""
+
+    bl_idname = "dahyf.capture_video"
+    bl_label = "Capture from Video"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="Video", subtype="FILE_PATH", default="")
+    hands: EnumProperty(name="Hands", items=HANDS_ITEMS, default="RIGHT")
+    use_frame_range: BoolProperty(name="Use frame range", default=False)
+    frame_start: IntProperty(name="Start", min=0, default=0)
+    frame_end: IntProperty(name="End", min=1, default=250)
+    threshold: FloatProperty(name="Confidence threshold", min=0.0, max=1.0, default=0.5)
+    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.5)
+    key_location: BoolProperty(name="Key wrist location", default=True)
+    take_path: StringProperty(name="Save take", subtype="FILE_PATH", default="",
+                              description="Also save the take (.npz + .json) here; empty: next to the .blend "
+                                          "when it is saved, else not at all")
+
+    _job: CaptureJob | None = None
+    _timer = None
+
+    # --- shared setup -----------------------------------------------------------------------------
+    def _fill_from_scene(self, context) -> None:
+        settings = getattr(context.scene, "dahyf", None)
+        if settings is None:
+            return
+        mapping = {"filepath": "video", "hands": "hands", "use_frame_range": "use_frame_range",
+                   "frame_start": "frame_start", "frame_end": "frame_end", "threshold": "threshold",
+                   "smoothing": "smoothing", "key_location": "key_location"}
+        for op_name, scene_name in mapping.items():
+            if not self.properties.is_property_set(op_name):
+                setattr(self, op_name, getattr(settings, scene_name))
+
+    def _make_job(self, context) -> CaptureJob:
+        settings = getattr(context.scene, "dahyf", None)
+        if settings is not None and settings.target == "ARMATURE":
+            raise engine_api.UserError("Retargeting onto an existing armature is not available in this version: "
+                                       "set Target to 'New hand rig' (you can retarget the new rig's action later).")
+        job = CaptureJob(context, self.filepath, _hands_value(self),
+                         (self.frame_start, self.frame_end) if self.use_frame_range else None,
+                         self.threshold, self.smoothing, self.key_location, self.take_path)
+        if not job.take_path and bpy.data.filepath:  # default: next to the saved .blend
+            job.take_path = os.path.join(os.path.dirname(bpy.data.filepath), job.session.take_name + ".npz")
+        return job
+
+    def _report_done(self, job: CaptureJob) -> None:
+        names = ", ".join(a.name for a in job.session.armatures)
+        what = "Cancelled; kept" if job.cancel.is_set() else "Captured"
+        self.report({"INFO"}, f"{what} {job.session.num_frames} hand frames of {os.path.basename(job.video)} "
+                              f"onto {names}")
+
+    # --- EXEC_DEFAULT: synchronous ----------------------------------------------------------------
+    def execute(self, context):
+        self._fill_from_scene(context)
+        try:
+            job = self._make_job(context)
+            job.run()
+        except (engine_api.UserError, compat.UnsupportedBlender) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except Exception as exc:
+            self.report({"ERROR"}, _describe(exc))
+            return {"CANCELLED"}
+        self._report_done(job)
+        return {"FINISHED"}
+
+    # --- INVOKE_DEFAULT: modal --------------------------------------------------------------------
+    def invoke(self, context, event):
+        self._fill_from_scene(context)
+        if context.window is None:  # no UI (background): run synchronously
+            return self.execute(context)
+        try:
+            self._job = self._make_job(context)
+        except (engine_api.UserError, compat.UnsupportedBlender) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self._job.start_thread()
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TIMER_STEP_S, window=context.window)
+        wm.progress_begin(0, 1000)
+        wm.modal_handler_add(self)
+        self._status(context, "starting the engine…")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS" and not job.cancel.is_set():
+            job.cancel.set()  # the engine ends its stream with the rows so far
+            self._status(context, "cancelling…")
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            ended = job.step()
+        except Exception as exc:
+            job.abort()
+            self._cleanup(context)
+            self.report({"ERROR"}, _describe(exc))
+            return {"CANCELLED"}
+        context.window_manager.progress_update(int(1000 * job.progress))
+        self._status(context, f"frame {job.frames_done}/{job.frames_total or '?'}, "
+                              f"{job.session.num_frames} hand frames keyed — Esc to stop")
+        if not ended:
+            return {"RUNNING_MODAL"}
+        try:
+            job.finish()
+        except Exception as exc:
+            self._cleanup(context)
+            self.report({"ERROR"}, _describe(exc))
+            return {"CANCELLED"}
+        self._cleanup(context)
+        self._report_done(job)
+        return {"FINISHED"}
+
+    def _status(self, context, text: str) -> None:
+        if context.workspace is not None:
+            context.workspace.status_text_set(f"DaHyF capture: {text}")
+
+    def _cleanup(self, context) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+
+
+def _describe(exc: BaseException) -> str:
+    """User-facing text of an engine error (CaptureError / UserError messages are already so)."""
+    name = type(exc).__name__
+    if name in ("CaptureError", "ModelFileError", "UserError"):
+        return str(exc)
+    return f"Capture failed ({name}: {exc}). See the system console for details."
+
+
+classes = (DAHYF_OT_capture_video,)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,53 @@
+"""Per-scene capture settings shown in the DaHyF panel (``scene.dahyf``)."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+HANDS_ITEMS = (
+    ("RIGHT", "Right", "Capture the right hand"),
+    ("LEFT", "Left", "Capture the left hand"),
+    ("BOTH", "Both", "Capture both hands (one rig each)"),
+)
+TARGET_ITEMS = (
+    ("NEW_RIG", "New hand rig", "Create a MANO hand rig (armature + skinned mesh) per captured hand"),
+    ("ARMATURE", "Existing armature", "Retarget onto an existing armature with a retarget preset"),
+)
+
+
+def _is_armature(self, obj):
+    return obj.type == "ARMATURE"
+
+
+class DAHYF_PG_settings(bpy.types.PropertyGroup):
+    video: StringProperty(name="Video", subtype="FILE_PATH", description="Video file with the hand(s) to capture")
+    hands: EnumProperty(name="Hands", items=HANDS_ITEMS, default="RIGHT")
+    use_frame_range: BoolProperty(name="Frame range", default=False,
+                                  description="Capture only part of the video (video frames, first frame is 0)")
+    frame_start: IntProperty(name="Start", min=0, default=0, description="First video frame (0-based)")
+    frame_end: IntProperty(name="End", min=1, default=250, description="Video frame after the last one captured")
+    threshold: FloatProperty(name="Confidence threshold", min=0.0, max=1.0, default=0.5,
+                             description="Frames below this confidence hold the last confident pose (marked as holds)")
+    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.5,
+                             description="Temporal smoothing: 0 none, 1 strong")
+    key_location: BoolProperty(name="Key wrist location", default=True,
+                               description="Key the wrist translation so the hand follows the video in camera view")
+    target: EnumProperty(name="Target", items=TARGET_ITEMS, default="NEW_RIG")
+    target_armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature)
+    retarget_preset: StringProperty(name="Preset", default="AUTO",
+                                    description="Retarget preset of the target armature (AUTO: match bone names)")
+
+
+classes = (DAHYF_PG_settings,)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.dahyf = PointerProperty(type=DAHYF_PG_settings)
+
+
+def unregister():
+    del bpy.types.Scene.dahyf
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,64 @@
+"""The DaHyF sidebar panel of the 3D viewport."""
+from __future__ import annotations
+
+import bpy
+
+
+class DAHYF_PT_capture(bpy.types.Panel):
+    bl_label = "Capture from Video"
+    bl_idname = "DAHYF_PT_capture"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "DaHyF"
+
+    def draw(self, context):
+        s = context.scene.dahyf
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(s, "video")
+        layout.prop(s, "hands", expand=True)
+        row = layout.row(heading="Frame range")
+        row.prop(s, "use_frame_range", text="")
+        sub = row.row(align=True)
+        sub.active = s.use_frame_range
+        sub.prop(s, "frame_start")
+        sub.prop(s, "frame_end")
+        layout.prop(s, "threshold")
+        layout.prop(s, "smoothing")
+        layout.prop(s, "key_location")
+        layout.prop(s, "target")
+        if s.target == "ARMATURE":
+            layout.prop(s, "target_armature")
+            layout.prop(s, "retarget_preset")
+        col = layout.column()
+        col.scale_y = 1.4
+        col.operator("dahyf.capture_video", text="Capture from video", icon="REC")
+
+
+class DAHYF_PT_tools(bpy.types.Panel):
+    bl_label = "Rig and Takes"
+    bl_idname = "DAHYF_PT_tools"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "DaHyF"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        row = self.layout.row(align=True)
+        row.operator("dahyf.add_hand_rig", text="Right hand").side = "RIGHT"
+        row.operator("dahyf.add_hand_rig", text="Left hand").side = "LEFT"
+        self.layout.operator("dahyf.import_take", icon="IMPORT")
+
+
+classes = (DAHYF_PT_capture, DAHYF_PT_tools)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
