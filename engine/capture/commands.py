@@ -1,0 +1,94 @@
+"""`dahyf capture VIDEO -o take.npz`: the command line front of Engine.capture (+ preview)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import CaptureError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", help="the video to capture (.mp4, .mov, ...)")
+    p.add_argument("-o", "--out", required=True, help="the take to write (.npz, plus a .json sidecar)")
+    p.add_argument("--hands", choices=("right", "left", "both"), default="both",
+                   help="which hands to capture (default: both)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="confidence below which a frame holds the last confident pose (default 0.5)")
+    p.add_argument("--smooth", type=float, default=0.5, help="temporal smoothing, 0 (off) to 1 (default 0.5)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--preview", metavar="MP4", help="also write a preview video with the hands drawn over it")
+    p.add_argument("--checkpoint", metavar="PATH", help="engine checkpoint (default: the bundled engine)")
+    p.add_argument("--mano", metavar="DIR", default="open",
+                   help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: the bundled open hand model)")
+    p.add_argument("--frames", metavar="START:END", help="capture only these frames (END exclusive)")
+    p.add_argument("--focal", type=float, help="focal length in px (default sqrt(W^2+H^2))")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _frame_range(text: str | None):
+    if not text:
+        return None
+    try:
+        start, _, end = text.partition(":")
+        return int(start or 0), (int(end) if end else None)
+    except ValueError:
+        raise CaptureError(f"--frames must look like START:END (e.g. 0:300), got {text!r}.") from None
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from .engine import load_engine
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        print(f"dahyf capture: error: the take must be an .npz file, got {out}", file=sys.stderr)
+        return 2
+    if args.preview and Path(args.preview).suffix.lower() != ".mp4":
+        print(f"dahyf capture: error: --preview must be an .mp4 file, got {args.preview}", file=sys.stderr)
+        return 2
+    bar = None
+    try:
+        engine = load_engine(args.checkpoint, device=args.device, hand_model=args.mano)
+        bar = tqdm(total=0, unit="frame", desc="capture", disable=args.quiet, dynamic_ncols=True)
+
+        def progress(done: int, total: int) -> None:
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        take = engine.capture(args.video, hands=args.hands, frame_range=_frame_range(args.frames),
+                              threshold=args.threshold, smooth=args.smooth, progress=progress,
+                              focal=args.focal)
+        bar.close()
+        path = take.save(out)
+        for t in take.tracks():
+            print(f"track {t.index} ({t.handedness} hand): {len(t)} frames, {int(t.filled.sum())} held")
+        print(f"wrote {path} and {path.with_suffix('.json')}")
+        if args.preview:
+            from .preview import write_preview
+
+            pbar = tqdm(total=take.meta.get("frames_done", 0), unit="frame", desc="preview",
+                        disable=args.quiet, dynamic_ncols=True)
+            first = [None]
+
+            def pprog(index: int) -> None:
+                first[0] = index if first[0] is None else first[0]
+                pbar.update(index - first[0] + 1 - pbar.n)
+
+            write_preview(args.video, take, args.preview, engine.hand_models(take.handedness),
+                          frame_range=_frame_range(args.frames), progress=pprog)
+            pbar.close()
+            print(f"wrote {args.preview}")
+    except CaptureError as exc:
+        if bar is not None:
+            bar.close()
+        print(f"dahyf capture: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print("dahyf capture: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    return 0

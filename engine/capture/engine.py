@@ -1,0 +1,181 @@
+"""The capture engine: an estimator + hand models + the streaming pipeline.
+
+    engine = dahyf.load_engine()                       # bundled default (landmark) engine
+    for chunk in engine.stream("video.mp4"): ...       # finished rows, chunk by chunk
+    take = engine.capture("video.mp4", out="take.npz")
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from .errors import CaptureError
+from .pipeline import FILTERS, HANDS_CHOICES, CapturePipeline, Chunk
+from .take import Take
+from .video import VideoReader
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+#: The bundled default engine checkpoint (landmark variant, DESIGN.md §3).
+DEFAULT_CHECKPOINT = ASSETS / "default_engine.pt"
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without a GPU is an error."""
+    device = (device or "auto").lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CaptureError("--device cuda was asked for but PyTorch sees no CUDA GPU. Use --device cpu (or auto).")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise CaptureError(f"Unknown device {device!r}: use auto, cpu or cuda.")
+    return device
+
+
+class Engine:
+    """A loaded capture engine. Use :func:`load_engine` to make one.
+
+    Parameters
+    ----------
+    estimator : the per-frame estimator (``predict``, ``needs_crops``, ``device``).
+    hand_model : 'open' or a folder with MANO_RIGHT.pkl / MANO_LEFT.pkl; the hand model the
+        joints and preview are computed with.
+    name : engine name stored in each take (checkpoint file name).
+    """
+
+    def __init__(self, estimator, hand_model: str = "open", name: str = "engine"):
+        self.estimator = estimator
+        self.hand_model = str(hand_model)
+        self.name = name
+        self._models: dict = {}
+        self.last_timings: dict = {}
+
+    @property
+    def device(self):
+        return getattr(self.estimator, "device", "cpu")
+
+    def hand_models(self, sides=("right", "left")) -> dict:
+        """{side: HandModel} (loaded once, CPU)."""
+        from ..hand.mano_io import ModelFileError
+        from ..hand.model import load_hand_model
+
+        for side in sides:
+            if side not in self._models:
+                try:
+                    self._models[side] = load_hand_model(self.hand_model, side)
+                except (ModelFileError, FileNotFoundError, OSError) as exc:
+                    raise CaptureError(f"Cannot load the {side} hand model {self.hand_model!r}: {exc}") from exc
+        return {s: self._models[s] for s in sides}
+
+    def stream(self, video, hands: str = "both", frame_range=None, threshold: float = 0.5,
+               smooth: float = 0.5, chunk_frames: int = 32, cancel: threading.Event | None = None,
+               progress: Callable[[int, int], None] | None = None, filter: str = "zero_lag",
+               focal: float | None = None) -> Iterator[Chunk]:
+        """Capture a video chunk by chunk (memory flat in the video's length).
+
+        Parameters
+        ----------
+        video : path of a video file, or an opened source with ``info`` and frame iteration.
+        hands : 'right', 'left' or 'both' (tracks: right first).
+        frame_range : (start, end) frame indices, end exclusive; None for the whole video.
+        threshold : confidence gate in [0, 1].
+        smooth : temporal smoothing in [0, 1] (0: none).
+        chunk_frames : frames per chunk / batched forward.
+        cancel : set it to stop; the chunks received so far form a valid take.
+        progress : called as ``progress(frames_done, frames_total)`` after each chunk.
+        filter : 'zero_lag' (default, captures) or 'one_euro' (causal, live use).
+        focal : px; None for sqrt(W^2 + H^2).
+
+        Yields
+        ------
+        Chunk: finished rows in frame order, ``frames_done`` / ``frames_total``; the last one has
+        ``final=True``.
+
+        Raises
+        ------
+        CaptureError
+            Unreadable video or invalid option (before anything is yielded).
+        """
+        from .. import __version__
+
+        if filter not in FILTERS:
+            raise CaptureError(f"filter must be one of {FILTERS}, got {filter!r}.")
+        if hands not in HANDS_CHOICES:
+            raise CaptureError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}.")
+        sides = ("right", "left") if hands == "both" else (hands,)
+        models = self.hand_models(sides)
+        pipeline = CapturePipeline(self.estimator, models, hands=hands, threshold=threshold,
+                                   smooth=smooth, filter_kind=filter, chunk_frames=chunk_frames, focal=focal)
+        reader = VideoReader(video, frame_range) if isinstance(video, (str, Path)) else video
+        meta = {"source": reader.info.name, "engine": self.name, "threshold": threshold,
+                "smooth": smooth, "filter": filter, "hand_model": self.hand_model,
+                "dahyf_version": __version__, "frame_range": list(frame_range) if frame_range else None,
+                "rotation": reader.info.rotation}
+        try:
+            yield from pipeline.run(reader, cancel=cancel, progress=progress, meta=meta)
+        finally:
+            self.last_timings = dict(pipeline.timings)
+            reader.close()
+
+    def capture(self, video, hands: str = "both", frame_range=None, threshold: float = 0.5,
+                smooth: float = 0.5, chunk_frames: int = 32, cancel: threading.Event | None = None,
+                progress: Callable[[int, int], None] | None = None, out=None, filter: str = "zero_lag",
+                focal: float | None = None) -> Take:
+        """Run :meth:`stream` to the end and collect a :class:`Take` (saved to ``out`` if given).
+
+        Raises
+        ------
+        CaptureError
+            Bad video, or no hand found (nothing is written then).
+        """
+        chunks = list(self.stream(video, hands=hands, frame_range=frame_range, threshold=threshold,
+                                  smooth=smooth, chunk_frames=chunk_frames, cancel=cancel,
+                                  progress=progress, filter=filter, focal=focal))
+        take = Take.from_chunks(chunks)
+        if len(take) == 0:
+            which = "no hand" if hands == "both" else f"no {hands} hand"
+            hint = "" if hands == "both" else " (try --hands both)"
+            raise CaptureError(
+                f"{take.meta.get('source', video)}: {which} was found in {take.meta['frames_done']} frames{hint}. "
+                "Make sure the hand is visible, in focus and reasonably lit.")
+        if out is not None:
+            take.save(out)
+        return take
+
+
+def load_engine(checkpoint=None, device: str = "auto", hand_model: str = "open") -> Engine:
+    """Load a capture engine.
+
+    Parameters
+    ----------
+    checkpoint : path of an engine checkpoint (.pt); None for the bundled default.
+    device : 'auto' (CUDA when available), 'cpu' or 'cuda'.
+    hand_model : 'open' (bundled) or a folder with the MANO pickles.
+
+    Raises
+    ------
+    CaptureError
+        Missing or unreadable checkpoint, or an unavailable device.
+    """
+    dev = resolve_device(device)
+    path = Path(checkpoint).expanduser() if checkpoint is not None else DEFAULT_CHECKPOINT
+    if not path.is_file():
+        if checkpoint is None:
+            raise CaptureError(
+                f"The bundled engine {path.name} is missing from {path.parent}. Reinstall dahyf, or train it "
+                "with `dahyf train landmark` and pass --checkpoint.")
+        raise CaptureError(f"Checkpoint not found: {path}. Check the path.")
+    try:
+        from ..net.checkpoint import load_checkpoint
+    except ImportError as exc:
+        raise CaptureError(f"This dahyf install has no network code ({exc}); reinstall dahyf.") from exc
+    try:
+        estimator = load_checkpoint(path, dev)
+    except CaptureError:
+        raise
+    except Exception as exc:
+        raise CaptureError(f"Could not load the engine checkpoint {path}: {exc}. "
+                           "Use a checkpoint written by `dahyf train`.") from exc
+    return Engine(estimator, hand_model=hand_model, name=path.name)

@@ -1,0 +1,240 @@
+"""Temporal filters for hand poses: rotations are filtered on SO(3), never on axis-angle components.
+
+Two filters:
+
+- :class:`OneEuroFilter` / :class:`OneEuroRotationFilter` — causal (live use). The One-Euro
+  filter (Casiez, Roussel & Vogel, CHI 2012) is an exponential smoother whose cut-off frequency
+  rises with speed: ``fc = min_cutoff + beta * |speed|``, ``alpha = 1 / (1 + tau / dt)``,
+  ``tau = 1 / (2 pi fc)``. On SO(3) the step is taken along the geodesic:
+  ``R <- R_prev exp(alpha log(R_prev^T R))``.
+- :func:`centred_smooth` — zero-lag, for captures: each frame becomes a Gaussian-weighted mean of
+  a centred window, rotations averaged in the tangent space at the frame's own rotation
+  (one Gauss-Newton step of the Karcher mean): ``R_t exp(sum_i w_i log(R_t^T R_i) / sum_i w_i)``.
+  The window is symmetric, so there is no phase lag; a stream emits each frame ``half_window``
+  frames late (see :class:`CentredSmoother`), with memory independent of the video length.
+
+Rotations are handled as unit quaternions (w, x, y, z) internally.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+_EPS = 1e-9
+
+
+# --- SO(3) helpers (numpy, any leading shape) -----------------------------------------------------
+def quat_from_axis_angle(aa: np.ndarray) -> np.ndarray:
+    """(..., 3) rad axis-angle -> (..., 4) unit quaternion (w, x, y, z)."""
+    aa = np.asarray(aa, dtype=np.float64)
+    angle = np.linalg.norm(aa, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    # sin(half)/angle, with its Taylor series near 0
+    k = np.where(angle > 1e-6, np.sin(half) / np.maximum(angle, _EPS), 0.5 - angle**2 / 48.0)
+    return np.concatenate([np.cos(half), aa * k], axis=-1)
+
+
+def axis_angle_from_quat(q: np.ndarray) -> np.ndarray:
+    """(..., 4) unit quaternion (w, x, y, z) -> (..., 3) rad axis-angle, angle in [0, pi]."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q * np.where(q[..., :1] < 0, -1.0, 1.0)
+    v = q[..., 1:]
+    s = np.linalg.norm(v, axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(s, q[..., :1])
+    k = np.where(s > 1e-9, angle / np.maximum(s, _EPS), 2.0 / np.maximum(q[..., :1], _EPS))
+    return v * k
+
+
+def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of (..., 4) quaternions (w, x, y, z)."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ], axis=-1)
+
+
+def quat_conj(q: np.ndarray) -> np.ndarray:
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def so3_log_relative(q_ref: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Rotation vector (..., 3) rad of ``R_ref^T R`` (the tangent of ``q`` at ``q_ref``)."""
+    return axis_angle_from_quat(quat_mul(quat_conj(q_ref), q))
+
+
+def so3_exp_apply(q_ref: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``R_ref exp(v)`` as a quaternion: step from ``q_ref`` along tangent ``v`` (..., 3) rad."""
+    return quat_mul(q_ref, quat_from_axis_angle(v))
+
+
+# --- zero-lag centred smoother --------------------------------------------------------------------
+def gaussian_weights(sigma: float, half_window: int) -> np.ndarray:
+    """(2 h + 1,) Gaussian weights over frame offsets -h..h (not normalised)."""
+    if sigma <= 0:
+        w = np.zeros(2 * half_window + 1)
+        w[half_window] = 1.0
+        return w
+    d = np.arange(-half_window, half_window + 1, dtype=np.float64)
+    return np.exp(-0.5 * (d / sigma) ** 2)
+
+
+def centred_smooth(frames: np.ndarray, rot: np.ndarray, vec: np.ndarray, sigma: float,
+                   half_window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-lag smoothing of one track (offline form of :class:`CentredSmoother`).
+
+    Parameters
+    ----------
+    frames : (N,) int frame indices, increasing (gaps allowed: only frames within
+        ``half_window`` of each other are averaged).
+    rot : (N, J, 3) rad axis-angle rotations (e.g. MANO pose, J = 16).
+    vec : (N, D) vectors (e.g. translation, m).
+    sigma : Gaussian width in frames; 0 returns the input.
+    half_window : frames on each side.
+
+    Returns
+    -------
+    (rot (N, J, 3) rad, vec (N, D)) smoothed.
+    """
+    frames = np.asarray(frames)
+    q = quat_from_axis_angle(rot)
+    vec = np.asarray(vec, dtype=np.float64)
+    w_table = gaussian_weights(sigma, half_window)
+    out_r = np.empty_like(np.asarray(rot, dtype=np.float64))
+    out_v = np.empty_like(vec)
+    for i in range(len(frames)):
+        lo = np.searchsorted(frames, frames[i] - half_window, side="left")
+        hi = np.searchsorted(frames, frames[i] + half_window, side="right")
+        w = w_table[frames[lo:hi] - frames[i] + half_window]
+        out_r[i], out_v[i] = _weighted_mean(q[i], q[lo:hi], vec[lo:hi], w)
+    return out_r, out_v
+
+
+def _weighted_mean(q_centre: np.ndarray, q_win: np.ndarray, v_win: np.ndarray, w: np.ndarray):
+    """One Gauss-Newton step of the weighted Karcher mean from ``q_centre``; plain mean for vectors."""
+    w = w / w.sum()
+    tangent = so3_log_relative(q_centre[None], q_win)            # (K, J, 3)
+    step = np.einsum("k,kjc->jc", w, tangent)
+    return axis_angle_from_quat(so3_exp_apply(q_centre, step)), w @ v_win
+
+
+class CentredSmoother:
+    """Streaming zero-lag smoother for one track.
+
+    ``push(frame, rot, vec, payload)`` and ``flush()`` return the rows that are final: a row at
+    frame t is final once a row at frame >= t + half_window has arrived (or the stream ended, or
+    ``advance_to`` says the video has moved past it). Memory: at most 2 * half_window + 1 rows.
+
+    Parameters
+    ----------
+    sigma : Gaussian width in frames (0: no smoothing).
+    half_window : frames on each side (default ceil(2.5 sigma)).
+    """
+
+    def __init__(self, sigma: float, half_window: int | None = None):
+        self.sigma = float(sigma)
+        self.half_window = int(math.ceil(2.5 * sigma)) if half_window is None else int(half_window)
+        self._w = gaussian_weights(self.sigma, self.half_window)
+        self._buf: deque = deque()   # (frame, quat (J,4), vec (D,), payload)
+        self._next = 0               # index in _buf of the next row to emit
+
+    @property
+    def lag(self) -> int:
+        """Frames between a row's arrival and its emission."""
+        return self.half_window
+
+    def push(self, frame: int, rot: np.ndarray, vec: np.ndarray, payload=None) -> list:
+        self._buf.append((int(frame), quat_from_axis_angle(rot), np.asarray(vec, np.float64), payload))
+        return self.advance_to(frame)
+
+    def advance_to(self, frame: int) -> list:
+        """Emit the rows at frames <= ``frame - half_window`` (the video has reached ``frame``)."""
+        return self._emit(lambda f: f + self.half_window <= frame)
+
+    def flush(self) -> list:
+        return self._emit(lambda f: True)
+
+    def _emit(self, ready) -> list:
+        out = []
+        while self._next < len(self._buf) and ready(self._buf[self._next][0]):
+            out.append(self._smooth_row(self._next))
+            self._next += 1
+        # drop rows no longer needed by any future window
+        while self._buf and self._next > 0 and (
+                self._next >= len(self._buf)
+                or self._buf[0][0] < self._buf[self._next][0] - self.half_window):
+            self._buf.popleft()
+            self._next -= 1
+        return out
+
+    def _smooth_row(self, i: int):
+        f, q, _, payload = self._buf[i]
+        rows = [r for r in self._buf if abs(r[0] - f) <= self.half_window]
+        w = self._w[np.array([r[0] - f for r in rows]) + self.half_window]
+        rot, vec = _weighted_mean(q, np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]), w)
+        return f, rot, vec, payload
+
+
+# --- One-Euro (causal) ----------------------------------------------------------------------------
+def _alpha(cutoff: float, dt: float) -> float:
+    tau = 1.0 / (2.0 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+class OneEuroFilter:
+    """One-Euro filter for vectors (Casiez et al. 2012).
+
+    Parameters
+    ----------
+    min_cutoff : Hz, cut-off at rest (lower: smoother, more lag when slow).
+    beta : speed coefficient (higher: less lag when fast).
+    d_cutoff : Hz, cut-off of the speed estimate.
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self._x = self._dx = self._t = None
+
+    def __call__(self, t: float, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self._x is None or t <= self._t:
+            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
+            return x.copy()
+        dt = t - self._t
+        dx = (x - self._x) / dt
+        self._dx = self._dx + _alpha(self.d_cutoff, dt) * (dx - self._dx)
+        cutoff = self.min_cutoff + self.beta * np.linalg.norm(self._dx, axis=-1, keepdims=True)
+        a = 1.0 / (1.0 + 1.0 / (2.0 * math.pi * cutoff * dt))
+        self._x = self._x + a * (x - self._x)
+        self._t = t
+        return self._x.copy()
+
+
+class OneEuroRotationFilter:
+    """One-Euro filter for (J, 3) axis-angle rotations, stepping along SO(3) geodesics.
+
+    Speed is the angular velocity (rad/s) of each rotation; each joint gets its own cut-off.
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self._q = self._w = self._t = None
+
+    def __call__(self, t: float, rot: np.ndarray) -> np.ndarray:
+        q = quat_from_axis_angle(rot)
+        if self._q is None or t <= self._t:
+            self._q, self._w, self._t = q, np.zeros(q.shape[:-1] + (3,)), t
+            return axis_angle_from_quat(q)
+        dt = t - self._t
+        delta = so3_log_relative(self._q, q)                      # (J, 3) rad
+        self._w = self._w + _alpha(self.d_cutoff, dt) * (delta / dt - self._w)
+        cutoff = self.min_cutoff + self.beta * np.linalg.norm(self._w, axis=-1, keepdims=True)
+        a = 1.0 / (1.0 + 1.0 / (2.0 * math.pi * cutoff * dt))
+        self._q = so3_exp_apply(self._q, a * delta)
+        self._t = t
+        return axis_angle_from_quat(self._q)

@@ -1,0 +1,348 @@
+"""The streaming capture pipeline (DESIGN.md §4).
+
+frames (decoder thread) -> MediaPipe landmarks + handedness -> one track per hand -> crops (only
+for estimators that want them) -> batched estimator forward -> per-track β (median) ->
+confidence gate -> temporal filter on SO(3) -> chunks of finished rows, in frame order.
+
+Memory does not grow with the video: the decoder queue, one chunk of frames and the smoother's
+window are all that is held.
+"""
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from .crops import CROP_SIZE, crop_box, hand_boxes
+from .errors import CaptureError
+from .filters import CentredSmoother, OneEuroFilter, OneEuroRotationFilter
+from .take import ROW_FIELDS, concat_rows, empty_rows
+from .tracking import SIDES, HandDetector, HandTracker
+
+#: Gaussian width of the zero-lag smoother at smooth = 1, in seconds.
+SMOOTH_SIGMA_S = 0.1
+#: One-Euro parameters at smooth = 1 (min_cutoff Hz, beta); smooth scales the cut-off down.
+ONE_EURO_MIN_CUTOFF_HZ = 1.0
+ONE_EURO_BETA = 0.3
+#: Confident frames whose β enter the per-track median (then β is frozen).
+BETA_SAMPLES = 120
+
+HANDS_CHOICES = ("right", "left", "both")
+FILTERS = ("zero_lag", "one_euro")
+
+
+def default_focal(width: int, height: int) -> float:
+    """Focal length in px when unknown: sqrt(W^2 + H^2) (DESIGN.md §3)."""
+    return float(math.hypot(width, height))
+
+
+def project(points: np.ndarray, focal: float, image_size: tuple[int, int]) -> np.ndarray:
+    """Pinhole projection, OpenCV camera, principal point at the image centre.
+
+    points : (..., 3) m camera coordinates; returns (..., 2) px.
+    """
+    w, h = image_size
+    z = np.maximum(points[..., 2:3], 1e-6)
+    return points[..., :2] / z * focal + np.array([w / 2.0, h / 2.0])
+
+
+@dataclass
+class Chunk:
+    """Finished rows of a stretch of the video (see take.ROW_FIELDS), plus progress.
+
+    rows are in frame order (then track order). ``frames_done`` / ``frames_total``: frames decoded
+    so far / in the video (0 when unknown). ``final``: the last chunk of the stream;
+    ``cancelled``: the stream stopped early on request (the rows so far still form a valid take).
+    """
+
+    rows: dict[str, np.ndarray]
+    frames_done: int
+    frames_total: int
+    fps: float
+    image_size: tuple[int, int]
+    focal: float
+    handedness: tuple[str, ...]
+    meta: dict = field(default_factory=dict)
+    final: bool = False
+    cancelled: bool = False
+
+    def __len__(self) -> int:
+        return len(self.rows["frame"])
+
+
+class _TrackState:
+    """Per-track post-processing: β median, confidence gate, temporal filter."""
+
+    def __init__(self, index: int, side: str, threshold: float, filter_kind: str, smooth: float, fps: float):
+        self.index, self.side, self.threshold = index, side, threshold
+        self.filter_kind = filter_kind
+        self._betas: list[np.ndarray] = []
+        self._betas_any: list[np.ndarray] = []
+        self._beta_median: np.ndarray | None = None
+        self._held: tuple[np.ndarray, np.ndarray] | None = None
+        if filter_kind == "zero_lag":
+            self.smoother = CentredSmoother(sigma=smooth * SMOOTH_SIGMA_S * fps)
+        else:
+            cutoff = ONE_EURO_MIN_CUTOFF_HZ / max(smooth, 1e-3) if smooth > 0 else 1e6
+            self.rot_filter = OneEuroRotationFilter(cutoff, ONE_EURO_BETA)
+            self.vec_filter = OneEuroFilter(cutoff, ONE_EURO_BETA)
+
+    @property
+    def lag(self) -> int:
+        return self.smoother.lag if self.filter_kind == "zero_lag" else 0
+
+    def betas(self) -> np.ndarray:
+        """(10,) the track's β: median over its first BETA_SAMPLES confident frames."""
+        if self._beta_median is not None:
+            return self._beta_median
+        pool = self._betas or self._betas_any
+        med = np.median(np.stack(pool), axis=0)
+        if len(self._betas) >= BETA_SAMPLES:
+            self._beta_median = med
+        return med
+
+    def push(self, frame: int, time_s: float, pose, betas, transl, conf: float, payload: dict) -> list:
+        if len(self._betas_any) < BETA_SAMPLES:
+            self._betas_any.append(betas)
+        confident = conf >= self.threshold
+        if confident:
+            if self._beta_median is None and len(self._betas) < BETA_SAMPLES:
+                self._betas.append(betas)
+            self._held = (pose, transl)
+        elif self._held is not None:
+            pose, transl = self._held   # confidence gate: hold the last confident pose
+        payload["filled"] = not confident
+        payload["time_s"] = time_s
+        if self.filter_kind == "zero_lag":
+            return self.smoother.push(frame, pose, transl, payload)
+        return [(frame, self.rot_filter(time_s, pose), self.vec_filter(time_s, transl), payload)]
+
+    def advance_to(self, frame: int) -> list:
+        return self.smoother.advance_to(frame) if self.filter_kind == "zero_lag" else []
+
+    def flush(self) -> list:
+        return self.smoother.flush() if self.filter_kind == "zero_lag" else []
+
+
+class _Decoder(threading.Thread):
+    """Reads frames ahead into a bounded queue (decoding overlaps detection)."""
+
+    _END = object()
+
+    def __init__(self, reader, maxsize: int):
+        super().__init__(daemon=True, name="dahyf-decode")
+        self.reader, self.q = reader, queue.Queue(maxsize=maxsize)
+        self.stop = threading.Event()
+        self.seconds = 0.0
+
+    def run(self):
+        try:
+            it = iter(self.reader)
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    frame = next(it)
+                except StopIteration:
+                    break
+                self.seconds += time.perf_counter() - t0
+                while not self.stop.is_set():
+                    try:
+                        self.q.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # forwarded to the consumer
+            self.q.put(exc)
+        finally:
+            self.reader.close()
+            self.q.put(self._END)
+
+    def frames(self):
+        while True:
+            item = self.q.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def shutdown(self):
+        self.stop.set()
+        while self.is_alive():
+            try:
+                self.q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
+class CapturePipeline:
+    """Runs one capture; see :meth:`run`.
+
+    Parameters
+    ----------
+    estimator : object with ``predict(...)``, ``needs_crops``, ``device`` (see dahyf.net).
+    hand_models : {'right': HandModel, 'left': HandModel} for the sides captured.
+    hands : 'right', 'left' or 'both'.
+    threshold : confidence below which a frame holds the last confident pose (flag ``filled``).
+    smooth : 0 (none) .. 1 (strong) temporal smoothing.
+    filter_kind : 'zero_lag' (captures; rows emitted a few frames late) or 'one_euro' (causal).
+    chunk_frames : frames per batched forward and per emitted chunk.
+    focal : px, None for sqrt(W^2 + H^2).
+    detector_options : keyword arguments for HandDetector.
+    """
+
+    def __init__(self, estimator, hand_models: dict, hands: str = "both", threshold: float = 0.5,
+                 smooth: float = 0.5, filter_kind: str = "zero_lag", chunk_frames: int = 32,
+                 focal: float | None = None, detector_options: dict | None = None):
+        if hands not in HANDS_CHOICES:
+            raise CaptureError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}.")
+        if filter_kind not in FILTERS:
+            raise CaptureError(f"filter must be one of {', '.join(FILTERS)}, got {filter_kind!r}.")
+        if not 0.0 <= smooth <= 1.0:
+            raise CaptureError(f"smooth must be between 0 and 1, got {smooth}.")
+        if not 0.0 <= threshold <= 1.0:
+            raise CaptureError(f"threshold must be between 0 and 1, got {threshold}.")
+        if chunk_frames < 1:
+            raise CaptureError(f"chunk_frames must be >= 1, got {chunk_frames}.")
+        if focal is not None and not (math.isfinite(focal) and focal > 0):
+            raise CaptureError(f"focal must be a positive number of pixels, got {focal}.")
+        self.estimator, self.hand_models = estimator, hand_models
+        self.sides = SIDES if hands == "both" else (hands,)
+        self.threshold, self.smooth, self.filter_kind = threshold, smooth, filter_kind
+        self.chunk_frames, self.focal = chunk_frames, focal
+        self.detector_options = detector_options or {}
+        self.timings = {"decode_s": 0.0, "detect_s": 0.0, "engine_s": 0.0, "total_s": 0.0, "frames": 0}
+
+    def run(self, reader, cancel: threading.Event | None = None,
+            progress: Callable[[int, int], None] | None = None, meta: dict | None = None) -> Iterator[Chunk]:
+        """Stream a capture of ``reader`` (a VideoReader or anything with ``info`` and frame iteration)."""
+        info = reader.info
+        image_size = (int(info.width), int(info.height))
+        focal = float(self.focal or default_focal(*image_size))
+        frames_total = int(getattr(reader, "frames_total", 0) or 0)
+        states = [_TrackState(i, s, self.threshold, self.filter_kind, self.smooth, info.fps)
+                  for i, s in enumerate(self.sides)]
+        base = dict(fps=float(info.fps), image_size=image_size, focal=focal,
+                    handedness=tuple(self.sides), meta=dict(meta or {}))
+        t_start = time.perf_counter()
+        detector = HandDetector(**self.detector_options)
+        tracker = HandTracker()
+        decoder = _Decoder(reader, maxsize=2 * self.chunk_frames)
+        decoder.start()
+        frames_done = 0
+        cancelled = False
+        try:
+            batch: list = []  # (frame, rgb or None, {side: Detection})
+            frames = decoder.frames()
+            while True:
+                frame = next(frames, None)
+                if frame is not None:
+                    t0 = time.perf_counter()
+                    rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+                    if frame.image.shape[1::-1] != image_size:
+                        raise CaptureError(
+                            f"{info.name}: frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]} "
+                            f"but the video started at {image_size[0]}x{image_size[1]}; videos whose frame size "
+                            "changes are not supported. Re-encode it at one size.")
+                    found = tracker.update(frame.index, detector.detect(rgb))
+                    found = {s: d for s, d in found.items() if s in self.sides}
+                    self.timings["detect_s"] += time.perf_counter() - t0
+                    batch.append((frame, rgb if (found and self.estimator.needs_crops) else None, found))
+                    frames_done += 1
+                    if cancel is not None and cancel.is_set():
+                        cancelled = True
+                end = frame is None or cancelled
+                if batch and (len(batch) >= self.chunk_frames or end):
+                    t0 = time.perf_counter()
+                    rows = self._process(batch, states, image_size, focal, flush=end)
+                    self.timings["engine_s"] += time.perf_counter() - t0
+                    batch = []
+                elif end:
+                    rows = self._finish([s.flush() for s in states], states, image_size, focal)
+                else:
+                    continue
+                if progress is not None:
+                    progress(frames_done, frames_total)
+                yield Chunk(rows, frames_done, frames_total, final=end, cancelled=cancelled, **base)
+                if end:
+                    break
+        finally:
+            decoder.shutdown()
+            detector.close()
+            self.timings["decode_s"] = decoder.seconds
+            self.timings["total_s"] = time.perf_counter() - t_start
+            self.timings["frames"] = frames_done
+            self.ended_early = bool(getattr(reader, "ended_early", False))
+
+    # --- one chunk ------------------------------------------------------------------------------
+    def _process(self, batch, states, image_size, focal, flush: bool) -> dict[str, np.ndarray]:
+        items = [(f, rgb, side, det) for f, rgb, found in batch for side, det in found.items()]
+        emitted: list[list] = [[] for _ in states]
+        by_side = {s.side: s for s in states}
+        if items:
+            pred = self._predict(items, image_size, focal)
+            for i, (f, _, side, det) in enumerate(items):
+                st = by_side[side]
+                payload = {"frame": f.index, "landmarks2d": det.landmarks, "confidence": float(pred["confidence"][i])}
+                emitted[st.index] += st.push(f.index, f.time_s, pred["pose"][i], pred["betas"][i],
+                                             pred["transl"][i], float(pred["confidence"][i]), payload)
+        last = batch[-1][0].index
+        for st in states:
+            emitted[st.index] += st.flush() if flush else st.advance_to(last)
+        return self._finish(emitted, states, image_size, focal)
+
+    def _predict(self, items, image_size, focal) -> dict[str, np.ndarray]:
+        est = self.estimator
+        dev = getattr(est, "device", "cpu")
+        lm = np.stack([d.landmarks for _, _, _, d in items]).astype(np.float32)
+        B = len(items)
+        kwargs = {}
+        if getattr(est, "needs_crops", False):
+            boxes = hand_boxes(lm)
+            crops = np.stack([crop_box(rgb, b, CROP_SIZE) for (_, rgb, _, _), b in zip(items, boxes)])
+            kwargs = {"crops": torch.from_numpy(crops).to(dev), "boxes": torch.from_numpy(boxes).to(dev)}
+        with torch.inference_mode():
+            out = est.predict(
+                torch.from_numpy(lm).to(dev),
+                torch.tensor([s == "right" for _, _, s, _ in items], dtype=torch.bool, device=dev),
+                torch.tensor([image_size] * B, dtype=torch.float32, device=dev),
+                torch.full((B,), focal, dtype=torch.float32, device=dev),
+                **kwargs)
+        return {k: out[k].detach().float().cpu().numpy() for k in ("pose", "betas", "transl", "confidence")}
+
+    def _finish(self, emitted, states, image_size, focal) -> dict[str, np.ndarray]:
+        """Turn emitted (frame, pose, transl, payload) rows into take rows; joints from the hand model."""
+        parts = []
+        for st, rows in zip(states, emitted):
+            if not rows:
+                continue
+            n = len(rows)
+            pose = np.stack([r[1] for r in rows]).astype(np.float32)
+            transl = np.stack([r[2] for r in rows]).astype(np.float32)
+            betas = np.repeat(st.betas()[None].astype(np.float32), n, axis=0)
+            with torch.inference_mode():
+                out = self.hand_models[st.side](torch.from_numpy(pose), torch.from_numpy(betas),
+                                                torch.from_numpy(transl))
+            joints3d = out.keypoints.float().numpy()
+            parts.append({
+                "track": np.full(n, st.index, np.int32),
+                "frame": np.array([r[0] for r in rows], np.int64),
+                "time_s": np.array([r[3]["time_s"] for r in rows], np.float64),
+                "pose": pose, "betas": betas, "transl": transl, "joints3d": joints3d,
+                "joints2d_proj": project(joints3d, focal, image_size).astype(np.float32),
+                "landmarks2d": np.stack([r[3]["landmarks2d"] for r in rows]).astype(np.float32),
+                "confidence": np.array([r[3]["confidence"] for r in rows], np.float32),
+                "filled": np.array([r[3]["filled"] for r in rows], bool),
+            })
+        if not parts:
+            return empty_rows()
+        rows = concat_rows(parts)
+        order = np.lexsort((rows["track"], rows["frame"]))
+        return {k: v[order] for k, v in rows.items()}

@@ -1,0 +1,134 @@
+"""Preview video of a take: each frame with the projected skeleton and the mesh outline.
+
+Low-confidence (held) frames are drawn in red with a "held" label. Written atomically: to a
+temporary file in the same folder, renamed into place when complete.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..hand.tables import KEYPOINT_BONES
+from .errors import CaptureError
+from .pipeline import project
+from .take import Take
+from .video import VideoReader
+
+#: BGR colours per handedness, and for held (low-confidence) frames.
+COLOURS = {"right": (60, 200, 255), "left": (255, 160, 60)}
+HELD_COLOUR = (40, 40, 230)
+LANDMARK_COLOUR = (90, 230, 90)
+
+
+def mesh_outline(vertices2d: np.ndarray, faces: np.ndarray, image_size: tuple[int, int]) -> list[np.ndarray]:
+    """Outline (silhouette contours) of a projected mesh.
+
+    Parameters
+    ----------
+    vertices2d : (V, 2) px.
+    faces : (F, 3) vertex indices.
+    image_size : (W, H) px.
+
+    Returns
+    -------
+    list of (K, 1, 2) int32 contours, as cv2.findContours gives them.
+    """
+    w, h = image_size
+    lo = np.floor(vertices2d.min(0)).astype(int) - 2
+    hi = np.ceil(vertices2d.max(0)).astype(int) + 2
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, (w, h))
+    if np.any(hi - lo <= 1):
+        return []
+    mask = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.uint8)
+    tris = np.round(vertices2d[faces] - lo).astype(np.int32)
+    cv2.fillPoly(mask, list(tris), 255)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c + lo.astype(np.int32) for c in contours]
+
+
+def draw_hand(image: np.ndarray, joints2d: np.ndarray, outline: list[np.ndarray], side: str,
+              held: bool, landmarks2d: np.ndarray | None = None, thickness: int = 2) -> None:
+    """Draw one hand in place: mesh outline, skeleton (tables.KEYPOINT_BONES), raw landmarks."""
+    colour = HELD_COLOUR if held else COLOURS.get(side, (255, 255, 255))
+    if outline:
+        cv2.polylines(image, outline, True, colour, max(1, thickness - 1), cv2.LINE_AA)
+    pts = np.round(joints2d).astype(np.int32)
+    for a, b in KEYPOINT_BONES:
+        cv2.line(image, tuple(map(int, pts[a])), tuple(map(int, pts[b])), colour, thickness, cv2.LINE_AA)
+    for p in pts:
+        cv2.circle(image, tuple(map(int, p)), thickness + 1, colour, -1, cv2.LINE_AA)
+    if landmarks2d is not None:
+        for p in np.round(landmarks2d).astype(np.int32):
+            cv2.circle(image, tuple(map(int, p)), max(1, thickness - 1), LANDMARK_COLOUR, -1, cv2.LINE_AA)
+    if held:
+        x, y = pts.min(0)
+        cv2.putText(image, "held (low confidence)", (int(x), max(int(y) - 8, 12)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, HELD_COLOUR, 1, cv2.LINE_AA)
+
+
+def write_preview(video, take: Take, out, hand_models: dict, frame_range=None,
+                  progress=None) -> Path:
+    """Write ``out`` (.mp4): the video with each of the take's hands drawn over it.
+
+    Parameters
+    ----------
+    video : the captured video (path).
+    take : the take of that video.
+    out : output .mp4 path.
+    hand_models : {side: HandModel} for the mesh outline.
+    frame_range : the same frame range the take was captured with.
+    """
+    out = Path(out).expanduser()
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise CaptureError(f"Cannot write the preview {out}: folder {folder} does not exist.")
+    reader = VideoReader(video, frame_range)
+    w, h = take.image_size
+    if (reader.info.width, reader.info.height) != (w, h):
+        reader.close()
+        raise CaptureError(f"The take is {w}x{h} but {reader.info.name} is "
+                           f"{reader.info.width}x{reader.info.height}: give the video the take was captured from.")
+    thickness = max(1, round(max(w, h) / 640))
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".partial.mp4", dir=folder)
+    os.close(fd)
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(take.fps), (w, h))
+    try:
+        if not writer.isOpened():
+            raise CaptureError(f"OpenCV cannot write an .mp4 video to {out}.")
+        order = np.argsort(take.frame, kind="stable")
+        frames, pos = take.frame[order], 0
+        for frame in reader:
+            img = frame.image
+            start = pos
+            while pos < len(frames) and frames[pos] < frame.index:
+                pos += 1
+            start = pos
+            while pos < len(frames) and frames[pos] == frame.index:
+                pos += 1
+            for r in order[start:pos]:
+                side = take.handedness[take.track[r]]
+                model = hand_models[side]
+                with torch.inference_mode():
+                    verts = model(torch.from_numpy(take.pose[r:r + 1]), torch.from_numpy(take.betas[r:r + 1]),
+                                  torch.from_numpy(take.transl[r:r + 1])).vertices[0].float().numpy()
+                outline = mesh_outline(project(verts, take.focal, (w, h)), model.faces, (w, h))
+                draw_hand(img, take.joints2d_proj[r], outline, side, bool(take.filled[r]),
+                          take.landmarks2d[r], thickness)
+            writer.write(img)
+            if progress is not None:
+                progress(frame.index)
+        writer.release()
+        os.replace(tmp, out)
+        tmp = None
+    finally:
+        writer.release()
+        reader.close()
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
