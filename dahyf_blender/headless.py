@@ -1,0 +1,146 @@
+"""Headless driver: capture a video (or import a take) into a .blend and render the overlay picture.
+
+Runs the add-on inside Blender's Python module (``bpy``) without a UI, through the same
+operators as the panel::
+
+    python -m dahyf_blender.headless --video hand.mp4 --out-dir out [--hands both]
+        [--frame-range 0 120] [--take take.npz] [--render overlay.png]
+
+It is what ``dahyf demo`` runs in a subprocess (the engine package never imports bpy).
+Prints one JSON line with the results (paths, frames, seconds) last.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def _register():
+    import bpy
+
+    from . import register
+
+    if not hasattr(bpy.types, "DAHYF_OT_capture_video"):
+        register()
+
+
+def render_overlay(scene, frame: int, video_path: str, out_png: str, width: int = 960) -> str:
+    """Render the hand meshes at scene ``frame`` in camera view with Workbench, over the video frame.
+
+    Parameters
+    ----------
+    frame : scene frame (video frame ``frame - FRAME_OFFSET``).
+    out_png : where to write the composite (RGB PNG, ``width`` px wide).
+    """
+    import cv2
+    import numpy as np
+
+    import bpy
+
+    from .coords import FRAME_OFFSET
+
+    scene.frame_set(frame)
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.display.shading.light = "STUDIO"
+    scene.display.shading.color_type = "MATERIAL"
+    scene.display.shading.show_cavity = True
+    scene.render.film_transparent = True
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGBA"
+    tmp = out_png + ".hand.png"
+    scene.render.filepath = tmp
+    bpy.ops.render.render(write_still=True)
+    hand = cv2.imread(tmp, cv2.IMREAD_UNCHANGED)
+    os.unlink(tmp)
+    cap = cv2.VideoCapture(video_path)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, frame - FRAME_OFFSET)
+    ok, bg = cap.read()
+    cap.release()
+    if not ok:
+        raise RuntimeError(f"could not read frame {frame - FRAME_OFFSET} of {video_path}")
+    if hand.shape[:2] != bg.shape[:2]:
+        hand = cv2.resize(hand, (bg.shape[1], bg.shape[0]), interpolation=cv2.INTER_AREA)
+    alpha = hand[..., 3:4].astype(np.float32) / 255.0 * 0.8
+    comp = (bg.astype(np.float32) * (1 - alpha) + hand[..., :3].astype(np.float32) * alpha).astype(np.uint8)
+    if width and comp.shape[1] > width:
+        comp = cv2.resize(comp, (width, round(comp.shape[0] * width / comp.shape[1])), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(out_png, comp)
+    return out_png
+
+
+def best_frame(armatures) -> int:
+    """The scene frame where the most hands have confident (not held) keys, earliest first."""
+    import numpy as np
+
+    from . import compat
+
+    counts: dict[int, float] = {}
+    for arm in armatures:
+        owner = compat.channel_owner(arm)
+        fc = next(f for f in owner.fcurves if f.data_path == '["dahyf_confidence"]')
+        for kp in fc.keyframe_points:
+            if kp.type != "MOVING_HOLD":
+                counts[int(round(kp.co[0]))] = counts.get(int(round(kp.co[0])), 0.0) + 1.0 + kp.co[1]
+    if not counts:
+        return 1
+    frames = np.array(sorted(counts))
+    return int(frames[np.argmax([counts[f] for f in frames])])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dahyf_blender.headless", description=__doc__.split("\n\n")[0])
+    p.add_argument("--video", required=True, help="video file")
+    p.add_argument("--out-dir", required=True, help="folder for the .blend, the take and the picture")
+    p.add_argument("--hands", choices=("right", "left", "both"), default="both")
+    p.add_argument("--frame-range", type=int, nargs=2, metavar=("START", "END"), default=None,
+                   help="video frames START..END-1 (default: the whole video)")
+    p.add_argument("--take", default=None, help="import this take (.npz) instead of capturing the video")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--smooth", type=float, default=0.5)
+    p.add_argument("--name", default=None, help="base name of the outputs (default: the video's name)")
+    p.add_argument("--render", default=None, help="also render the overlay picture to this PNG")
+    args = p.parse_args(argv)
+
+    import bpy
+
+    t0 = time.perf_counter()
+    os.makedirs(args.out_dir, exist_ok=True)
+    name = args.name or os.path.splitext(os.path.basename(args.video))[0]
+    bpy.ops.wm.read_homefile(use_empty=True)
+    _register()
+    blend = os.path.abspath(os.path.join(args.out_dir, name + ".blend"))
+    take_path = os.path.abspath(os.path.join(args.out_dir, name + ".take.npz"))
+    if args.take:
+        result = bpy.ops.dahyf.import_take(filepath=os.path.abspath(args.take), video=os.path.abspath(args.video))
+    else:
+        kw = dict(filepath=os.path.abspath(args.video), hands=args.hands.upper(), threshold=args.threshold,
+                  smoothing=args.smooth, take_path=take_path)
+        if args.frame_range:
+            kw.update(use_frame_range=True, frame_start=args.frame_range[0], frame_end=args.frame_range[1])
+        result = bpy.ops.dahyf.capture_video("EXEC_DEFAULT", **kw)
+    if "FINISHED" not in result:
+        print(json.dumps({"ok": False, "error": "capture failed (see the messages above)"}))
+        return 1
+    t_capture = time.perf_counter() - t0
+    armatures = [o for o in bpy.context.scene.objects if o.type == "ARMATURE" and "dahyf_take" in o]
+    scene = bpy.context.scene
+    frame = best_frame(armatures)
+    scene.frame_set(frame)
+    bpy.ops.wm.save_as_mainfile(filepath=blend)
+    out = {"ok": True, "blend": blend, "take": take_path if not args.take else os.path.abspath(args.take),
+           "armatures": [a.name for a in armatures], "actions": [a.animation_data.action.name for a in armatures],
+           "frames": [scene.frame_start, scene.frame_end], "capture_s": round(t_capture, 2)}
+    if args.render:
+        t1 = time.perf_counter()
+        out["picture"] = render_overlay(scene, frame, os.path.abspath(args.video), os.path.abspath(args.render))
+        out["picture_frame"] = frame
+        out["render_s"] = round(time.perf_counter() - t1, 2)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
