@@ -242,3 +242,91 @@ class DaHyF(nn.Module):
                    joints3d=joints3d, joints3d_model=kp, vertices=vertices + cam_t[:, None],
                    joints2d_proj=j2d_proj, confidence=conf)
         return out
+
+
+class DaHyFEstimator:
+    """The capture pipeline's estimator interface around a trained image network (``needs_crops = True``).
+
+    Left hands are handled as DESIGN.md §2 says: the crop is flipped horizontally (and its box mirrored
+    in the image), the right-hand prediction is mirrored back (θ: y, z of every axis-angle negated;
+    points: x negated; image points: u → W − u).
+    """
+
+    needs_crops = True
+
+    def __init__(self, net: DaHyF, device: str = "cpu", meta: dict | None = None):
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.meta = dict(meta or {})
+
+    @property
+    def config(self) -> DaHyFConfig:
+        return self.net.cfg
+
+    @torch.no_grad()
+    def predict(self, landmarks2d, is_right, image_size, focal=None, crops=None, boxes=None) -> dict:
+        """Hand pose, shape and placement from image crops.
+
+        Parameters
+        ----------
+        landmarks2d : (B, 21, 2) px — unused by the image network (kept for the common interface).
+        is_right : (B,) bool.
+        image_size : (B, 2) px (W, H); focal : (B,) px or None (``sqrt(W² + H²)``).
+        crops : (B, 224, 224, 3) uint8 RGB, the boxes cut out of the frames (``dahyf.capture.crops``).
+        boxes : (B, 3) px (c_x, c_y, s_i).
+
+        Returns
+        -------
+        dict: pose (B,16,3) rad, betas (B,10), transl (B,3) m, joints3d (B,21,3) m,
+        joints2d_proj (B,21,2) px, joints2d (B,21,2) image px (the network's 2-D joints), confidence (B,).
+        """
+        from ..hand.mirror import mirror_points, mirror_pose
+
+        if crops is None or boxes is None:
+            raise ValueError("the DaHyF image network needs crops and boxes (needs_crops = True)")
+        dev = self.device
+        s_p = self.net.cfg.crop_size
+        x = torch.as_tensor(crops, device=dev)
+        if x.ndim != 4 or tuple(x.shape[1:]) != (s_p, s_p, 3):
+            raise ValueError(f"crops must be (B, {s_p}, {s_p}, 3) uint8 RGB, got {tuple(x.shape)}")
+        B = x.shape[0]
+        right = torch.as_tensor(is_right, dtype=torch.bool, device=dev).reshape(B)
+        left = ~right
+        size = torch.as_tensor(image_size, dtype=torch.float32, device=dev).reshape(-1, 2).expand(B, 2)
+        f = default_focal(size) if focal is None else torch.as_tensor(focal, dtype=torch.float32, device=dev).reshape(-1).expand(B)
+        bx = torch.as_tensor(boxes, dtype=torch.float32, device=dev).reshape(B, 3).clone()
+        x = x.float() / 255.0
+        x = torch.where(left[:, None, None, None], x.flip(2), x)
+        bx[left, 0] = size[left, 0] - bx[left, 0]
+        mean = torch.tensor(IMAGE_MEAN, device=dev)
+        std = torch.tensor(IMAGE_STD, device=dev)
+        images = ((x - mean) / std).permute(0, 3, 1, 2).contiguous()
+        out = self.net(images, bx, size, f)
+        pose = torch.where(left[:, None, None], mirror_pose(out["pose"]), out["pose"])
+        transl = torch.where(left[:, None], mirror_points(out["cam_t"]), out["cam_t"])
+        joints3d = torch.where(left[:, None, None], mirror_points(out["joints3d"]), out["joints3d"])
+        proj = out["joints2d_proj"].clone()
+        proj[left, :, 0] = size[left, None, 0] - proj[left, :, 0]
+        j2d = out["joints2d"] * (bx[:, None, 2:3] / s_p) + (bx[:, None, :2] - bx[:, None, 2:3] / 2)
+        j2d[left, :, 0] = size[left, None, 0] - j2d[left, :, 0]
+        return {"pose": pose, "betas": out["betas"], "transl": transl, "joints3d": joints3d,
+                "joints2d_proj": proj, "joints2d": j2d, "confidence": out["confidence"]}
+
+
+#: Checkpoint kind of the image network (registered in ``dahyf.net.checkpoint``).
+CHECKPOINT_KIND = "dahyf"
+
+
+def save_dahyf(path, net: DaHyF, meta: dict | None = None):
+    """Write an inference checkpoint of ``net`` (kind 'dahyf', config inside) → Path."""
+    from .checkpoint import save_checkpoint
+
+    return save_checkpoint(path, CHECKPOINT_KIND, net.cfg.to_dict(), net.state_dict(), meta)
+
+
+def build_estimator(config: dict, state_dict: dict, meta: dict, device: str = "cpu") -> DaHyFEstimator:
+    """Checkpoint builder of kind 'dahyf' (see :mod:`dahyf.net.checkpoint`)."""
+    cfg = DaHyFConfig.from_dict(config)
+    net = DaHyF(cfg)
+    net.load_state_dict(state_dict)
+    return DaHyFEstimator(net, device=device, meta=meta)
