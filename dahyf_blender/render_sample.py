@@ -22,8 +22,8 @@ import numpy as np
 
 SENSOR_WIDTH_MM = 36.0
 #: Skin albedo range (sRGB), background colour (linear), world ambient strength.
-SKIN_LIGHT = (0.80, 0.56, 0.44)
-SKIN_DARK = (0.68, 0.44, 0.34)
+SKIN_LIGHT = (0.78, 0.54, 0.43)
+SKIN_DARK = (0.72, 0.48, 0.38)
 BACKGROUND = (0.16, 0.20, 0.25)
 AMBIENT = 0.2
 
@@ -44,7 +44,7 @@ def setup_render(scene, W: int, H: int, samples: int, denoise: bool) -> None:
     c.device = "CPU"
     c.samples = samples
     c.use_adaptive_sampling = True
-    c.adaptive_threshold = 0.03
+    c.adaptive_threshold = 0.05
     c.use_denoising = bool(denoise)
     c.seed = 0
     c.use_animated_seed = False
@@ -61,6 +61,7 @@ def setup_render(scene, W: int, H: int, samples: int, denoise: bool) -> None:
     scene.render.resolution_percentage = 100
     scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
     scene.render.film_transparent = False
+    scene.render.use_persistent_data = True  # keep kernels and shaders between frames
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGB"
     scene.render.image_settings.color_depth = "8"
@@ -154,7 +155,7 @@ def skin_material():
     bsdf = nt.nodes["Principled BSDF"]
     coord = nt.nodes.new("ShaderNodeTexCoord")
     noise = nt.nodes.new("ShaderNodeTexNoise")
-    noise.inputs["Scale"].default_value = 90.0
+    noise.inputs["Scale"].default_value = 160.0
     noise.inputs["Detail"].default_value = 4.0
     ramp = nt.nodes.new("ShaderNodeValToRGB")
     ramp.color_ramp.elements[0].position = 0.35
@@ -203,7 +204,7 @@ def render(scene_path: Path, frames_dir: Path, frames: list[int]) -> None:
     setup_lights(scene)
     mat = skin_material()
     hand_v, arm_v = z["hand_vertices"], z["arm_vertices"]
-    hand = make_object(scene, "hand", hand_v[0], z["hand_faces"], mat, subdivide=1)
+    hand = make_object(scene, "hand", hand_v[0], z["hand_faces"], mat, subdivide=0)
     arm = make_object(scene, "forearm", arm_v[0], z["arm_faces"], mat, subdivide=1)
     frames_dir.mkdir(parents=True, exist_ok=True)
     for t in frames:
