@@ -1,0 +1,240 @@
+"""The installed extension in real headless Blender: install, rig, keying, preview, import, bad input.
+
+These tests need no capture engine: takes are built from real hand-model poses.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+from mathutils import Matrix, Quaternion, Vector  # noqa: E402
+
+from blender_helpers import make_take, random_hand_poses, scene_fingerprint  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+
+def test_extension_installs_from_zip_and_registers(addon, addon_zip):
+    import zipfile
+
+    names = zipfile.ZipFile(addon_zip).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    assert any(n.startswith("wheels/dahyf-") for n in names)
+    for op in ("capture_video", "import_take", "add_hand_rig"):
+        assert hasattr(bpy.ops.dahyf, op)
+    assert hasattr(bpy.types, "DAHYF_PT_capture")
+    prefs = bpy.context.preferences.addons[addon.__name__].preferences
+    assert prefs.device == "AUTO" and prefs.mano_folder == ""
+    # relative imports only: the package is the extension's, not the repository's
+    assert addon.__name__ == "bl_ext.user_default.dahyf_blender"
+
+
+def test_add_hand_rig_has_mano_bones_rest_pose_and_skinned_mesh(ctx):
+    import dahyf
+    from dahyf.hand.tables import BONE_NAMES, PARENTS
+
+    assert bpy.ops.dahyf.add_hand_rig(side="LEFT") == {"FINISHED"}
+    arm = ctx.view_layer.objects.active
+    assert [b.name for b in arm.data.bones] == list(BONE_NAMES)
+    for j, b in enumerate(BONE_NAMES):
+        parent = arm.data.bones[b].parent
+        assert (parent.name if parent else None) == (BONE_NAMES[PARENTS[j]] if PARENTS[j] >= 0 else None)
+        assert arm.pose.bones[b].rotation_mode == "QUATERNION"
+    hand = dahyf.load_hand_model("open", "left")
+    heads = np.array([list(arm.data.bones[b].head_local) for b in BONE_NAMES])
+    np.testing.assert_allclose(heads, hand.rest_joints, atol=1e-6)
+    mesh = next(o for o in arm.children if o.type == "MESH")
+    assert len(mesh.data.vertices) == hand.num_vertices
+    assert {g.name for g in mesh.vertex_groups} == set(BONE_NAMES)
+    assert mesh.modifiers["Armature"].object == arm
+
+
+def test_finger_curl_is_a_rotation_about_one_local_axis(ctx):
+    """Each long finger's bones share their local X axis, which lies in the palm plane: curling a
+    finger is a rotation about X that moves the tip towards the palm side, never sideways."""
+    bpy.ops.dahyf.add_hand_rig(side="RIGHT")
+    arm = ctx.view_layer.objects.active
+    bones = arm.data.bones
+    normal = (bones["index1"].head_local - bones["wrist"].head_local).cross(
+        bones["pinky1"].head_local - bones["wrist"].head_local).normalized()
+    for finger in ("index", "middle", "ring", "pinky"):
+        xs = [bones[f"{finger}{i}"].matrix_local.to_3x3().col[0] for i in (1, 2, 3)]
+        for x in xs:
+            assert abs(x.dot(xs[0])) > 0.97, finger
+            assert abs(x.dot(normal)) < 0.2, finger
+        pb = arm.pose.bones[f"{finger}2"]
+        tip0 = arm.pose.bones[f"{finger}3"].tail.copy()
+        pb.rotation_quaternion = Quaternion((1, 0, 0), -1.0)
+        bpy.context.view_layer.update()
+        move = arm.pose.bones[f"{finger}3"].tail - tip0
+        assert abs(move.dot(xs[1])) < 1e-5 * move.length + 1e-7  # no sideways motion
+        assert abs(move.dot(normal)) > 0.5 * move.length  # towards / away from the palm
+        pb.rotation_quaternion = Quaternion()
+
+
+def _import(ctx, tmp_path, take, name="clip"):
+    path = take.save(tmp_path / f"{name}.npz")
+    assert bpy.ops.dahyf.import_take(filepath=str(path)) == {"FINISHED"}
+    return sorted((o for o in bpy.data.objects if o.type == "ARMATURE"), key=lambda o: o["dahyf_track"])
+
+
+def _two_hand_take(n=12, seed=0, source=""):
+    rng = np.random.default_rng(seed)
+    return make_take({
+        0: ("right", random_hand_poses(n, seed), rng.normal(0, 1, 10), np.c_[rng.normal(0.1, 0.05, (n, 2)), np.full(n, 0.7)]),
+        1: ("left", random_hand_poses(n, seed + 1), rng.normal(0, 1, 10), np.c_[rng.normal(-0.1, 0.05, (n, 2)), np.full(n, 0.8)]),
+    }, source=source, seed=seed)
+
+
+def test_keyed_pose_gives_the_hand_model_joints_within_1mm(ctx, tmp_path):
+    import dahyf
+    import torch
+
+    take = _two_hand_take()
+    arms = _import(ctx, tmp_path, take)
+    from dahyf.hand.tables import BONE_NAMES
+
+    from_cv = Matrix(((1, 0, 0), (0, 0, 1), (0, -1, 0)))
+    worst = 0.0
+    for arm in arms:
+        tr = take.track_rows(arm["dahyf_track"])
+        hand = dahyf.load_hand_model("open", tr.handedness)
+        ref = hand(torch.tensor(tr.pose, dtype=torch.float64), torch.tensor(tr.betas, dtype=torch.float64),
+                   torch.tensor(tr.transl, dtype=torch.float64)).joints.numpy()
+        for i, f in enumerate(tr.frame):
+            ctx.scene.frame_set(int(f) + 1)
+            got = np.array([list(arm.matrix_world @ arm.pose.bones[b].head) for b in BONE_NAMES])
+            want = np.array([list(from_cv @ Vector(p)) for p in ref[i]])
+            worst = max(worst, float(np.abs(got - want).max()))
+    assert worst <= 1e-3, f"worst joint error {worst * 1000:.3f} mm"
+
+
+def test_one_quaternion_key_per_frame_matching_the_take(ctx, tmp_path, sub):
+    compat = sub("compat")
+    take = _two_hand_take(n=9, seed=3)
+    arms = _import(ctx, tmp_path, take)
+    from dahyf.hand.tables import BONE_NAMES
+
+    assert len(arms) == 2
+    for arm in arms:
+        tr = take.track_rows(arm["dahyf_track"])
+        curves = {(fc.data_path, fc.array_index): fc for fc in compat.channel_owner(arm).fcurves}
+        for j, b in enumerate(BONE_NAMES):
+            B = arm.data.bones[b].matrix_local.to_quaternion()
+            keys = [curves[(f'pose.bones["{b}"].rotation_quaternion', i)].keyframe_points for i in range(4)]
+            assert all(len(k) == len(tr) for k in keys)
+            for r in range(len(tr)):
+                aa = Vector(tr.pose[r, j].astype(np.float64))
+                R = Quaternion(aa.normalized(), aa.length) if aa.length > 0 else Quaternion()
+                want = B.inverted() @ R @ B
+                got = Quaternion([keys[i][r].co[1] for i in range(4)])
+                assert keys[0][r].co[0] == tr.frame[r] + 1
+                sign = 1.0 if got.dot(want) >= 0 else -1.0
+                np.testing.assert_allclose(np.array(got), sign * np.array(want), atol=1e-5)
+
+
+def test_each_take_gets_its_own_action_and_low_confidence_frames_show(ctx, tmp_path, sub):
+    compat, keying = sub("compat"), sub("keying")
+    take = _two_hand_take(n=10, seed=5)
+    first = _import(ctx, tmp_path, take, "clip")
+    first_actions = {a.animation_data.action.name for a in first}
+    second = [o for o in _import(ctx, tmp_path, take, "clip") if o not in first]
+    assert len(second) == 2
+    second_actions = {a.animation_data.action.name for a in second}
+    assert not first_actions & second_actions
+    assert {n.split(".")[1] for n in first_actions} == {"take001"}
+    assert {n.split(".")[1] for n in second_actions} == {"take002"}
+    for arm in first:  # the earlier take is untouched
+        assert arm.animation_data.action.name in first_actions
+    arm = second[0]
+    tr = take.track_rows(arm["dahyf_track"])
+    conf = next(fc for fc in compat.channel_owner(arm).fcurves if fc.data_path == f'["{keying.CONFIDENCE_PROP}"]')
+    np.testing.assert_allclose([k.co[1] for k in conf.keyframe_points], tr.confidence, atol=1e-6)
+    types = np.array([k.type for k in conf.keyframe_points])
+    assert tr.filled.any() and (~tr.filled).any()
+    np.testing.assert_array_equal(types == keying.FILLED_KEY_TYPE, tr.filled)
+
+
+def test_preview_camera_overlays_the_hand_on_the_video(ctx, tmp_path, shared_video):
+    from bpy_extras.object_utils import world_to_camera_view
+
+    take = _two_hand_take(n=6, seed=7, source=str(shared_video))
+    arms = _import(ctx, tmp_path, take)
+    scene = ctx.scene
+    cam = scene.camera
+    W, H = take.image_size
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (W, H)
+    assert cam.data.lens == pytest.approx(take.focal * cam.data.sensor_width / W, rel=1e-6)
+    assert scene.render.fps / scene.render.fps_base == pytest.approx(take.fps)
+    assert (scene.frame_start, scene.frame_end) == (int(take.frame.min()) + 1, int(take.frame.max()) + 1)
+    bg = cam.data.background_images[0]
+    assert bg.source == "MOVIE_CLIP" and os.path.samefile(bpy.path.abspath(bg.clip.filepath), shared_video)
+    # a posed joint lands on the pixel the engine's pinhole camera gives
+    arm = arms[0]
+    tr = take.track_rows(arm["dahyf_track"])
+    import dahyf
+    import torch
+
+    hand = dahyf.load_hand_model("open", tr.handedness)
+    joints = hand(torch.tensor(tr.pose, dtype=torch.float64), torch.tensor(tr.betas, dtype=torch.float64),
+                  torch.tensor(tr.transl, dtype=torch.float64)).joints.numpy()
+    scene.frame_set(int(tr.frame[2]) + 1)
+    p = world_to_camera_view(scene, cam, arm.matrix_world @ arm.pose.bones["index3"].head)
+    px = np.array([p.x * W, (1 - p.y) * H])
+    j = joints[2, 3]
+    want = j[:2] / j[2] * take.focal + np.array([W / 2, H / 2])
+    np.testing.assert_allclose(px, want, atol=0.5)
+
+
+def test_blend_saves_and_reloads_with_the_animation(ctx, tmp_path, sub):
+    compat = sub("compat")
+    take = _two_hand_take(n=5, seed=9)
+    arms = _import(ctx, tmp_path, take)
+    names = {a.name: a.animation_data.action.name for a in arms}
+    blend = str(tmp_path / "scene.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=blend)
+    bpy.ops.wm.open_mainfile(filepath=blend)
+    for arm_name, action_name in names.items():
+        arm = bpy.data.objects[arm_name]
+        assert arm.animation_data.action.name == action_name
+        fcurves = compat.channel_owner(arm).fcurves
+        assert len(fcurves) == 16 * 4 + 3 + 1
+        assert all(len(fc.keyframe_points) == 5 for fc in fcurves)
+
+
+def test_missing_video_is_reported_and_leaves_the_scene_unchanged(ctx, tmp_path):
+    before = scene_fingerprint()
+    with pytest.raises(RuntimeError, match="Video not found"):
+        bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(tmp_path / "nope.mp4"), hands="BOTH")
+    assert scene_fingerprint() == before
+
+
+def test_wrong_mano_folder_is_reported_and_leaves_the_scene_unchanged(ctx, tmp_path, shared_video, addon):
+    prefs = ctx.preferences.addons[addon.__name__].preferences
+    prefs.mano_folder = str(tmp_path)
+    before = scene_fingerprint()
+    with pytest.raises(RuntimeError, match="lacks MANO_RIGHT.pkl and MANO_LEFT.pkl"):
+        bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(shared_video), hands="BOTH")
+    with pytest.raises(RuntimeError, match="MANO folder"):
+        bpy.ops.dahyf.add_hand_rig(side="RIGHT")
+    assert scene_fingerprint() == before
+
+
+def test_not_a_take_is_reported_and_leaves_the_scene_unchanged(ctx, tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros(3))
+    before = scene_fingerprint()
+    with pytest.raises(RuntimeError, match="bad.npz"):
+        bpy.ops.dahyf.import_take(filepath=str(bad))
+    assert scene_fingerprint() == before
+
+
+def test_unsupported_blender_version_is_refused_with_a_clear_message(sub):
+    compat = sub("compat")
+    with pytest.raises(compat.UnsupportedBlender, match=r"needs Blender 4\.2\.0 or newer \(this is Blender 4\.1\.0\)"):
+        compat.check_blender_version((4, 1, 0))
+    compat.check_blender_version((4, 2, 0))
+    compat.check_blender_version(bpy.app.version)
