@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: venv demo test bench addon clean
+.PHONY: venv demo test bench addon clean venv-bpy42 test-bpy42
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,5 +30,20 @@ bench: $(STAMP)
 addon: $(STAMP)
 	$(PY) build_addon.py --out dist
 
+# Second test tier: the add-on against Blender 4.2 LTS (legacy action.fcurves). bpy 4.2.0 in its
+# own venv; everything else (torch, the engine, setuptools) from .venv through a .pth at the end of sys.path.
+BPY42 := .venv-bpy42
+$(BPY42)/.installed: $(STAMP)
+	test -x $(BPY42)/bin/python || $(PYTHON) -m venv $(BPY42)
+	$(BPY42)/bin/pip install -q --no-deps bpy==4.2.0
+	$(BPY42)/bin/pip uninstall -q -y setuptools
+	echo "$(abspath $(VENV))/lib/python3.11/site-packages" > $(BPY42)/lib/python3.11/site-packages/zz_dahyf_main_venv.pth
+	touch $@
+
+venv-bpy42: $(BPY42)/.installed
+
+test-bpy42: $(BPY42)/.installed
+	$(BPY42)/bin/python -m pytest -q tests/blender
+
 clean:
-	rm -rf $(VENV) dist $(OUT) .pytest_cache
+	rm -rf $(VENV) $(BPY42) dist $(OUT) .pytest_cache
