@@ -1,0 +1,384 @@
+"""Synthetic training samples for the landmark variant of DaHyF (DESIGN.md §3, "The embedded default").
+
+A sample is a posed hand (θ inside anatomical joint limits with finger coupling, a random global
+orientation, a random shape β) placed in a random pinhole camera (image size, focal length, hand
+anywhere in the frame at any size), its 21 keypoints projected to the image, and the same
+keypoints with 2-D noise shaped like MediaPipe's measured error (``engine/assets/landmark_noise.json``,
+see :mod:`dahyf.train.noise_calibration`) plus heavier-tailed outliers. Corrupted landmark sets
+(swapped fingers, random points, a mirrored hand) are the negatives of the confidence training.
+
+Everything is drawn from a ``torch.Generator``, so a seed gives the same samples on every run.
+Joint limits are expressed in anatomical terms (flexion, abduction, twist about axes built from the
+model's rest joints), so they hold for any MANO-format hand model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..hand import kinematics as K
+from ..hand.tables import FINGER_JOINTS, FINGERS, NUM_JOINTS
+
+DEG = math.pi / 180
+
+#: Image sizes (W, H) px drawn uniformly: landscape, portrait and square videos.
+IMAGE_SIZES = ((640, 480), (1280, 720), (1920, 1080), (480, 640), (720, 1280), (1080, 1920), (1024, 1024), (3840, 2160))
+#: Focal length range as a multiple of the image diagonal (log-uniform).
+FOCAL_RANGE = (0.55, 1.5)
+#: Hand size (longer side of the keypoint box) as a fraction of min(W, H) (log-uniform).
+HAND_SIZE_RANGE = (0.08, 0.6)
+#: Where the hand centroid may fall, as a fraction of W and H (uniform).
+POSITION_RANGE = (0.08, 0.92)
+#: Noise difficulty multiplier range (log-uniform); 1.0 = the measured FreiHAND level (hard grasps).
+DIFFICULTY_RANGE = (0.2, 1.0)
+#: Student-t degrees of freedom of the per-keypoint residual noise (heavier tails than a Gaussian).
+NOISE_DOF = 4.0
+#: Probability that a landmark is an outlier, and the outlier displacement scale (hand sizes).
+OUTLIER_PROB = 0.03
+OUTLIER_SCALE = 0.25
+
+
+# ----------------------------------------------------------------------------------------------
+# Anatomical joint frames and the pose sampler
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JointAxes:
+    """Per-joint rotation axes in the model's rest frame (MANO local rotations act in that frame).
+
+    flex : (16, 3) unit axis; positive rotation curls the bone towards the palm.
+    abd : (16, 3) unit axis; rotation spreads the bone sideways (thumb: away from the palm).
+    twist : (16, 3) unit axis along the bone.
+    """
+
+    flex: torch.Tensor
+    abd: torch.Tensor
+    twist: torch.Tensor
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def joint_axes(rest_joints: np.ndarray, tips: np.ndarray) -> JointAxes:
+    """Anatomical axes from the rest joints of a right hand.
+
+    Parameters
+    ----------
+    rest_joints : (16, 3) m, MANO order, flat rest pose.
+    tips : (5, 3) m, fingertip positions in FINGERS order (thumb → pinky).
+
+    The palm normal n (out of the palm) follows from chirality: for a right hand,
+    ``n ∝ (index1 − pinky1) × (middle1 − wrist)``. A flexion axis is ``d × n`` (d: the bone direction),
+    so a positive angle moves the bone towards n.
+    """
+    J = np.asarray(rest_joints, dtype=np.float64)
+    idx1, mid1, pky1 = J[FINGER_JOINTS["index"][0]], J[FINGER_JOINTS["middle"][0]], J[FINGER_JOINTS["pinky"][0]]
+    up = _unit(mid1 - J[0])
+    n = _unit(np.cross(idx1 - pky1, up))
+    to_pinky = _unit(pky1 - idx1)
+    flex = np.zeros((NUM_JOINTS, 3))
+    abd = np.zeros((NUM_JOINTS, 3))
+    twist = np.zeros((NUM_JOINTS, 3))
+    flex[0], abd[0], twist[0] = np.cross(up, n), n, up
+    for k, finger in enumerate(FINGERS):
+        chain = list(FINGER_JOINTS[finger])
+        ends = [J[c] for c in chain[1:]] + [tips[k]]
+        for j, end in zip(chain, ends):
+            d = _unit(end - J[j])
+            if finger == "thumb":
+                side = _unit(to_pinky - d * (to_pinky @ d))
+                curl = _unit(side + n)
+                if j == chain[0]:  # CMC: flexion across the palm, abduction away from it
+                    flex[j], abd[j] = np.cross(d, side), np.cross(d, n)
+                else:
+                    flex[j], abd[j] = np.cross(d, curl), _unit(np.cross(d, np.cross(d, curl)))
+            else:
+                nn_ = _unit(n - d * (n @ d))
+                flex[j], abd[j] = np.cross(d, nn_), nn_
+            twist[j] = d
+    f32 = lambda a: torch.tensor(_unit(a), dtype=torch.float32)  # noqa: E731
+    return JointAxes(f32(flex), f32(abd), f32(twist))
+
+
+def _uniform(g: torch.Generator, n: int, lo: float, hi: float, *shape) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand((n, *shape), generator=g)
+
+
+def _normal(g: torch.Generator, n: int, std: float, *shape) -> torch.Tensor:
+    return std * torch.randn((n, *shape), generator=g)
+
+
+def sample_finger_curl(g: torch.Generator, n: int) -> torch.Tensor:
+    """Per-finger curl in [0, 1] (0 straight, 1 fist) with realistic coupling.
+
+    A mixture of: a shared grasp level with small per-finger deviations (neighbours move together,
+    ring follows middle and pinky), independent gestures (each finger extended or curled, ring and
+    pinky mostly together), and fully independent curls.
+
+    Returns
+    -------
+    (n, 5) in FINGERS order (thumb, index, middle, ring, pinky).
+    """
+    kind = torch.rand(n, generator=g)
+    grasp = torch.rand(n, 1, generator=g) ** 0.8
+    shared = (grasp + _normal(g, n, 0.12, 5)).clamp(0, 1)
+    shared[:, 3] = 0.5 * shared[:, 3] + 0.25 * (shared[:, 2] + shared[:, 4])
+    curled = torch.rand(n, 5, generator=g) < 0.5
+    tie = torch.rand(n, generator=g) < 0.8
+    curled[:, 4] = torch.where(tie, curled[:, 3], curled[:, 4])
+    gesture = torch.where(curled, _uniform(g, n, 0.7, 1.0, 5), _uniform(g, n, 0.0, 0.15, 5))
+    independent = torch.rand(n, 5, generator=g)
+    out = torch.where((kind < 0.5)[:, None], shared, torch.where((kind < 0.8)[:, None], gesture, independent))
+    return out
+
+
+def random_rotations(g: torch.Generator, n: int) -> torch.Tensor:
+    """Uniformly distributed rotations as axis-angle vectors, (n, 3) rad."""
+    q = torch.randn(n, 4, generator=g)
+    q = q / q.norm(dim=-1, keepdim=True)
+    q = q * torch.where(q[:, :1] < 0, -1.0, 1.0)
+    return K.quaternion_to_axis_angle(q)
+
+
+def sample_poses(g: torch.Generator, n: int, axes: JointAxes) -> torch.Tensor:
+    """Hand poses inside anatomical joint limits, with finger coupling and a random global orientation.
+
+    Limits (degrees, flexion positive towards the palm): finger MCP flexion −25..95, abduction ±20
+    (narrowing as the finger curls), PIP 0..115, DIP −5..85 coupled to ≈ 0.7·PIP; thumb CMC flexion
+    −20..55 and abduction −20..45, MCP −10..60, IP −15..85. Each local rotation is
+    ``R = R_twist · R_abduction · R_flexion`` about the joint's anatomical axes.
+
+    Returns
+    -------
+    (n, 16, 3) rad, axis-angle, flat_hand_mean convention.
+    """
+    curl = sample_finger_curl(g, n)
+    flex = torch.zeros(n, NUM_JOINTS)
+    abd = torch.zeros(n, NUM_JOINTS)
+    twist = torch.zeros(n, NUM_JOINTS)
+    for k, finger in enumerate(FINGERS):
+        c = curl[:, k]
+        j1, j2, j3 = FINGER_JOINTS[finger]
+        if finger == "thumb":
+            flex[:, j1] = (c * 45 + _normal(g, n, 10)).clamp(-20, 55)
+            abd[:, j1] = (10 + _normal(g, n, 15)).clamp(-20, 45)
+            twist[:, j1] = _normal(g, n, 8).clamp(-20, 20)
+            flex[:, j2] = (c * 45 + _normal(g, n, 10)).clamp(-10, 60)
+            flex[:, j3] = (c * 65 + _normal(g, n, 12)).clamp(-15, 85)
+            small = 4.0
+        else:
+            flex[:, j1] = (c * 85 + _normal(g, n, 10)).clamp(-25, 95)
+            flex[:, j2] = (c * 100 + _normal(g, n, 10)).clamp(0, 115)
+            flex[:, j3] = (0.7 * flex[:, j2] + _normal(g, n, 8)).clamp(-5, 85)
+            abd[:, j1] = (_normal(g, n, 10) * (1 - 0.7 * c)).clamp(-20, 20)
+            twist[:, j1] = _normal(g, n, 4).clamp(-10, 10)
+            small = 3.0
+        for j in (j2, j3):
+            abd[:, j] = _normal(g, n, small).clamp(-2 * small, 2 * small)
+            twist[:, j] = _normal(g, n, small).clamp(-2 * small, 2 * small)
+    fingers = slice(1, NUM_JOINTS)
+    R = (K.batch_rodrigues(axes.twist[fingers] * (twist[:, fingers, None] * DEG))
+         @ K.batch_rodrigues(axes.abd[fingers] * (abd[:, fingers, None] * DEG))
+         @ K.batch_rodrigues(axes.flex[fingers] * (flex[:, fingers, None] * DEG)))
+    pose = torch.zeros(n, NUM_JOINTS, 3)
+    pose[:, 0] = random_rotations(g, n)
+    pose[:, fingers] = K.matrix_to_axis_angle(R)
+    return pose
+
+
+def sample_betas(g: torch.Generator, n: int, std: float = 1.0, limit: float = 2.5) -> torch.Tensor:
+    """Shape coefficients β ~ N(0, std²), clipped to ±limit. (n, 10)."""
+    return (std * torch.randn(n, 10, generator=g)).clamp(-limit, limit)
+
+
+# ----------------------------------------------------------------------------------------------
+# Cameras and placement
+# ----------------------------------------------------------------------------------------------
+def sample_cameras(g: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random image sizes and focal lengths.
+
+    Returns
+    -------
+    image_size : (n, 2) px (W, H); focal : (n,) px.
+    """
+    sizes = torch.tensor(IMAGE_SIZES, dtype=torch.float32)
+    image_size = sizes[torch.randint(len(IMAGE_SIZES), (n,), generator=g)]
+    lo, hi = math.log(FOCAL_RANGE[0]), math.log(FOCAL_RANGE[1])
+    focal = image_size.norm(dim=-1) * torch.exp(_uniform(g, n, lo, hi))
+    return image_size, focal
+
+
+def place_hands(g: torch.Generator, keypoints_model: torch.Tensor, image_size: torch.Tensor, focal: torch.Tensor,
+                size_range=HAND_SIZE_RANGE, position_range=POSITION_RANGE) -> torch.Tensor:
+    """Translations that put each hand anywhere in its frame at a random size.
+
+    Parameters
+    ----------
+    keypoints_model : (n, 21, 3) m, keypoints of the posed hand without translation.
+    image_size : (n, 2) px; focal : (n,) px.
+
+    Returns
+    -------
+    (n, 3) m: the keypoint centroid lands on a uniformly drawn pixel, at the depth where the
+    keypoints' larger xy extent spans the drawn fraction of min(W, H).
+    """
+    n = keypoints_model.shape[0]
+    ext = (keypoints_model[..., :2].amax(1) - keypoints_model[..., :2].amin(1)).amax(-1)
+    lo, hi = math.log(size_range[0]), math.log(size_range[1])
+    size_px = torch.exp(_uniform(g, n, lo, hi)) * image_size.amin(-1)
+    depth = focal * ext / size_px
+    depth = torch.maximum(depth, 0.12 + 2 * ext)
+    pix = _uniform(g, n, position_range[0], position_range[1], 2) * image_size
+    ray = torch.cat([(pix - image_size / 2) / focal[:, None], torch.ones(n, 1)], dim=-1)
+    centroid = keypoints_model.mean(1)
+    return ray * depth[:, None] - centroid
+
+
+# ----------------------------------------------------------------------------------------------
+# Landmark noise and corruptions
+# ----------------------------------------------------------------------------------------------
+def keypoint_box_size(points2d: torch.Tensor) -> torch.Tensor:
+    """Hand size in px: the longer side of the points' bounding box. (n, 21, 2) → (n,)."""
+    return (points2d.amax(1) - points2d.amin(1)).amax(-1)
+
+
+def add_landmark_noise(g: torch.Generator, points2d: torch.Tensor, noise: dict,
+                       difficulty: torch.Tensor | None = None) -> torch.Tensor:
+    """2-D noise shaped like the landmarker's measured error.
+
+    Whole-hand similarity (shift, log-scale, in-plane rotation about the centroid) with the measured
+    spreads, plus a per-keypoint Student-t residual (ν = NOISE_DOF, scaled to the measured per-keypoint
+    std) and rare outliers, all multiplied by a per-sample difficulty.
+
+    Parameters
+    ----------
+    points2d : (n, 21, 2) px, clean projected keypoints.
+    noise : the calibrated noise model (``landmark_noise.json``).
+    difficulty : (n,) multiplier of all spreads; default log-uniform in DIFFICULTY_RANGE.
+
+    Returns
+    -------
+    (n, 21, 2) px.
+    """
+    n = points2d.shape[0]
+    if difficulty is None:
+        difficulty = torch.exp(_uniform(g, n, math.log(DIFFICULTY_RANGE[0]), math.log(DIFFICULTY_RANGE[1])))
+    hs = keypoint_box_size(points2d) * difficulty
+    centroid = points2d.mean(1, keepdim=True)
+    ang = _normal(g, n, noise["rotation_std_deg"] * DEG) * difficulty
+    scale = torch.exp(_normal(g, n, noise["log_scale_std"]) * difficulty)
+    c, s = torch.cos(ang), torch.sin(ang)
+    R = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    rel = torch.einsum("nij,nkj->nki", R, points2d - centroid) * scale[:, None, None]
+    shift = _normal(g, n, noise["shift_std"], 1, 2) * hs[:, None, None]
+    sigma = torch.tensor(noise["sigma"], dtype=points2d.dtype)
+    # Student-t = normal / sqrt(chi²_ν / ν), with chi²_ν drawn as a sum of ν squared normals (seeded).
+    w = torch.randn(n, 21, 1, generator=g).pow(2)
+    for _ in range(int(NOISE_DOF) - 1):
+        w = w + torch.randn(n, 21, 1, generator=g).pow(2)
+    t = torch.randn(n, 21, 2, generator=g) / torch.sqrt(w / NOISE_DOF) / math.sqrt(NOISE_DOF / (NOISE_DOF - 2))
+    resid = t * sigma[None, :, None] * hs[:, None, None]
+    outlier = (torch.rand(n, 21, 1, generator=g) < OUTLIER_PROB).float()
+    resid = resid + outlier * _normal(g, n, OUTLIER_SCALE, 21, 2) * hs[:, None, None]
+    return centroid + rel + shift + resid
+
+
+#: The kinds of corrupted landmark sets (negatives of the confidence training).
+CORRUPTIONS = ("swapped_fingers", "random_points", "mirrored_hand")
+
+
+def corrupt_landmarks(g: torch.Generator, points2d: torch.Tensor, kind: str) -> torch.Tensor:
+    """Corrupted landmark sets: landmarks that do not come from one right hand.
+
+    Parameters
+    ----------
+    points2d : (n, 21, 2) px, (noisy) landmarks of right hands.
+    kind : 'swapped_fingers' (two fingers' 4 keypoints exchanged, plus the rest kept),
+        'random_points' (21 points scattered over the hand's box),
+        'mirrored_hand' (reflected about the vertical through the centroid: a left hand).
+
+    Returns
+    -------
+    (n, 21, 2) px.
+    """
+    n = points2d.shape[0]
+    out = points2d.clone()
+    if kind == "swapped_fingers":
+        for i in range(n):
+            a, b = torch.randperm(5, generator=g)[:2].tolist()
+            ia, ib = slice(1 + 4 * a, 5 + 4 * a), slice(1 + 4 * b, 5 + 4 * b)
+            out[i, ia], out[i, ib] = points2d[i, ib], points2d[i, ia]
+    elif kind == "random_points":
+        lo, hi = points2d.amin(1, keepdim=True), points2d.amax(1, keepdim=True)
+        out = lo + (hi - lo) * torch.rand(n, 21, 2, generator=g)
+    elif kind == "mirrored_hand":
+        cx = points2d[..., :1].mean(1, keepdim=True)
+        out[..., 0] = 2 * cx[..., 0] - points2d[..., 0]
+    else:
+        raise ValueError(f"unknown corruption {kind!r}; expected one of {CORRUPTIONS}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole samples
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SyntheticBatch:
+    """A batch of synthetic right-hand samples (camera coordinates, OpenCV convention).
+
+    pose (n, 16, 3) rad; betas (n, 10); transl (n, 3) m; joints3d (n, 21, 3) m (keypoints, camera);
+    landmarks_clean / landmarks (n, 21, 2) px (projected / with landmarker noise);
+    image_size (n, 2) px; focal (n,) px.
+    """
+
+    pose: torch.Tensor
+    betas: torch.Tensor
+    transl: torch.Tensor
+    joints3d: torch.Tensor
+    landmarks_clean: torch.Tensor
+    landmarks: torch.Tensor
+    image_size: torch.Tensor
+    focal: torch.Tensor
+
+
+class SyntheticHands:
+    """Sampler of synthetic landmark samples for one right-hand model.
+
+    Parameters
+    ----------
+    hand_model : a right :class:`dahyf.hand.model.HandModel`.
+    noise : the calibrated noise model dict (``landmark_noise.json``).
+    """
+
+    def __init__(self, hand_model, noise: dict):
+        if getattr(hand_model, "side", "right") != "right":
+            raise ValueError("SyntheticHands needs the right hand model (left hands are mirrored at run time)")
+        from ..net.landmark import KeypointLayer
+
+        self.hand_model = hand_model
+        self.noise = noise
+        self.keypoint_layer = KeypointLayer(hand_model)
+        with torch.no_grad():
+            out = hand_model(torch.zeros(1, NUM_JOINTS, 3))
+        tips = out.keypoints[0, [4, 8, 12, 16, 20]].numpy()
+        self.axes = joint_axes(out.joints[0].numpy(), tips)
+
+    @torch.no_grad()
+    def sample(self, g: torch.Generator, n: int, difficulty: torch.Tensor | None = None,
+               size_range=HAND_SIZE_RANGE, position_range=POSITION_RANGE) -> SyntheticBatch:
+        """Draw n samples (see the module docstring)."""
+        from ..net.camera import project_points
+
+        pose = sample_poses(g, n, self.axes)
+        betas = sample_betas(g, n)
+        image_size, focal = sample_cameras(g, n)
+        rotmats = K.batch_rodrigues(pose)
+        _, kp = self.keypoint_layer(rotmats, betas)
+        transl = place_hands(g, kp, image_size, focal, size_range, position_range)
+        joints3d = kp + transl[:, None]
+        clean = project_points(joints3d, focal, image_size)
+        noisy = add_landmark_noise(g, clean, self.noise, difficulty)
+        return SyntheticBatch(pose, betas, transl, joints3d, clean, noisy, image_size, focal)
