@@ -31,8 +31,11 @@ SMOOTH_SIGMA_S = 0.1
 #: One-Euro parameters at smooth = 1 (min_cutoff Hz, beta); smooth scales the cut-off down.
 ONE_EURO_MIN_CUTOFF_HZ = 1.0
 ONE_EURO_BETA = 0.3
-#: Confident frames whose β enter the per-track median (then β is frozen).
-BETA_SAMPLES = 120
+#: A track's β is the median over its first BETA_SAMPLES confident frames, or over what it has
+#: BETA_WINDOW_S seconds after its first frame, whichever comes first; its rows wait until then,
+#: so every row of a track carries the same β (and rows still stream, with bounded memory).
+BETA_SAMPLES = 30
+BETA_WINDOW_S = 2.0
 
 HANDS_CHOICES = ("right", "left", "both")
 FILTERS = ("zero_lag", "one_euro")
@@ -51,6 +54,27 @@ def project(points: np.ndarray, focal: float, image_size: tuple[int, int]) -> np
     w, h = image_size
     z = np.maximum(points[..., 2:3], 1e-6)
     return points[..., :2] / z * focal + np.array([w / 2.0, h / 2.0])
+
+
+def keypoint_function(hand_model) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """``f(pose (N,16,3) rad, betas (N,10), transl (N,3) m) -> keypoints (N,21,3) m`` of a hand model.
+
+    Uses the fingertip-only skinning of dahyf.net.landmark.KeypointLayer (same result as the
+    full model's keypoints, a fraction of the cost).
+    """
+    from ..hand import kinematics as K
+    from ..net.landmark import KeypointLayer
+
+    layer = KeypointLayer(hand_model).eval()
+
+    def keypoints(pose, betas, transl):
+        with torch.inference_mode():
+            rot = K.batch_rodrigues(torch.from_numpy(np.ascontiguousarray(pose, np.float32)).reshape(-1, 3))
+            _, kp = layer(rot.reshape(len(pose), -1, 3, 3), torch.from_numpy(np.asarray(betas, np.float32)),
+                          torch.from_numpy(np.asarray(transl, np.float32)))
+        return kp.float().numpy()
+
+    return keypoints
 
 
 @dataclass
@@ -87,6 +111,10 @@ class _TrackState:
         self._betas_any: list[np.ndarray] = []
         self._beta_median: np.ndarray | None = None
         self._held: tuple[np.ndarray, np.ndarray] | None = None
+        self.first_frame: int | None = None
+        self.frozen = False
+        self.pending: list = []          # filtered rows waiting for β to be fixed
+        self.beta_window = max(1, int(round(BETA_WINDOW_S * fps)))
         if filter_kind == "zero_lag":
             self.smoother = CentredSmoother(sigma=smooth * SMOOTH_SIGMA_S * fps)
         else:
@@ -99,21 +127,39 @@ class _TrackState:
         return self.smoother.lag if self.filter_kind == "zero_lag" else 0
 
     def betas(self) -> np.ndarray:
-        """(10,) the track's β: median over its first BETA_SAMPLES confident frames."""
-        if self._beta_median is not None:
-            return self._beta_median
-        pool = self._betas or self._betas_any
-        med = np.median(np.stack(pool), axis=0)
-        if len(self._betas) >= BETA_SAMPLES:
-            self._beta_median = med
-        return med
+        """(10,) the track's β (see BETA_SAMPLES); fixed once :meth:`freeze` ran."""
+        if self._beta_median is None:
+            raise RuntimeError("β is not fixed yet")
+        return self._beta_median
+
+    def maybe_freeze(self, frame: int, force: bool = False) -> None:
+        """Fix β when enough confident frames are in, the window has passed, or ``force``."""
+        if self.frozen or self.first_frame is None:
+            return
+        if force or len(self._betas) >= BETA_SAMPLES or frame >= self.first_frame + self.beta_window:
+            pool = self._betas or self._betas_any
+            self._beta_median = np.median(np.stack(pool), axis=0)
+            self.frozen = True
+
+    def ready_until(self) -> float:
+        """Last frame whose rows this track no longer holds back (inf when none are waiting)."""
+        return math.inf if (self.frozen or self.first_frame is None) else self.first_frame - 1
+
+    def take_pending(self, until: float) -> list:
+        n = 0
+        while n < len(self.pending) and self.pending[n][0] <= until:
+            n += 1
+        out, self.pending = self.pending[:n], self.pending[n:]
+        return out
 
     def push(self, frame: int, time_s: float, pose, betas, transl, conf: float, payload: dict) -> list:
+        if self.first_frame is None:
+            self.first_frame = frame
         if len(self._betas_any) < BETA_SAMPLES:
             self._betas_any.append(betas)
         confident = conf >= self.threshold
         if confident:
-            if self._beta_median is None and len(self._betas) < BETA_SAMPLES:
+            if not self.frozen and len(self._betas) < BETA_SAMPLES:
                 self._betas.append(betas)
             self._held = (pose, transl)
         elif self._held is not None:
@@ -218,6 +264,7 @@ class CapturePipeline:
         self.threshold, self.smooth, self.filter_kind = threshold, smooth, filter_kind
         self.chunk_frames, self.focal = chunk_frames, focal
         self.detector_options = detector_options or {}
+        self._keypoints = {side: keypoint_function(m) for side, m in hand_models.items()}
         self.timings = {"decode_s": 0.0, "detect_s": 0.0, "engine_s": 0.0, "total_s": 0.0, "frames": 0}
 
     def run(self, reader, cancel: threading.Event | None = None,
@@ -265,7 +312,7 @@ class CapturePipeline:
                     self.timings["engine_s"] += time.perf_counter() - t0
                     batch = []
                 elif end:
-                    rows = self._finish([s.flush() for s in states], states, image_size, focal)
+                    rows = self._release(states, image_size, focal, -1, flush=True)
                 else:
                     continue
                 if progress is not None:
@@ -284,19 +331,24 @@ class CapturePipeline:
     # --- one chunk ------------------------------------------------------------------------------
     def _process(self, batch, states, image_size, focal, flush: bool) -> dict[str, np.ndarray]:
         items = [(f, rgb, side, det) for f, rgb, found in batch for side, det in found.items()]
-        emitted: list[list] = [[] for _ in states]
         by_side = {s.side: s for s in states}
         if items:
             pred = self._predict(items, image_size, focal)
             for i, (f, _, side, det) in enumerate(items):
                 st = by_side[side]
                 payload = {"frame": f.index, "landmarks2d": det.landmarks, "confidence": float(pred["confidence"][i])}
-                emitted[st.index] += st.push(f.index, f.time_s, pred["pose"][i], pred["betas"][i],
-                                             pred["transl"][i], float(pred["confidence"][i]), payload)
-        last = batch[-1][0].index
+                st.pending += st.push(f.index, f.time_s, pred["pose"][i], pred["betas"][i],
+                                      pred["transl"][i], float(pred["confidence"][i]), payload)
+        last = batch[-1][0].index if batch else -1
+        return self._release(states, image_size, focal, last, flush)
+
+    def _release(self, states, image_size, focal, last: int, flush: bool) -> dict[str, np.ndarray]:
+        """Move filtered rows out of the tracks, in frame order, once every track's β is fixed."""
         for st in states:
-            emitted[st.index] += st.flush() if flush else st.advance_to(last)
-        return self._finish(emitted, states, image_size, focal)
+            st.pending += st.flush() if flush else st.advance_to(last)
+            st.maybe_freeze(last, force=flush)
+        until = min(st.ready_until() for st in states)
+        return self._finish([st.take_pending(until) for st in states], states, image_size, focal)
 
     def _predict(self, items, image_size, focal) -> dict[str, np.ndarray]:
         est = self.estimator
@@ -327,10 +379,7 @@ class CapturePipeline:
             pose = np.stack([r[1] for r in rows]).astype(np.float32)
             transl = np.stack([r[2] for r in rows]).astype(np.float32)
             betas = np.repeat(st.betas()[None].astype(np.float32), n, axis=0)
-            with torch.inference_mode():
-                out = self.hand_models[st.side](torch.from_numpy(pose), torch.from_numpy(betas),
-                                                torch.from_numpy(transl))
-            joints3d = out.keypoints.float().numpy()
+            joints3d = self._keypoints[st.side](pose, betas, transl)
             parts.append({
                 "track": np.full(n, st.index, np.int32),
                 "frame": np.array([r[0] for r in rows], np.int64),

@@ -23,6 +23,10 @@ from .video import VideoReader
 COLOURS = {"right": (60, 200, 255), "left": (255, 160, 60)}
 HELD_COLOUR = (40, 40, 230)
 LANDMARK_COLOUR = (90, 230, 90)
+#: Largest side (px) of the mask the mesh silhouette is rasterised in.
+OUTLINE_RESOLUTION = 160
+#: Take rows whose mesh is posed in one batch.
+VERTEX_BATCH = 64
 
 
 def mesh_outline(vertices2d: np.ndarray, faces: np.ndarray, image_size: tuple[int, int]) -> list[np.ndarray]:
@@ -39,17 +43,18 @@ def mesh_outline(vertices2d: np.ndarray, faces: np.ndarray, image_size: tuple[in
     list of (K, 1, 2) int32 contours, as cv2.findContours gives them.
     """
     w, h = image_size
-    lo = np.floor(vertices2d.min(0)).astype(int) - 2
-    hi = np.ceil(vertices2d.max(0)).astype(int) + 2
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, (w, h))
+    lo = np.maximum(np.floor(vertices2d.min(0)) - 2, 0)
+    hi = np.minimum(np.ceil(vertices2d.max(0)) + 2, (w, h))
     if np.any(hi - lo <= 1):
         return []
-    mask = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.uint8)
-    tris = np.round(vertices2d[faces] - lo).astype(np.int32)
-    cv2.fillPoly(mask, list(tris), 255)
+    # rasterise at most OUTLINE_RESOLUTION px across (filling ~1500 triangles dominates the cost)
+    scale = min(1.0, OUTLINE_RESOLUTION / float((hi - lo).max()))
+    size = np.ceil((hi - lo) * scale).astype(int) + 1
+    mask = np.zeros((size[1], size[0]), np.uint8)
+    tris = np.round((vertices2d[faces] - lo) * scale).astype(np.int32)
+    cv2.fillPoly(mask, tris, 255)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return [c + lo.astype(np.int32) for c in contours]
+    return [np.round(c / scale + lo).astype(np.int32) for c in contours]
 
 
 def draw_hand(image: np.ndarray, joints2d: np.ndarray, outline: list[np.ndarray], side: str,
@@ -102,24 +107,19 @@ def write_preview(video, take: Take, out, hand_models: dict, frame_range=None,
         if not writer.isOpened():
             raise CaptureError(f"OpenCV cannot write an .mp4 video to {out}.")
         order = np.argsort(take.frame, kind="stable")
-        frames, pos = take.frame[order], 0
+        rows = _posed_rows(take, order, hand_models)
+        row = next(rows, None)
         for frame in reader:
             img = frame.image
-            start = pos
-            while pos < len(frames) and frames[pos] < frame.index:
-                pos += 1
-            start = pos
-            while pos < len(frames) and frames[pos] == frame.index:
-                pos += 1
-            for r in order[start:pos]:
+            while row is not None and row[0] < frame.index:
+                row = next(rows, None)
+            while row is not None and row[0] == frame.index:
+                _, r, verts = row
                 side = take.handedness[take.track[r]]
-                model = hand_models[side]
-                with torch.inference_mode():
-                    verts = model(torch.from_numpy(take.pose[r:r + 1]), torch.from_numpy(take.betas[r:r + 1]),
-                                  torch.from_numpy(take.transl[r:r + 1])).vertices[0].float().numpy()
-                outline = mesh_outline(project(verts, take.focal, (w, h)), model.faces, (w, h))
+                outline = mesh_outline(project(verts, take.focal, (w, h)), hand_models[side].faces, (w, h))
                 draw_hand(img, take.joints2d_proj[r], outline, side, bool(take.filled[r]),
                           take.landmarks2d[r], thickness)
+                row = next(rows, None)
             writer.write(img)
             if progress is not None:
                 progress(frame.index)
@@ -132,3 +132,20 @@ def write_preview(video, take: Take, out, hand_models: dict, frame_range=None,
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return out
+
+
+def _posed_rows(take: Take, order: np.ndarray, hand_models: dict):
+    """Yield (frame, row, vertices (V, 3) m) in ``order``, posing the meshes in batches."""
+    for start in range(0, len(order), VERTEX_BATCH):
+        block = order[start:start + VERTEX_BATCH]
+        verts: dict[int, np.ndarray] = {}
+        for t, side in enumerate(take.handedness):
+            sel = block[take.track[block] == t]
+            if len(sel) == 0:
+                continue
+            with torch.inference_mode():
+                v = hand_models[side](torch.from_numpy(take.pose[sel]), torch.from_numpy(take.betas[sel]),
+                                      torch.from_numpy(take.transl[sel])).vertices.float().numpy()
+            verts.update(zip(sel.tolist(), v))
+        for r in block:
+            yield int(take.frame[r]), int(r), verts[int(r)]

@@ -1,0 +1,186 @@
+"""The whole capture on real frames: real MediaPipe, the real decoder, the bundled engine.
+
+Short clips (640x360, a few dozen frames of the shared video) keep this under a minute on 2 cores.
+"""
+from __future__ import annotations
+
+import math
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from dahyf.capture.engine import DEFAULT_CHECKPOINT, load_engine
+from dahyf.capture.errors import CaptureError
+from dahyf.capture.pipeline import _TrackState
+from dahyf.capture.take import ROW_FIELDS, Take
+from test_capture_media import (VFR_DURATIONS, hand_clip, hand_frames, rotated_copy,  # noqa: F401
+                                vfr_copy, write_clip)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip(f"the bundled engine {DEFAULT_CHECKPOINT.name} has not been trained yet")
+    return load_engine(device="cpu")
+
+
+def _hand_size(lm):
+    return np.linalg.norm(lm.max(1) - lm.min(1), axis=-1)
+
+
+def test_capture_both_hands(engine, hand_clip):
+    take = engine.capture(hand_clip)
+    assert take.handedness == ("right", "left") and take.image_size == (640, 360)
+    assert take.focal == pytest.approx(math.hypot(640, 360))
+    take.validate()
+    for t in take.tracks():
+        assert len(t) >= 35, t.handedness                       # both hands are in view throughout
+        assert np.all(np.diff(t.frame) > 0)
+        np.testing.assert_allclose(t.time_s, t.frame / 30.0, atol=1e-3)
+        assert np.all(t.betas == t.betas[0])                     # one β per track
+        err = np.linalg.norm(t.joints2d_proj - t.landmarks2d, axis=-1).mean(-1) / _hand_size(t.landmarks2d)
+        assert np.median(err) < 0.1, t.handedness
+        assert np.all(t.transl[:, 2] > 0)                        # in front of the camera
+    # the person faces the camera: their right hand is on the image's left
+    assert take.track_for("right").landmarks2d[..., 0].mean() < take.track_for("left").landmarks2d[..., 0].mean()
+
+
+def test_stream_yields_ordered_chunks_with_progress(engine, hand_clip):
+    seen = []
+    chunks = list(engine.stream(hand_clip, hands="right", chunk_frames=8,
+                                progress=lambda done, total: seen.append((done, total))))
+    assert len(chunks) >= 5 and chunks[-1].final and not any(c.final for c in chunks[:-1])
+    frames = np.concatenate([c.rows["frame"] for c in chunks])
+    assert np.all(np.diff(frames) > 0)                           # one track: strictly increasing
+    assert seen[-1] == (40, 40) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert Take.from_chunks(chunks).handedness == ("right",)
+
+
+def test_cancel_keeps_a_valid_take(engine, hand_clip, tmp_path):
+    cancel = threading.Event()
+    chunks = []
+    for chunk in engine.stream(hand_clip, chunk_frames=8, cancel=cancel):
+        chunks.append(chunk)
+        cancel.set()
+    assert chunks[-1].cancelled and chunks[-1].frames_done < 40
+    take = Take.from_chunks(chunks)
+    assert 0 < len(take) and take.frame.max() < chunks[-1].frames_done
+    back = Take.load(take.save(tmp_path / "partial.npz"))
+    assert len(back) == len(take)
+
+
+def test_confidence_gate_holds_the_last_confident_pose():
+    st = _TrackState(0, "right", threshold=0.5, filter_kind="zero_lag", smooth=0.0, fps=30.0)
+    rng = np.random.default_rng(0)
+    poses = rng.normal(scale=0.3, size=(6, 16, 3))
+    transl = rng.normal(size=(6, 3))
+    conf = [0.9, 0.2, 0.1, 0.8, 0.3, 0.9]
+    out = []
+    for i in range(6):
+        out += st.push(i, i / 30, poses[i], np.zeros(10), transl[i], conf[i], {})
+    out += st.flush()
+    held_from = [0, 0, 0, 3, 3, 5]
+    for (f, pose, tr, payload), src in zip(out, held_from):
+        np.testing.assert_allclose(pose, poses[src], atol=1e-9)
+        np.testing.assert_allclose(tr, transl[src], atol=1e-9)
+        assert payload["filled"] == (src != f)
+
+
+def test_cli_capture_with_preview(hand_clip, tmp_path, engine):
+    from dahyf.cli import main
+
+    out, prev = tmp_path / "take.npz", tmp_path / "preview.mp4"
+    assert main(["capture", str(hand_clip), "-o", str(out), "--preview", str(prev), "--quiet",
+                 "--frames", "0:12", "--smooth", "0.3"]) == 0
+    take = Take.load(out)
+    assert take.meta["smooth"] == 0.3 and take.meta["source"] == "hands.mp4" and take.frame.max() == 11
+    cap = cv2.VideoCapture(str(prev))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 12
+    ok, frame = cap.read()
+    assert ok and frame.shape == (360, 640, 3)
+    orig = cv2.VideoCapture(str(hand_clip)).read()[1]
+    assert np.abs(frame.astype(int) - orig).max() > 100          # something was drawn
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preview.mp4", "take.json", "take.npz"]
+
+
+def test_cli_reports_bad_input_and_writes_nothing(tmp_path, capsys, engine):
+    from dahyf.cli import main
+
+    out = tmp_path / "take.npz"
+    assert main(["capture", str(tmp_path / "missing.mp4"), "-o", str(out), "--quiet"]) == 1
+    assert "not found" in capsys.readouterr().err
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    assert main(["capture", str(tmp_path / "empty.mp4"), "-o", str(out), "--quiet"]) == 1
+    assert "empty" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4"]
+
+
+def test_video_without_hands_stops_with_a_clear_message(engine, tmp_path, capsys):
+    from dahyf.cli import main
+
+    x = np.linspace(0, 255, 320, dtype=np.uint8)
+    frames = [np.dstack([np.tile(np.roll(x, 5 * i), (240, 1))] * 3) for i in range(15)]
+    video = write_clip(tmp_path / "nohands.mp4", frames)
+    with pytest.raises(CaptureError, match="no hand was found in 15 frames"):
+        engine.capture(video)
+    assert main(["capture", str(video), "-o", str(tmp_path / "t.npz"), "--quiet"]) == 1
+    assert "no hand was found" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nohands.mp4"]
+
+
+def test_one_frame_video(engine, hand_frames, tmp_path):
+    take = engine.capture(write_clip(tmp_path / "one.mp4", hand_frames[:1]))
+    assert sorted(take.frame.tolist()) == [0, 0] and take.meta["frames_done"] == 1
+
+
+def test_portrait_video_from_rotation_metadata(engine, shared_video, tmp_path):
+    from test_capture_media import read_frames
+
+    # frames 100..107: hands apart (MediaPipe finds only one of the two hands over the face, turned)
+    frames = read_frames(shared_video, 100, 8, (640, 360))
+    video = rotated_copy(write_clip(tmp_path / "land.mp4", frames), tmp_path / "portrait.mp4", 90)
+    take = engine.capture(video)
+    assert take.image_size == (360, 640) and take.meta["rotation"] == 90
+    right, left = take.track_for("right"), take.track_for("left")
+    assert len(right) >= 6 and len(left) >= 6
+    # turned 90 degrees clockwise, the image's left (the person's right hand) is now at the top
+    assert right.landmarks2d[..., 1].mean() < left.landmarks2d[..., 1].mean()
+    assert np.all((take.landmarks2d >= -20) & (take.landmarks2d <= [380, 660]))
+
+
+def test_4k_frames(engine, shared_video, tmp_path):
+    from test_capture_media import read_frames
+
+    frames = read_frames(shared_video, 100, 3, (3840, 2160))
+    take = engine.capture(write_clip(tmp_path / "uhd.mp4", frames), hands="right")
+    assert take.image_size == (3840, 2160) and len(take) == 3
+    assert take.focal == pytest.approx(math.hypot(3840, 2160))
+    size = _hand_size(take.landmarks2d)
+    assert np.all(size > 250)                                    # the hand is big in 4K pixels
+    err = np.linalg.norm(take.joints2d_proj - take.landmarks2d, axis=-1).mean(-1) / size
+    assert np.median(err) < 0.1
+
+
+def test_variable_frame_rate_keeps_real_timestamps(engine, hand_frames, tmp_path):
+    video = vfr_copy(write_clip(tmp_path / "cfr.mp4", hand_frames[:10]), tmp_path / "vfr.mp4", VFR_DURATIONS)
+    take = engine.capture(video, hands="right")
+    expect = np.concatenate([[0], np.cumsum(VFR_DURATIONS)[:-1]])
+    np.testing.assert_allclose(take.time_s, expect[take.frame], atol=1e-3)
+
+
+def test_cuda_device_without_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    with pytest.raises(CaptureError, match="no CUDA GPU"):
+        load_engine(device="cuda")
+
+
+def test_rows_have_the_take_fields(engine, hand_frames, tmp_path):
+    chunks = list(engine.stream(write_clip(tmp_path / "c.mp4", hand_frames[:4]), chunk_frames=2))
+    for c in chunks:
+        for k, (shape, dt) in ROW_FIELDS.items():
+            assert c.rows[k].shape[1:] == shape and c.rows[k].dtype == np.dtype(dt)
