@@ -153,10 +153,15 @@ def write_keys(fc, frames: np.ndarray, values: np.ndarray, filled: np.ndarray | 
 class TrackKeyer:
     """Keys one hand track onto one armature, chunk after chunk, into a new Action.
 
-    Every :meth:`append` adds frames and rewrites each F-curve with ``foreach_set`` (the whole
-    curve, so the cost per chunk is one bulk write per channel). The armature's bones must be
-    named by :data:`dahyf.hand.tables.BONE_NAMES` and in quaternion rotation mode.
+    :meth:`append` adds frames; the F-curves are rewritten in bulk (``foreach_set``, the whole
+    curve) whenever the keyed length has grown by :attr:`GROWTH` since the last write, so a
+    stream of chunks costs O(frames) in total; :meth:`flush` writes the rest (call it at the end).
+    The armature's bones must be named by :data:`dahyf.hand.tables.BONE_NAMES` and be in
+    quaternion rotation mode.
     """
+
+    #: Rewrite the curves when the frames held reach this factor times the frames written.
+    GROWTH = 1.5
 
     def __init__(self, arm_obj, action_name: str, bone_names, bone_rest: np.ndarray, key_location: bool = True):
         import bpy
@@ -182,13 +187,14 @@ class TrackKeyer:
         self.locs = np.zeros((0, 3))
         self.conf = np.zeros(0)
         self.filled = np.zeros(0, dtype=bool)
+        self._written = 0
 
     @property
     def num_frames(self) -> int:
         return len(self.frames)
 
-    def append(self, frames, pose, transl, confidence, filled) -> None:
-        """Add captured frames and rewrite the F-curves.
+    def append(self, frames, pose, transl, confidence, filled, write: bool | None = None) -> None:
+        """Add captured frames (and write the F-curves when due, or when ``write`` is True).
 
         Parameters
         ----------
@@ -197,6 +203,7 @@ class TrackKeyer:
         transl : (n, 3) m camera frame.
         confidence : (n,) 0..1.
         filled : (n,) bool, frames replaced by the last confident pose.
+        write : True: write now; False: not now; None: when the growth rule says so.
         """
         frames = np.asarray(frames, dtype=np.float64).reshape(-1)
         if len(frames) == 0:
@@ -208,10 +215,14 @@ class TrackKeyer:
         self.locs = np.concatenate([self.locs, local_locations(transl, self.bone_rest[0])])
         self.conf = np.concatenate([self.conf, np.asarray(confidence, dtype=np.float64).reshape(-1)])
         self.filled = np.concatenate([self.filled, np.asarray(filled, dtype=bool).reshape(-1)])
-        self.flush()
+        if write or (write is None and len(self.frames) >= self.GROWTH * self._written):
+            self.flush()
 
     def flush(self) -> None:
         """Write all accumulated keys to the F-curves (bulk, one call per channel)."""
+        if self._written == len(self.frames) and self._written:
+            return
+        self._written = len(self.frames)
         for b, curves in enumerate(self._rot):
             for i, fc in enumerate(curves):
                 write_keys(fc, self.frames, self.quats[:, b, i], self.filled)

@@ -138,6 +138,7 @@ class CaptureJob:
         """Close the capture: build (and save) the Take; no rows at all → roll back and raise."""
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.session.flush()
         if self.session.num_frames == 0:
             self.session.rollback()
             where = f" (frames {self.frame_range[0]}-{self.frame_range[1] - 1})" if self.frame_range else ""

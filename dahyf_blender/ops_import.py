@@ -41,6 +41,7 @@ def import_take(context, filepath: str, video: str = "", key_location: bool = Tr
                                video_background=bool(source and os.path.isfile(source)))
     try:
         sess.add_rows(engine_api.as_rows(take))
+        sess.flush()
     except BaseException:
         sess.rollback()
         raise

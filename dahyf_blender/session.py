@@ -117,6 +117,11 @@ class TakeSession:
         self.keyers[track] = keyer
         self.rigs[track] = (arm_obj, mesh_obj)
 
+    def flush(self) -> None:
+        """Write every keyer's pending keys (call once the rows are all in)."""
+        for keyer in self.keyers.values():
+            keyer.flush()
+
     # --- results -----------------------------------------------------------------------------------
     @property
     def num_frames(self) -> int:
