@@ -13,6 +13,7 @@ import math
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -285,6 +286,10 @@ class CapturePipeline:
         decoder.start()
         frames_done = 0
         cancelled = False
+        # The estimator runs in one worker thread on chunk k while this thread detects in chunk
+        # k + 1 (torch and MediaPipe both release the GIL); chunks still come out in order.
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dahyf-engine")
+        pending = None   # (future, frames_done, end)
         try:
             batch: list = []  # (frame, rgb or None, {side: Detection})
             frames = decoder.frames()
@@ -306,27 +311,41 @@ class CapturePipeline:
                     if cancel is not None and cancel.is_set():
                         cancelled = True
                 end = frame is None or cancelled
-                if batch and (len(batch) >= self.chunk_frames or end):
-                    t0 = time.perf_counter()
-                    rows = self._process(batch, states, image_size, focal, flush=end)
-                    self.timings["engine_s"] += time.perf_counter() - t0
-                    batch = []
-                elif end:
-                    rows = self._release(states, image_size, focal, -1, flush=True)
-                else:
+                if not (end or len(batch) >= self.chunk_frames):
                     continue
-                if progress is not None:
-                    progress(frames_done, frames_total)
-                yield Chunk(rows, frames_done, frames_total, final=end, cancelled=cancelled, **base)
+                job = worker.submit(self._timed_process, batch, states, image_size, focal, end)
+                batch = []
+                if pending is not None:
+                    yield self._collect(pending, frames_total, progress, cancelled=False, base=base)
+                pending = (job, frames_done, end)
                 if end:
+                    yield self._collect(pending, frames_total, progress, cancelled=cancelled, base=base)
+                    pending = None
                     break
         finally:
+            worker.shutdown(wait=True, cancel_futures=True)
             decoder.shutdown()
             detector.close()
             self.timings["decode_s"] = decoder.seconds
             self.timings["total_s"] = time.perf_counter() - t_start
             self.timings["frames"] = frames_done
             self.ended_early = bool(getattr(reader, "ended_early", False))
+
+    def _collect(self, pending, frames_total, progress, cancelled: bool, base: dict) -> Chunk:
+        job, done, end = pending
+        rows = job.result()
+        if progress is not None:
+            progress(done, frames_total)
+        return Chunk(rows, done, frames_total, final=end, cancelled=cancelled, **base)
+
+    def _timed_process(self, batch, states, image_size, focal, end: bool):
+        t0 = time.perf_counter()
+        try:
+            if batch:
+                return self._process(batch, states, image_size, focal, flush=end)
+            return self._release(states, image_size, focal, -1, flush=True)
+        finally:
+            self.timings["engine_s"] += time.perf_counter() - t0
 
     # --- one chunk ------------------------------------------------------------------------------
     def _process(self, batch, states, image_size, focal, flush: bool) -> dict[str, np.ndarray]:

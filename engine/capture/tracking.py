@@ -62,6 +62,7 @@ class HandDetector:
             import mediapipe as mp
         except ImportError as exc:  # pragma: no cover - mediapipe is a pinned dependency
             raise CaptureError("MediaPipe is not installed: `pip install mediapipe==0.10.21`.") from exc
+        self.max_hands = max_hands
         self._hands = mp.solutions.hands.Hands(
             static_image_mode=False, max_num_hands=max_hands, model_complexity=model_complexity,
             min_detection_confidence=min_detection_confidence,
@@ -78,7 +79,7 @@ class HandDetector:
             pts = np.array([(p.x * w, p.y * h) for p in lms.landmark], dtype=np.float32)
             cls = handed.classification[0]
             out.append(Detection(pts, MEDIAPIPE_LABEL_TO_SIDE.get(cls.label, "right"), float(cls.score)))
-        return drop_duplicates(out)
+        return drop_duplicates(out, keep=self.max_hands)
 
     def close(self) -> None:
         self._hands.close()
@@ -100,11 +101,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def drop_duplicates(dets: list[Detection], iou: float = 0.6) -> list[Detection]:
-    """Keep one detection when MediaPipe reports the same hand twice (boxes overlapping > ``iou``)."""
-    if len(dets) < 2 or box_iou(dets[0].landmarks, dets[1].landmarks) < iou:
-        return dets
-    return [max(dets, key=lambda d: d.side_score)]
+def drop_duplicates(dets: list[Detection], iou: float = 0.6, keep: int = 2) -> list[Detection]:
+    """Drop repeated detections of one hand (boxes overlapping > ``iou``; the surer label wins)
+    and keep at most ``keep`` (MediaPipe can return more hands than ``max_num_hands``)."""
+    out: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.side_score):
+        if all(box_iou(d.landmarks, o.landmarks) < iou for o in out):
+            out.append(d)
+    return out[:keep]
 
 
 class HandTracker:
@@ -142,12 +146,13 @@ class HandTracker:
         -------
         {side: Detection} for the sides seen in this frame.
         """
+        detections = [d for d in detections if np.all(np.isfinite(d.landmarks))][: len(SIDES)]
         if not detections:
             return {}
         best, best_cost = None, math.inf
         for sides in itertools.permutations(SIDES, len(detections)):
             cost = sum(self._cost(frame, d, s) for d, s in zip(detections, sides))
-            if cost < best_cost:
+            if best is None or cost < best_cost:
                 best, best_cost = sides, cost
         out = dict(zip(best, detections))
         for side, det in out.items():
