@@ -108,7 +108,8 @@ def evaluate_model(net: DaHyF, dataset: Dataset, batch_size: int = 16, device: s
 
 
 def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto", resume: bool = True,
-          steps_per_epoch: int | None = None, progress: bool = True, hand=None, shuffle: bool = True) -> dict:
+          steps_per_epoch: int | None = None, progress: bool = True, hand=None, shuffle: bool = True,
+          checkpoint_every: int = 1) -> dict:
     """Train ``cfg`` on ``dataset`` (samples as in :mod:`dahyf.train.datasets`); DDP under torchrun.
 
     Parameters
@@ -121,6 +122,7 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
     steps_per_epoch : cap on optimiser steps per epoch (smoke runs); None for a full pass.
     hand : hand model instance (default: ``cfg.model.hand_model``).
     shuffle : shuffle the samples each epoch (seeded by ``cfg.seed`` and the epoch).
+    checkpoint_every : write ``last.pt`` every this-many epochs (and after the last one).
 
     Returns
     -------
@@ -194,7 +196,7 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
                 bar.set_postfix(epoch=epoch + 1, loss=f"{logs['loss']:.3f}", tasks=f"{logs['task_sum']:.3f}")
         sched.step()
         history.append({k: v / n_steps for k, v in sums.items()} | {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]})
-        if rank == 0:
+        if rank == 0 and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == cfg.epochs):
             _atomic_save({"train_config": cfg.to_dict(), "module": module.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
                           "history": history}, last)

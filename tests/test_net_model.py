@@ -1,0 +1,149 @@
+"""The DaHyF image network: every Table 4 row runs, PE is 336-D, camera and confidence are consistent,
+checkpoints rebuild it, and the capture estimator mirrors left hands."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dahyf.hand.model import load_hand_model
+from dahyf.net.camera import full_to_weak
+from dahyf.net.confidence import projection_confidence
+from dahyf.net.dahyf_net import DaHyF, DaHyFConfig, DaHyFEstimator, save_dahyf
+from dahyf.train.configs import CONFIGS, TABLE4_ROWS, model_config
+
+
+@pytest.fixture(scope="module")
+def hand():
+    return load_hand_model("open", "right")
+
+
+def _inputs(B=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(B, 3, 224, 224, generator=g)
+    boxes = torch.tensor([[700.0, 300.0, 260.0], [200.0, 500.0, 180.0]])[:B]
+    size = torch.tensor([[1280.0, 720.0]]).expand(B, 2)
+    focal = torch.tensor([1100.0, 1300.0])[:B]
+    return images, boxes, size, focal
+
+
+def test_public_import_is_light():
+    code = "import sys, dahyf.net; assert 'torch' not in sys.modules; from dahyf.net import DaHyF, DaHyFConfig; print(DaHyF.__name__)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "DaHyF"
+
+
+@pytest.mark.parametrize("row", sorted(TABLE4_ROWS))
+def test_every_table4_row_builds_and_runs(row, hand):
+    cfg = model_config(row, "light", hidden=(64,))
+    net = DaHyF(cfg, hand=hand).eval()
+    with torch.no_grad():
+        out = net(*_inputs())
+    B = 2
+    assert out["pose"].shape == (B, 16, 3) and out["betas"].shape == (B, 10) and out["cam_t"].shape == (B, 3)
+    assert out["joints3d"].shape == (B, 21, 3) and out["vertices"].shape == (B, hand.num_vertices, 3)
+    assert out["joints2d"].shape == (B, 21, 2) and out["joints2d_proj"].shape == (B, 21, 2)
+    assert out["confidence"].shape == (B,)
+    assert ("simcc_x" in out) == (cfg.joint_head == "simcc") and ("heatmaps" in out) == (cfg.joint_head == "heatmap")
+    if cfg.joint_head == "simcc":
+        assert out["simcc_x"].shape == (B, 21, 672)
+    assert all(torch.isfinite(v).all() for v in out.values())
+    assert (out["cam_t"][:, 2] > 0).all()
+
+
+def test_configs_cover_the_paper_recipe_and_all_rows():
+    paper = CONFIGS["paper"]
+    assert paper.model.backbone == "hrnet_w64" and paper.lr == 5e-5 and paper.epochs == 500
+    assert paper.lr_milestones == (250,) and paper.batch_size == 128 and paper.contrastive_epochs == 100
+    assert {f"r50_{r}" for r in TABLE4_ROWS} <= set(CONFIGS)
+    assert len(TABLE4_ROWS) == 7
+
+
+def test_positional_encoding_feeds_336_dims_to_the_regressor(hand):
+    cfg = DaHyFConfig(backbone="light", hidden=(32,))
+    assert cfg.pe_dims == 336
+    net = DaHyF(cfg, hand=hand)
+    first = net.regressor.mlp[0]
+    assert first.in_features == net.backbone.coarse_channels + 336
+    no_pe = DaHyF(DaHyFConfig(backbone="light", hidden=(32,), positional_encoding=False), hand=hand)
+    assert no_pe.regressor.mlp[0].in_features == net.backbone.coarse_channels
+
+
+def test_weak_camera_round_trips_through_the_full_perspective_translation(hand):
+    net = DaHyF(DaHyFConfig(backbone="light", hidden=(32,)), hand=hand).eval()
+    images, boxes, size, focal = _inputs()
+    with torch.no_grad():
+        out = net(images, boxes, size, focal)
+    back = full_to_weak(out["cam_t"], boxes[:, :2], boxes[:, 2], size, focal)
+    torch.testing.assert_close(back, out["weak_cam"], rtol=1e-5, atol=1e-6)
+    # CLIFF's relation is exact for points at the model's depth origin (Z = 0): the full-perspective
+    # projection of X + cam_t lands where the weak camera puts X in the crop.
+    X = torch.randn(2, 50, 3) * 0.05
+    X[..., 2] = 0
+    from dahyf.net.camera import project_points
+
+    full_uv = 2 * (project_points(X + out["cam_t"][:, None], focal, size) - boxes[:, None, :2]) / boxes[:, None, 2:3]
+    weak_uv = out["weak_cam"][:, None, :1] * (X[..., :2] + out["weak_cam"][:, None, 1:])
+    torch.testing.assert_close(full_uv, weak_uv, atol=1e-4, rtol=0)
+
+
+def test_confidence_is_one_for_a_matching_projection_and_lower_for_a_shuffled_hand(hand):
+    net = DaHyF(DaHyFConfig(backbone="light", hidden=(32,)), hand=hand).eval()
+    images, boxes, size, focal = _inputs()
+    with torch.no_grad():
+        out = net(images, boxes, size, focal)
+    proj = out["joints2d_proj"]
+    j2d_crop = (proj - (boxes[:, None, :2] - boxes[:, None, 2:3] / 2)) * (224 / boxes[:, None, 2:3])
+    good = projection_confidence(j2d_crop, proj, boxes[:, :2], boxes[:, 2])
+    torch.testing.assert_close(good, torch.ones(2), atol=1e-5, rtol=0)
+    perm = torch.tensor([0, 20, 3, 17, 9, 1, 12, 5, 14, 8, 2, 19, 6, 11, 16, 4, 13, 7, 18, 10, 15])
+    shuffled = projection_confidence(j2d_crop[:, perm], proj, boxes[:, :2], boxes[:, 2])
+    assert (shuffled < good - 0.05).all()
+
+
+def test_backbones_give_56_and_7_feature_maps():
+    from dahyf.net.backbones import build_backbone
+
+    for name, (cf, cc) in {"resnet50": (256, 2048), "hrnet_w64": (64, 512), "light": (48, 192)}.items():
+        bb = build_backbone(name).eval()
+        with torch.no_grad():
+            f = bb(torch.zeros(1, 3, 224, 224))
+        assert f.fine.shape == (1, cf, 56, 56) and f.coarse.shape == (1, cc, 7, 7), name
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_backbone("vgg")
+
+
+def test_checkpoint_rebuilds_the_network_and_the_estimator_mirrors_left_hands(tmp_path, hand):
+    import dahyf
+    from dahyf.net.checkpoint import load_checkpoint
+
+    torch.manual_seed(0)
+    net = DaHyF(DaHyFConfig(name="t", backbone="light", hidden=(32,)), hand=hand)
+    path = save_dahyf(tmp_path / "dahyf.pt", net, meta={"note": "test"})
+    est = load_checkpoint(path)
+    assert isinstance(est, DaHyFEstimator) and est.needs_crops and est.config == net.cfg
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, est.net.state_dict()[k])
+    engine = dahyf.load_engine(path, device="cpu")
+    assert engine.estimator.needs_crops
+
+    rng = np.random.default_rng(0)
+    crop = torch.from_numpy(rng.integers(0, 255, (1, 224, 224, 3), dtype=np.uint8))
+    W, H = 1280.0, 720.0
+    box = torch.tensor([[400.0, 300.0, 200.0]])
+    size, focal = torch.tensor([[W, H]]), torch.tensor([1000.0])
+    lm = torch.zeros(1, 21, 2)
+    r = est.predict(lm, torch.tensor([True]), size, focal, crops=crop, boxes=box)
+    # the same hand seen mirrored: flipped crop, mirrored box, left
+    l = est.predict(lm, torch.tensor([False]), size, focal, crops=crop.flip(2), boxes=torch.tensor([[W - 400.0, 300.0, 200.0]]))
+    torch.testing.assert_close(l["pose"][..., 0], r["pose"][..., 0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(l["pose"][..., 1:], -r["pose"][..., 1:], atol=1e-4, rtol=0)
+    torch.testing.assert_close(l["transl"], r["transl"] * torch.tensor([-1.0, 1, 1]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(l["joints2d_proj"][..., 0], W - r["joints2d_proj"][..., 0], atol=1e-3, rtol=0)
+    torch.testing.assert_close(l["confidence"], r["confidence"], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="crops"):
+        est.predict(lm, torch.tensor([True]), size, focal)
