@@ -96,7 +96,7 @@ def as_rows(take) -> Rows:
         track=np.asarray(r["track"], dtype=np.int64).reshape(n),
         frame=np.asarray(r["frame"], dtype=np.int64).reshape(n),
         pose=np.asarray(r["pose"], dtype=np.float64).reshape(n, 16, 3),
-        betas=np.asarray(r["betas"], dtype=np.float64).reshape(n, -1),
+        betas=np.asarray(r["betas"], dtype=np.float64).reshape(n, np.shape(r["betas"])[-1]),
         transl=np.asarray(r["transl"], dtype=np.float64).reshape(n, 3),
         confidence=np.asarray(r["confidence"], dtype=np.float64).reshape(n),
         filled=np.asarray(r["filled"], dtype=bool).reshape(n),

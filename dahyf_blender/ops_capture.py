@@ -37,6 +37,7 @@ class CaptureJob:
     threshold, smooth : engine confidence threshold and smoothing (0..1).
     key_location : key the wrist translation.
     take_path : where to save the take (.npz + .json); '' for nowhere.
+    chunk_frames : video frames per engine chunk (one keying step each).
 
     Raises
     ------
@@ -45,7 +46,7 @@ class CaptureJob:
     """
 
     def __init__(self, context, video: str, hands: str = "right", frame_range=None, threshold: float = 0.5,
-                 smooth: float = 0.5, key_location: bool = True, take_path: str = ""):
+                 smooth: float = 0.5, key_location: bool = True, take_path: str = "", chunk_frames: int = 32):
         compat.check_blender_version()
         self.prefs = get_prefs(context)
         video = bpy.path.abspath(video) if video else ""
@@ -60,6 +61,7 @@ class CaptureJob:
             engine_api.load_hand(self.prefs, side)
         self.video, self.hands, self.frame_range = video, hands, frame_range
         self.threshold, self.smooth, self.take_path = threshold, smooth, take_path
+        self.chunk_frames = chunk_frames
         self.session = session.TakeSession(context, self.prefs, video, key_location=key_location)
         self.cancel = threading.Event()
         self.chunks: list = []
@@ -75,7 +77,8 @@ class CaptureJob:
         """The engine's chunks (runs on the worker thread in modal mode; no bpy here)."""
         engine = engine_api.load_engine(self.prefs)
         yield from engine.stream(self.video, hands=self.hands, frame_range=self.frame_range,
-                                 threshold=self.threshold, smooth=self.smooth, cancel=self.cancel)
+                                 threshold=self.threshold, smooth=self.smooth, chunk_frames=self.chunk_frames,
+                                 cancel=self.cancel)
 
     def apply(self, chunk) -> None:
         """Key one chunk (main thread)."""

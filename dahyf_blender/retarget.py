@@ -40,10 +40,6 @@ _OVERRIDING = {"COPY_ROTATION", "COPY_TRANSFORMS", "CHILD_OF", "DAMPED_TRACK", "
                "STRETCH_TO", "IK", "ARMATURE", "TRANSFORM"}
 
 
-import os
-_FRAMES = os.environ.get("DAHYF_RT_FRAMES", "joint")
-
-
 class RetargetError(RuntimeError):
     """Retargeting cannot run; the message says why and what to do."""
 
@@ -249,7 +245,7 @@ def make_plan(source, target, preset: str = "AUTO", source_side: str = "AUTO", t
     for finger in FINGERS:
         idx = [i for i, p in enumerate(pairs) if p[0].startswith(finger)]
         for k, i in enumerate(idx):
-            if k == 0 or _FRAMES == "hand":
+            if k == 0:  # the knuckle turns about the hand's own axes
                 M[i] = np.eye(3)
             else:
                 prev = pairs[idx[k - 1]][0]
@@ -407,15 +403,15 @@ def _empty(name, local: np.ndarray, collection, parent_obj=None, bone: str | Non
 def add_live_preview(plan: RetargetPlan, context) -> list:
     """Drive the target's finger bones from the source with constraints (no keys). Returns the constraints.
 
-    Rotations only (parented to a bone, an empty's world rotation is object · posed bone · local):
+    Exact replay of :func:`pose_frame` (rotations only; an empty parented to a bone turns with
+    object · posed bone · its local rotation). Per finger, with N_k = H_t^T T_k,rest:
 
-    - anchor ``A_t`` rides the target wrist bone with local ``W_rest^T H_t`` (world: posed hand frame),
-      one anchor ``A_s`` per bone rides the source wrist with local ``W_rest^T H_s M^T``;
-    - ``E`` rides the source bone with local ``K = S_rest^T H_s M^T H_t^T T_rest``;
-    - ``F`` is a child of ``A_t`` whose local rotation copies E's rotation read in A_s's space
-      (Copy Rotation, target space CUSTOM = A_s, owner space LOCAL), so world(F) = A_t A_s⁻¹ world(E)
-      = H_t,pose · M D M^T · H_t^T · T_rest, the baked formula;
-    - the target bone copies F's world rotation.
+    - ``A_s`` / ``A_t`` ride the source / target wrist with local ``W_rest^T H``: the posed hand frames;
+    - ``E_k`` rides source bone k with local ``S_k,rest^T H_s M_k^T N_k``; ``P_k`` rides source bone
+      k-1 with local ``S_k-1,rest^T H_s M_k^T N_k-1`` (for k = 1: P_1 = A_s);
+    - ``F_k`` is a child of ``F_k-1`` (F_1 of A_t) whose local rotation copies E_k read in P_k's
+      space (Copy Rotation, target space CUSTOM, owner space LOCAL): world(F_k) = H_t,pose D'_k N_k;
+    - target bone k copies F_k's world rotation.
 
     A mirrored pair (left take on a right hand) would need reflected spaces: bake it instead.
     """
@@ -428,20 +424,30 @@ def add_live_preview(plan: RetargetPlan, context) -> list:
         context.scene.collection.children.link(coll)
     src, tgt = plan.source, plan.target
     tag = tgt.name
+    a_s = _empty(f"DaHyF {tag} | source hand", plan.Ws_rest.T @ plan.Hs, coll, src, plan.src.wrist)
     a_t = _empty(f"DaHyF {tag} | target hand", plan.Wt_rest.T @ plan.Ht, coll, tgt, plan.tgt.wrist)
+    N = plan.Ht.T @ plan.T_rest  # (P, 3, 3)
     cons = []
-    for i, (joint, sbone, tbone) in enumerate(plan.pairs):
-        M = plan.M[i] if plan.M is not None else np.eye(3)
-        a_s = _empty(f"DaHyF {tag} | {joint} source hand", plan.Ws_rest.T @ plan.Hs @ M.T, coll, src, plan.src.wrist)
-        K = plan.S_rest[i].T @ plan.Hs @ M.T @ plan.Ht.T @ plan.T_rest[i]
-        e = _empty(f"DaHyF {tag} | {joint} source", K, coll, src, sbone)
-        f = _empty(f"DaHyF {tag} | {joint} target", np.eye(3), coll, a_t)
-        cf = f.constraints.new("COPY_ROTATION")
-        cf.target, cf.target_space, cf.space_object, cf.owner_space = e, "CUSTOM", a_s, "LOCAL"
-        c = tgt.pose.bones[tbone].constraints.new("COPY_ROTATION")
-        c.name = "DaHyF live retarget"
-        c.target, c.target_space, c.owner_space = f, "WORLD", "WORLD"
-        cons.append(c)
+    for chain in plan.chains:
+        f_prev = a_t
+        for k, i in enumerate(chain):
+            joint, sbone, tbone = plan.pairs[i]
+            M = np.eye(3)  # MUTANT
+            e = _empty(f"DaHyF {tag} | {joint} source", plan.S_rest[i].T @ plan.Hs @ M.T @ N[i], coll, src, sbone)
+            if k == 0:
+                space = a_s
+            else:
+                h = chain[k - 1]
+                space = _empty(f"DaHyF {tag} | {joint} joint space",
+                               plan.S_rest[h].T @ plan.Hs @ M.T @ N[h], coll, src, plan.pairs[h][1])
+            f = _empty(f"DaHyF {tag} | {joint} target", np.eye(3), coll, f_prev)
+            cf = f.constraints.new("COPY_ROTATION")
+            cf.target, cf.target_space, cf.space_object, cf.owner_space = e, "CUSTOM", space, "LOCAL"
+            c = tgt.pose.bones[tbone].constraints.new("COPY_ROTATION")
+            c.name = "DaHyF live retarget"
+            c.target, c.target_space, c.owner_space = f, "WORLD", "WORLD"
+            cons.append(c)
+            f_prev = f
     if plan.correction is not None:
         plan.notes.append("The preset's axis correction is applied when baking only, not in the live preview.")
     tgt[LIVE_TAG] = True

@@ -52,7 +52,7 @@ def ctx(addon):
     bpy.ops.wm.read_homefile(use_empty=True)
     prefs = bpy.context.preferences.addons[EXT_MODULE].preferences
     prefs.mano_folder = ""
-    prefs.checkpoint = ""
+    prefs.checkpoint = os.environ.get("DAHYF_TEST_CHECKPOINT", "")
     return bpy.context
 
 
@@ -64,10 +64,11 @@ def sub(addon):
 
 @pytest.fixture(scope="session")
 def engine_available():
+    """The capture engine loads (the bundled one, or $DAHYF_TEST_CHECKPOINT); skip otherwise."""
     import dahyf
 
     try:
-        dahyf.load_engine(device="cpu")
+        dahyf.load_engine(os.environ.get("DAHYF_TEST_CHECKPOINT") or None, device="cpu")
     except dahyf.CaptureError as exc:
         pytest.skip(f"the capture engine is not available: {exc}")
     return True

@@ -96,17 +96,19 @@ def known_poses(joints, tips) -> dict[str, np.ndarray]:
     poses = {"flat": np.zeros((16, 3))}
     fist = np.zeros((16, 3))
     for f in ("index", "middle", "ring", "pinky"):
-        curl(fist, f, (75, 90, 60))
-    curl(fist, "thumb", (20, 40, 45))
+        curl(fist, f, (55, 60, 35))
+    curl(fist, "thumb", (20, 35, 40))
     poses["fist"] = fist
-    for f, degs in (("index", (60, 70, 45)), ("middle", (65, 75, 50)), ("ring", (60, 70, 45)),
-                    ("pinky", (55, 70, 45)), ("thumb", (25, 45, 50))):
+    for f, degs in (("index", (45, 50, 30)), ("middle", (50, 55, 30)), ("ring", (45, 50, 30)),
+                    ("pinky", (40, 50, 30)), ("thumb", (25, 40, 45))):
         p = np.zeros((16, 3))
         curl(p, f, degs)
         poses[f"curl_{f}"] = p
     opp = np.zeros((16, 3))
     t1 = FINGER_JOINTS["thumb"][0]
-    opp[t1] = handframe.rotvec_compose(_axis_angle(curl_axis("thumb"), 35), _axis_angle(along, 40))
+    q = Matrix((_rodrigues(_axis_angle(along, 40)) @ _rodrigues(_axis_angle(curl_axis("thumb"), 35))).tolist())
+    axis, angle = q.to_quaternion().to_axis_angle()
+    opp[t1] = np.array(axis) * angle
     opp[t1 + 1] = _axis_angle(curl_axis("thumb"), 30)
     opp[t1 + 2] = _axis_angle(curl_axis("thumb"), 35)
     poses["opposition"] = opp
@@ -193,7 +195,7 @@ def _segments(obj, hand: presets.HandMatch, prefix: str = ""):
         for k, (joint, bone) in enumerate(pairs):
             if k + 1 < len(pairs):
                 end = ("head", pairs[k + 1][1])
-            elif f in hand.tips:
+            elif f in hand.tips and prefix + hand.tips[f] in obj.data.bones:
                 end = ("head", hand.tips[f])
             else:
                 end = ("tail", bone)
@@ -225,27 +227,32 @@ def measure(obj, hand: presets.HandMatch, posed: bool, prefix: str = "", wrist: 
 
 
 def compare(src, src_hand, tgt, tgt_hand, frames, tgt_prefix="", tgt_wrist=None):
-    """Per frame and mapped joint: |angle change difference| and axis difference (degrees)."""
+    """Per frame and mapped joint: |angle change difference| and axis difference (degrees), and curls.
+
+    A segment *curls towards the palm* when its change of direction turns it about the hand's
+    curl axis (along × palm = -across, in hand-frame coordinates, either side): signed curl =
+    angle · (axis · (0, -1, 0)). ``curls`` lists (frame, joint, source, target) signed curls in
+    degrees for every segment whose MANO curl exceeds 20°.
+    """
     scene = bpy.context.scene
-    s_rest, s_rest_end = measure(src, src_hand, False)
-    t_rest, t_rest_end = measure(tgt, tgt_hand, False, tgt_prefix, tgt_wrist)
+    s_rest, _ = measure(src, src_hand, False)
+    t_rest, _ = measure(tgt, tgt_hand, False, tgt_prefix, tgt_wrist)
     ang, axe, curls = [], [], []
+    curl_axis = np.array([0.0, -1.0, 0.0])
     for frame in frames:
         scene.frame_set(frame)
-        s_pose, s_end = measure(src, src_hand, True)
-        t_pose, t_end = measure(tgt, tgt_hand, True, tgt_prefix, tgt_wrist)
+        s_pose, _ = measure(src, src_hand, True)
+        t_pose, _ = measure(tgt, tgt_hand, True, tgt_prefix, tgt_wrist)
         for joint in t_pose:
             a_s, x_s = handframe.direction_change(s_rest[joint][None], s_pose[joint][None])
             a_t, x_t = handframe.direction_change(t_rest[joint][None], t_pose[joint][None])
-            ang.append(abs(math.degrees(a_s[0] - a_t[0])))
-            if math.degrees(a_s[0]) > 10:
+            if math.degrees(a_s[0]) > 10:  # segments that move (the axis of a tiny change is noise)
+                ang.append(abs(math.degrees(a_s[0] - a_t[0])))
                 axe.append(math.degrees(math.acos(np.clip(x_s[0] @ x_t[0], -1, 1))))
-        for f in FINGERS:
-            last = [j for j, _ in tgt_hand.finger_bones(f)][-1]
-            ds = (s_end[last] - s_rest_end[last])[2]  # towards the palm, in hand lengths
-            dt = (t_end[last] - t_rest_end[last])[2]
-            if ds > 0.15:
-                curls.append((frame, f, ds, dt))
+            c_s = math.degrees(a_s[0]) * (x_s[0] @ curl_axis)
+            c_t = math.degrees(a_t[0]) * (x_t[0] @ curl_axis)
+            if c_s > 20:
+                curls.append((frame, joint, round(c_s, 1), round(c_t, 1)))
     return np.array(ang), np.array(axe), curls
 
 
@@ -257,8 +264,8 @@ def assert_agreement(ang, axe, curls, label):
     assert med_a < TOL_DEG, f"{label}: median angle difference {med_a:.1f}° ≥ {TOL_DEG}°"
     assert med_x < TOL_DEG, f"{label}: median axis difference {med_x:.1f}° ≥ {TOL_DEG}°"
     bad = [c for c in curls if c[3] <= 0]
-    assert not bad, f"{label}: fingers that did not curl towards the palm (frame, finger, src, tgt): {bad}"
-    assert len(curls) >= 8, f"{label}: too few curled fingers checked ({len(curls)})"
+    assert not bad, f"{label}: segments that did not curl towards the palm (frame, joint, src°, tgt°): {bad}"
+    assert len(curls) >= 20, f"{label}: too few curled segments checked ({len(curls)})"
 
 
 def _src_hand(src):
@@ -342,8 +349,6 @@ def build_family_rig(preset: presets.Preset, mano_rest, *, cm=False, one_orienta
             for f in FINGERS:
                 js = FINGER_JOINTS[f]
                 R = _rot_about(np.cross(joints[js[2]] - joints[js[0]], H[:, 2]), rest_curl)
-                for a, b in ((js[1], [js[2]]), (js[1], []), (js[2], [])):
-                    pass
                 pivot = joints[js[1]]
                 for j in js[2:]:
                     joints[j] = pivot + R @ (joints[j] - pivot)
@@ -527,8 +532,9 @@ def test_mirrored_take_and_target_with_action(mano_rest, retarget_module):
     ang, axe, curls = compare(src, _src_hand(src), tgt, hand, range(1, len(frames) + 1))
     assert_agreement(ang, axe, curls, "unreal right hand <- left take (mirrored, animated arm)")
     # The body action is untouched and still plays (pushed down to the NLA).
-    assert _fcurve_snapshot(body_action) == body_before or all(
-        np.array_equal(_fcurve_snapshot(body_action)[k], body_before[k]) for k in body_before)
+    body_after = _fcurve_snapshot(body_action)
+    assert body_after.keys() == body_before.keys()
+    assert all(np.array_equal(body_after[k], body_before[k]) for k in body_before)
     assert any(s.action == body_action for t in tgt.animation_data.nla_tracks for s in t.strips)
     bpy.context.scene.frame_set(5)
     assert abs(tgt.pose.bones["lowerarm_r"].rotation_euler[0] - 0.6) < 1e-4
@@ -567,16 +573,18 @@ def test_two_bone_thumb_and_automatic_names(mano_rest, retarget_module, tmp_path
     assert m2.hands["L"].joints == hand.joints, path.read_text()
 
 
-def test_live_preview_matches_bake(mano_rest, retarget_module):
+def test_live_preview_matches_bake(godot_path, mano_rest, retarget_module):
+    """Live constraints and the baked Action give the same finger rotations (on a real, pre-curled rig)."""
     _clear_scene()
-    tgt = build_family_rig(presets.load_presets()["mixamo"], mano_rest, cm=True, seed=11)
+    tgt = _import_godot(godot_path)
+    tgt.matrix_world = Matrix.Rotation(0.8, 4, "Y") @ Matrix.Scale(0.01, 4)
     src = build_source(mano_rest, "right", obj_matrix=Matrix.Rotation(0.5, 4, "X"))
     frames = key_source(src, known_poses(*mano_rest["right"]))
     assert bpy.ops.dahyf.retarget(source=src.name, target=tgt.name, mode="LIVE") == {"FINISHED"}
     hand = retarget_module.match_armature(tgt).hands["R"]
     scene = bpy.context.scene
     live = {}
-    for f in (2, 8, 9):
+    for f in (2, 4, 8, 9):
         scene.frame_set(f)
         live[f] = {b: np.array(tgt.pose.bones[b].matrix.to_3x3()) for b in hand.joints.values()}
     assert bpy.ops.dahyf.retarget(source=src.name, target=tgt.name, mode="CLEAR") == {"FINISHED"}

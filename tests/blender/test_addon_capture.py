@@ -1,0 +1,112 @@
+"""Capturing a real video through the installed extension: EXEC_DEFAULT, the modal steps, no hands.
+
+Needs the bundled capture engine (skips without it) and the team's test video (skips without it).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+from mathutils import Quaternion, Vector  # noqa: E402
+
+from blender_helpers import scene_fingerprint  # noqa: E402
+
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
+
+#: A short stretch of the test video with both hands in view.
+FRAMES = (0, 24)
+
+
+def _assert_keys_match_take(arms, take, compat):
+    from dahyf.hand.tables import BONE_NAMES
+
+    assert {a["dahyf_track"] for a in arms} == {t for t in range(take.num_tracks) if len(take.track_rows(t))}
+    for arm in arms:
+        tr = take.track_rows(arm["dahyf_track"])
+        assert arm["dahyf_side"] == tr.handedness
+        curves = {(fc.data_path, fc.array_index): fc for fc in compat.channel_owner(arm).fcurves}
+        for j, b in enumerate(BONE_NAMES):
+            B = arm.data.bones[b].matrix_local.to_quaternion()
+            keys = [curves[(f'pose.bones["{b}"].rotation_quaternion', i)].keyframe_points for i in range(4)]
+            assert [len(k) for k in keys] == [len(tr)] * 4  # one key per captured frame
+            np.testing.assert_array_equal([k.co[0] for k in keys[0]], tr.frame + 1)
+            for r in range(len(tr)):
+                aa = Vector(tr.pose[r, j].astype(np.float64))
+                R = Quaternion(aa.normalized(), aa.length) if aa.length > 0 else Quaternion()
+                want = np.array(B.inverted() @ R @ B)
+                got = np.array([keys[i][r].co[1] for i in range(4)])
+                np.testing.assert_allclose(got, want if got @ want >= 0 else -want, atol=1e-5)
+
+
+def test_capture_video_exec_default_keys_both_hands_and_survives_save_reload(
+        ctx, tmp_path, shared_video, engine_available, sub):
+    import dahyf
+
+    compat = sub("compat")
+    take_path = tmp_path / "cap.npz"
+    result = bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(shared_video), hands="BOTH",
+                                         use_frame_range=True, frame_start=FRAMES[0], frame_end=FRAMES[1],
+                                         take_path=str(take_path))
+    assert result == {"FINISHED"}
+    take = dahyf.Take.load(take_path)
+    assert len(take) > 0 and take.meta["complete"]
+    arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    assert len(arms) == 2  # the test video shows both hands
+    _assert_keys_match_take(arms, take, compat)
+    actions = {a.name: a.animation_data.action.name for a in arms}
+    assert all(n.startswith("dynhamr_demo3.take001.") for n in actions.values())
+
+    blend = str(tmp_path / "capture.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=blend)
+    bpy.ops.wm.open_mainfile(filepath=blend)
+    arms = [bpy.data.objects[n] for n in actions]
+    assert {a.name: a.animation_data.action.name for a in arms} == actions
+    _assert_keys_match_take(arms, take, compat)
+
+
+def test_modal_steps_key_chunks_as_they_arrive_and_cancel_keeps_a_valid_partial_take(
+        ctx, tmp_path, shared_video, engine_available, sub):
+    """Drives the same CaptureJob.step() that the modal operator's timer calls."""
+    import dahyf
+
+    compat, ops_capture = sub("compat"), sub("ops_capture")
+    job = ops_capture.CaptureJob(ctx, str(shared_video), "both", frame_range=(0, 200), chunk_frames=8,
+                                 take_path=str(tmp_path / "partial.npz"))
+    job.start_thread()
+    progress, keyed, ended = [], [], False
+    deadline = time.monotonic() + 180
+    while not ended and time.monotonic() < deadline:
+        ended = job.step()
+        if job.chunks and (not progress or job.progress != progress[-1]):
+            progress.append(job.progress)
+            keyed.append(job.session.num_frames)
+        if job.session.num_frames > 0 and len(job.chunks) >= 2 and not job.cancel.is_set():
+            job.cancel.set()  # what Esc does
+        time.sleep(0.02)
+    assert ended, "the engine did not end its stream after the cancel"
+    take = job.finish()
+    assert len(progress) >= 2 and progress == sorted(progress) and 0 < progress[-1] < 1
+    assert keyed == sorted(keyed)
+    assert take.meta["cancelled"] and job.chunks[-1].cancelled
+    assert 0 < job.frames_done < 200
+    saved = dahyf.Take.load(tmp_path / "partial.npz")
+    assert len(saved) == len(take) == job.session.num_frames
+    _assert_keys_match_take(job.session.armatures, saved, compat)
+
+
+def test_video_without_hands_is_reported_and_leaves_the_scene_unchanged(ctx, tmp_path, engine_available):
+    import cv2
+
+    path = str(tmp_path / "empty.mp4")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (320, 240))
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        writer.write(rng.integers(90, 110, (240, 320, 3), dtype=np.uint8))
+    writer.release()
+    before = scene_fingerprint()
+    with pytest.raises(RuntimeError, match="No hands found in empty.mp4"):
+        bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=path, hands="BOTH")
+    assert scene_fingerprint() == before
