@@ -432,7 +432,7 @@ def add_live_preview(plan: RetargetPlan, context) -> list:
         f_prev = a_t
         for k, i in enumerate(chain):
             joint, sbone, tbone = plan.pairs[i]
-            M = np.eye(3)  # MUTANT
+            M = plan.M[i]
             e = _empty(f"DaHyF {tag} | {joint} source", plan.S_rest[i].T @ plan.Hs @ M.T @ N[i], coll, src, sbone)
             if k == 0:
                 space = a_s

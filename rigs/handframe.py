@@ -11,13 +11,20 @@ Because the left-hand frame is the mirror image of the right-hand one, expressin
 one hand's frame and re-expressing it in the other's mirrors it: a right-hand curl becomes a
 left-hand curl (``H_t D H_t^T`` stays a proper rotation since D is proper).
 
-Transfer of one finger bone (world-space 3×3 rotations; DESIGN.md §5, issue 6)::
+Transfer of one finger (world-space 3×3 rotations; DESIGN.md §5, issue 6)::
 
-    D = H_s,pose^T · S_pose · S_rest^T · H_s,rest         rotation of the source bone, in its hand frame
-    T_pose = H_t,pose · C D C^T · H_t,rest^T · T_rest     the same rotation on the target bone
+    D_k = H_s,pose^T · S_k,pose · S_k,rest^T · H_s,rest    rotation of source bone k from rest, hand frame
+    L_k = D_{k-1}^T D_k   (L_1 = D_1)                      its rotation relative to the previous bone
+    L'_k = M_k L_k M_k^T,   M_k = G_t,k-1 · G_s,k-1^T      the joint re-expressed about the target's axes
+    D'_k = D'_{k-1} L'_k                                   target bone k from rest, hand frame
+    T_k,pose = H_t,pose · C D'_k C^T · H_t,rest^T · T_k,rest
 
 with S/T the source/target bone matrices, ``H_pose = W_pose W_rest^T H_rest`` the hand frame
-carried by each rig's posed wrist bone W, and C an optional per-rig axis correction.
+carried by each rig's posed wrist bone W, C an optional per-rig axis correction, and G the
+*segment frame* of the previous bone of the finger in hand-frame coordinates
+(:func:`segment_frame`; M_1 = I: the knuckle turns about the hand's own axes). A joint's axes are
+fixed in the bone before it, so a target finger that rests splayed or pre-curled differently from
+MANO's still bends each joint about its own axes, and the finger stays one rigid chain.
 """
 from __future__ import annotations
 
@@ -55,6 +62,31 @@ def hand_frame(wrist, index1, middle1, pinky1, side: str) -> np.ndarray:
     return np.stack([along, across, palm], axis=1)
 
 
+def segment_frame(direction, H: np.ndarray) -> np.ndarray:
+    """A finger segment's frame in hand-frame coordinates.
+
+    Parameters
+    ----------
+    direction : (3,) rest direction of the segment (joint -> next joint), same space as H.
+    H : (3, 3) the rig's hand frame (:func:`hand_frame`).
+
+    Returns
+    -------
+    G : (3, 3) proper rotation, columns (segment direction, across, palm side) in hand-frame
+        coordinates; G = I for a segment along the hand's ``along`` axis.
+    """
+    d = H.T @ np.asarray(direction, dtype=np.float64)
+    d /= np.linalg.norm(d)
+    z = np.array([0.0, 0.0, 1.0]) - d * d[2]
+    if np.linalg.norm(z) < 1e-6:  # segment along the palm normal: use 'across' instead
+        y = np.array([0.0, 1.0, 0.0]) - d * d[1]
+        y /= np.linalg.norm(y)
+        z = np.cross(d, y)
+    z /= np.linalg.norm(z)
+    y = np.cross(z, d)
+    return np.stack([d, y, z], axis=1)
+
+
 def euler_xyz_deg(angles) -> np.ndarray:
     """(3, 3) rotation from XYZ Euler angles in degrees (R = Rz · Ry · Rx, Blender's 'XYZ')."""
     x, y, z = np.radians(np.asarray(angles, dtype=np.float64))
@@ -72,11 +104,38 @@ def source_delta(S_pose, S_rest, H_pose, H_rest) -> np.ndarray:
 
 
 def target_rotation(D, T_rest, H_pose, H_rest, correction=None) -> np.ndarray:
-    """T_pose = H_pose C D C^T H_rest^T T_rest: (…, 3, 3) world rotation of the target bone."""
+    """T_pose = H_pose C D C^T H_rest^T T_rest: (…, 3, 3) world rotation of the target bone.
+
+    ``D`` : (…, 3, 3) the target bone's rotation from rest in hand-frame coordinates.
+    """
     D = np.asarray(D, dtype=np.float64)
     if correction is not None:
         D = correction @ D @ correction.T
     return H_pose @ D @ np.swapaxes(H_rest, -1, -2) @ np.asarray(T_rest, dtype=np.float64)
+
+
+def chain_transfer(D, M) -> np.ndarray:
+    """Map one finger's source rotations onto the target, joint by joint (module docstring).
+
+    Parameters
+    ----------
+    D : (n, 3, 3) rotations of the finger's source bones from rest, base to tip, hand frame.
+    M : (n, 3, 3) per-joint frame maps (M[0] = I for the first bone of the finger).
+
+    Returns
+    -------
+    (n, 3, 3) rotations of the target bones from rest, target hand frame.
+    """
+    D = np.asarray(D, dtype=np.float64)
+    out = np.empty_like(D)
+    prev_s = np.eye(3)
+    prev_t = np.eye(3)
+    for k in range(len(D)):
+        L = prev_s.T @ D[k]
+        prev_t = prev_t @ M[k] @ L @ M[k].T
+        prev_s = D[k]
+        out[k] = prev_t
+    return out
 
 
 def direction_change(u_rest, u_pose) -> tuple[np.ndarray, np.ndarray]:

@@ -319,9 +319,16 @@ def name_side(name: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+#: Tokens of limb bones whose names would otherwise read as a finger ('ForeArm' is not 'fore' finger).
+LIMB_WORDS = ("arm", "forearm", "upperarm", "lowerarm", "leg", "foot", "toe", "toes", "shoulder", "clavicle",
+              "elbow", "knee", "spine", "neck", "head", "eye", "jaw")
+
+
 def name_finger(name: str) -> str | None:
     """The finger a bone name refers to ('thumb' … 'pinky'), or None."""
     norm = unicodedata.normalize("NFKC", name)
+    if set(tokens(name)) & set(LIMB_WORDS):
+        return None
     m = re.search(r"finger\s*[-_.]?\s*([1-5])(?!\d)", norm.casefold())  # MakeHuman: finger2-1.L = index
     if m:
         return FINGERS[int(m.group(1)) - 1]
