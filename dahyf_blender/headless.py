@@ -102,6 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--smooth", type=float, default=0.5)
     p.add_argument("--name", default=None, help="base name of the outputs (default: the video's name)")
     p.add_argument("--render", default=None, help="also render the overlay picture to this PNG")
+    p.add_argument("--checkpoint", default="", help="engine checkpoint (default: the bundled engine)")
+    p.add_argument("--device", choices=("AUTO", "CPU", "CUDA"), default="AUTO")
     args = p.parse_args(argv)
 
     import bpy
@@ -111,6 +113,10 @@ def main(argv=None) -> int:
     name = args.name or os.path.splitext(os.path.basename(args.video))[0]
     bpy.ops.wm.read_homefile(use_empty=True)
     _register()
+    from .prefs import get_prefs
+
+    prefs = get_prefs()
+    prefs.checkpoint, prefs.device = args.checkpoint, args.device
     blend = os.path.abspath(os.path.join(args.out_dir, name + ".blend"))
     take_path = os.path.abspath(os.path.join(args.out_dir, name + ".take.npz"))
     if args.take:

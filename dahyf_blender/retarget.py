@@ -635,6 +635,7 @@ class DAHYF_PT_retarget(bpy.types.Panel):
     bl_region_type = "UI"
     bl_category = "DaHyF"
     bl_options = {"DEFAULT_CLOSED"}
+    bl_order = 100  # below the capture panels
 
     def draw(self, context):
         s = context.scene.dahyf_retarget

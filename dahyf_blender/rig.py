@@ -168,7 +168,7 @@ def _skin_material():
     mat = bpy.data.materials.get("DaHyF Skin")
     if mat is None:
         mat = bpy.data.materials.new("DaHyF Skin")
-        mat.diffuse_color = (0.85, 0.55, 0.45, 1.0)
+        mat.diffuse_color = (0.30, 0.62, 0.95, 1.0)  # light blue: stands out over skin in the video
     return mat
 
 

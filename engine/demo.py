@@ -30,6 +30,7 @@ def add_arguments(p) -> None:
     p.add_argument("--hands", choices=("right", "left", "both"), default="both")
     p.add_argument("--frame-range", type=int, nargs=2, metavar=("START", "END"), default=None,
                    help="only video frames START..END-1")
+    p.add_argument("--checkpoint", default=None, help="engine checkpoint (default: the bundled engine)")
     p.add_argument("--no-render", action="store_true", help="skip the overlay picture")
 
 
@@ -60,6 +61,8 @@ def run(args) -> int:
            "--out-dir", str(out.resolve()), "--hands", args.hands]
     if args.frame_range:
         cmd += ["--frame-range", *map(str, args.frame_range)]
+    if args.checkpoint:
+        cmd += ["--checkpoint", str(Path(args.checkpoint).resolve())]
     if not args.no_render:
         cmd += ["--render", str((out / f"{video.stem}_overlay.png").resolve())]
     env = dict(os.environ)
@@ -83,7 +86,7 @@ def run(args) -> int:
 def _take_only(video: Path, out: Path, args, reason: str) -> int:
     import dahyf
 
-    engine = dahyf.load_engine()
+    engine = dahyf.load_engine(args.checkpoint)
     take = engine.capture(str(video), hands=args.hands,
                           frame_range=tuple(args.frame_range) if args.frame_range else None)
     path = take.save(out / f"{video.stem}.take.npz")
