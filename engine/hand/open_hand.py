@@ -77,17 +77,17 @@ THUMB_FLEX_AXIS = np.array([0.5356, -0.0460, 0.2774]) / np.linalg.norm([0.5356, 
 #: Skin radius (m) at [base joint, middle joint, distal joint, tip] of each finger, FINGERS order.
 #: Adult proximal-phalanx breadths ≈ 17-21 mm, distal ≈ 14-17 mm; fingers are modelled round.
 FINGER_RADII = {
-    "thumb": (0.0115, 0.0100, 0.0092, 0.0085),
-    "index": (0.0090, 0.0083, 0.0076, 0.0070),
-    "middle": (0.0093, 0.0086, 0.0078, 0.0071),
-    "ring": (0.0088, 0.0080, 0.0073, 0.0067),
-    "pinky": (0.0080, 0.0071, 0.0065, 0.0060),
+    "thumb": (0.0120, 0.0105, 0.0096, 0.0088),
+    "index": (0.0096, 0.0089, 0.0081, 0.0074),
+    "middle": (0.0099, 0.0092, 0.0083, 0.0075),
+    "ring": (0.0093, 0.0086, 0.0078, 0.0071),
+    "pinky": (0.0085, 0.0077, 0.0070, 0.0064),
 }
 
 #: Palm slab: core polygon in the (x, z) plane (inset by PALM_ROUND), centre height and half thickness.
 PALM_CORE = np.array([
-    [0.110, 0.017], [0.060, 0.026], [0.012, 0.026], [0.002, 0.003],
-    [0.014, -0.020], [0.027, -0.035], [0.070, -0.032], [0.110, -0.022],
+    [0.106, 0.014], [0.060, 0.026], [0.012, 0.026], [0.002, 0.003],
+    [0.014, -0.020], [0.027, -0.035], [0.070, -0.031], [0.106, -0.019],
 ])
 PALM_Y = 0.0015
 PALM_ROUND = 0.0085
@@ -97,10 +97,11 @@ THENAR = (np.array([0.097, -0.0045, 0.010]), np.array([0.066, -0.0095, 0.036]), 
 
 #: Smooth-union widths (m): palm+thenar, +thumb, +fingers.
 BLEND = (0.012, 0.008, 0.0075)
-#: Surface-nets grid spacing (m) and bounding box.
+#: Surface-nets grid spacing (m) and bounding box. The origin is chosen so that no grid plane grazes
+#: the skin tangentially in a narrow finger gap (that would give a non-manifold edge; checked below).
 GRID_STEP = 0.0040
-GRID_MIN = np.array([-0.095, -0.035, -0.085])
-GRID_MAX = np.array([0.125, 0.030, 0.112])
+GRID_MIN = np.array([-0.0929, -0.0329, -0.0829])
+GRID_MAX = np.array([0.1271, 0.0321, 0.1141])
 
 
 @dataclass(frozen=True)
@@ -508,8 +509,19 @@ def build_mesh() -> tuple[np.ndarray, np.ndarray]:
     prims = primitives()
     sdf = lambda p: hand_sdf(p, prims)  # noqa: E731
     verts, faces = surface_nets(sdf, GRID_MIN, GRID_MAX, GRID_STEP)
+    check_closed_manifold(verts, faces)
     verts = relax_onto_surface(verts, faces, sdf)
     return verts, faces
+
+
+def check_closed_manifold(verts: np.ndarray, faces: np.ndarray) -> None:
+    """Raise ValueError unless the mesh is one closed, consistently wound, genus-0 surface."""
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    undirected, counts = np.unique(np.sort(directed, axis=1), axis=0, return_counts=True)
+    euler = len(verts) - len(undirected) + len(faces)
+    if (counts != 2).any() or len(np.unique(directed, axis=0)) != len(directed) or euler != 2:
+        raise ValueError(f"skin mesh is not a closed genus-0 manifold ({(counts != 2).sum()} bad edges, "
+                         f"Euler characteristic {euler}); shift GRID_MIN/GRID_MAX or change GRID_STEP")
 
 
 def build_right() -> dict[str, np.ndarray]:
