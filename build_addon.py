@@ -143,6 +143,9 @@ def build(out: Path, variant: str = "cpu", platform: str | None = None, wheel_ca
             for path in sorted(ADDON_DIR.rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                     zf.write(path, path.relative_to(ADDON_DIR).as_posix())
+            for path in sorted((REPO / "rigs").glob("*")):  # retarget presets + matcher: dahyf_blender.rigs
+                if path.suffix in (".py", ".toml"):
+                    zf.write(path, f"rigs/{path.name}")
             for w in wheels:  # wheels are already compressed
                 zf.write(w, f"wheels/{w.name}", compress_type=zipfile.ZIP_STORED)
         os.replace(partial, zip_path)

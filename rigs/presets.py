@@ -329,7 +329,8 @@ def name_finger(name: str) -> str | None:
     norm = unicodedata.normalize("NFKC", name)
     if set(tokens(name)) & set(LIMB_WORDS):
         return None
-    m = re.search(r"finger\s*[-_.]?\s*([1-5])(?!\d)", norm.casefold())  # MakeHuman: finger2-1.L = index
+    # MakeHuman / MPFB: finger2-1.L = index, phalanx 1 (the finger number is not a finger word).
+    m = re.search(r"(?:^|[^a-z])finger\s*([1-5])\s*[-_.]\s*\d", norm.casefold())
     if m:
         return FINGERS[int(m.group(1)) - 1]
     toks = tokens(name)

@@ -33,7 +33,7 @@ FAMILIES = ("mixamo", "unreal", "vrm", "autorigpro", "mpfb")
 
 @pytest.fixture(scope="module", autouse=True)
 def retarget_module():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.read_homefile(use_empty=True)
     from dahyf_blender import retarget
 
     registered_here = not hasattr(bpy.types, "DAHYF_OT_retarget")
@@ -624,3 +624,30 @@ def test_rig_without_fingers_gives_clear_report(mano_rest, retarget_module):
     tgt = build_family_rig(presets.load_presets()["vrm"], mano_rest, sides=("R",))
     with pytest.raises(retarget_module.RetargetError, match="no usable left hand"):
         retarget_module.make_plan(src, tgt, target_side="LEFT")
+
+
+def test_panel_detect_fix_and_save_a_preset(mano_rest, retarget_module):
+    """The panel's flow: detect the mapping, fix a bone, save it as a user preset, retarget with it."""
+    _clear_scene()
+    tgt = build_family_rig(presets.load_presets()["unreal"], mano_rest, seed=2)
+    src = build_source(mano_rest, "right")
+    frames = key_source(src, known_poses(*mano_rest["right"]))
+    s = bpy.context.scene.dahyf_retarget
+    s.source, s.target, s.preset = src, tgt, "auto"
+    assert bpy.ops.dahyf.retarget_detect() == {"FINISHED"}
+    rows = {r.joint: r for r in s.mapping}
+    assert len(rows) == 15 and rows["index1"].bone == "index_01_r" and s.wrist == "hand_r"
+    rows["thumb1"].bone = ""  # the artist drops a bone from the mapping
+    s.new_preset_name = "my_unreal"
+    assert bpy.ops.dahyf.retarget_save_preset() == {"FINISHED"}
+    folder = retarget_module.user_preset_dir()
+    saved = presets.load_preset(folder / "my_unreal.toml")
+    assert set(saved.hands) == {"R", "L"}  # the other hand added by mirroring the names
+    assert saved.hands["L"].fingers["index"][0] == ("index_01_l",) and saved.hands["R"].fingers["thumb"][0] == ("",)
+    assert "my_unreal" in [i[0] for i in retarget_module._preset_items(None, bpy.context)]
+    assert bpy.ops.dahyf.retarget(source=src.name, target=tgt.name, preset="my_unreal") == {"FINISHED"}
+    assert "thumb_01_r" not in _keyed_bones(tgt) and "thumb_02_r" in _keyed_bones(tgt)
+    hand = retarget_module.match_armature(tgt, "my_unreal").hands["R"]
+    ang, axe, curls = compare(src, _src_hand(src), tgt, hand, range(1, len(frames) + 1))
+    assert_agreement(ang, axe, curls, "unreal with a user preset (thumb1 dropped)")
+    (folder / "my_unreal.toml").unlink()
