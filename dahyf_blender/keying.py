@@ -56,16 +56,20 @@ def quaternion_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     return quaternion_multiply(quaternion_multiply(q, vq), quaternion_conjugate(q))[..., 1:]
 
 
-def make_continuous(q: np.ndarray) -> np.ndarray:
+def make_continuous(q: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Flip signs along axis 0 so that consecutive quaternions lie in the same hemisphere.
 
     q and -q are the same rotation; without this, interpolating between keys can take the long
-    way round. (N, ..., 4) → (N, ..., 4).
+    way round. (N, ..., 4) → (N, ..., 4). The first quaternion follows ``reference`` (..., 4)
+    when given (the last key already written), else it gets w ≥ 0.
     """
     q = np.array(q, dtype=np.float64, copy=True)
     if len(q) == 0:
         return q
-    q[0] = np.where(q[0][..., :1] < 0, -q[0], q[0])
+    if reference is None:
+        q[0] = np.where(q[0][..., :1] < 0, -q[0], q[0])
+    else:
+        q[0] = np.where(np.sum(q[0] * reference, axis=-1, keepdims=True) < 0, -q[0], q[0])
     for i in range(1, len(q)):
         flip = np.sum(q[i] * q[i - 1], axis=-1, keepdims=True) < 0
         q[i] = np.where(flip, -q[i], q[i])
@@ -87,10 +91,7 @@ def local_quaternions(pose: np.ndarray, bone_rest: np.ndarray, previous: np.ndar
     """
     R = axis_angle_to_quaternion(np.asarray(pose, dtype=np.float64).reshape(-1, 16, 3))
     q = quaternion_multiply(quaternion_multiply(quaternion_conjugate(bone_rest)[None], R), bone_rest[None])
-    if previous is not None and len(q):
-        q = make_continuous(np.concatenate([previous[None], q], axis=0))[1:]
-        return q
-    return make_continuous(q)
+    return make_continuous(q, previous)
 
 
 def local_locations(transl: np.ndarray, wrist_rest: np.ndarray) -> np.ndarray:

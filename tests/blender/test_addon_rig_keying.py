@@ -238,3 +238,28 @@ def test_unsupported_blender_version_is_refused_with_a_clear_message(sub):
         compat.check_blender_version((4, 1, 0))
     compat.check_blender_version((4, 2, 0))
     compat.check_blender_version(bpy.app.version)
+
+
+def test_streamed_chunks_key_the_same_curves_as_one_batch(ctx, sub):
+    """The modal capture keys chunk by chunk; the result must equal keying the whole take at once."""
+    import dahyf
+    from dahyf.hand.tables import BONE_NAMES
+
+    keying, rig, compat = sub("keying"), sub("rig"), sub("compat")
+    hand = dahyf.load_hand_model("open", "right")
+    pose = random_hand_poses(40, seed=11)
+    transl = np.c_[np.zeros((40, 2)), np.full(40, 0.5)]
+    conf = np.linspace(0, 1, 40)
+    filled = conf < 0.3
+    curves = []
+    for chunk in (40, 7):
+        arm, _ = rig.build_hand_rig(ctx, hand, "right")
+        k = keying.TrackKeyer(arm, "t", BONE_NAMES, rig.bone_rest_quaternions(arm))
+        for s in range(0, 40, chunk):
+            k.append(np.arange(s, min(40, s + chunk)) + 1, pose[s:s + chunk], transl[s:s + chunk],
+                     conf[s:s + chunk], filled[s:s + chunk])
+        k.flush()
+        curves.append({(fc.data_path, fc.array_index): [(tuple(p.co), p.type) for p in fc.keyframe_points]
+                       for fc in compat.channel_owner(arm).fcurves})
+    assert curves[0] == curves[1]
+    assert all(len(v) == 40 for v in curves[0].values())
