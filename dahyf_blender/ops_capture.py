@@ -205,15 +205,31 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
 
     def _make_job(self, context) -> CaptureJob:
         settings = getattr(context.scene, "dahyf", None)
-        if settings is not None and settings.target == "ARMATURE":
-            raise engine_api.UserError("Retargeting onto an existing armature is not available in this version: "
-                                       "set Target to 'New hand rig' (you can retarget the new rig's action later).")
+        if settings is not None and settings.target == "ARMATURE" and settings.target_armature is None:
+            raise engine_api.UserError("Target is 'Existing armature' but no armature is chosen: pick one in the "
+                                       "DaHyF panel, or set Target to 'New hand rig'.")
         job = CaptureJob(context, self.filepath, _hands_value(self),
                          (self.frame_start, self.frame_end) if self.use_frame_range else None,
                          self.threshold, self.smoothing, self.key_location, self.take_path)
         if not job.take_path and bpy.data.filepath:  # default: next to the saved .blend
             job.take_path = os.path.join(os.path.dirname(bpy.data.filepath), job.session.take_name + ".npz")
         return job
+
+    def _retarget(self, context, job: CaptureJob) -> None:
+        """Target 'Existing armature': bake each captured hand onto it with the retarget preset."""
+        settings = getattr(context.scene, "dahyf", None)
+        if settings is None or settings.target != "ARMATURE" or settings.target_armature is None:
+            return
+        if not hasattr(bpy.ops.dahyf, "retarget"):
+            self.report({"WARNING"}, "Retargeting is not available in this build; the capture is on the new hand rigs.")
+            return
+        for arm in job.session.armatures:
+            side = "RIGHT" if arm.get("dahyf_side") == "right" else "LEFT"
+            try:
+                bpy.ops.dahyf.retarget("EXEC_DEFAULT", source=arm.name, target=settings.target_armature.name,
+                                       preset=settings.retarget_preset or "AUTO", source_side=side, target_side=side)
+            except RuntimeError as exc:  # the retarget operator reported why
+                self.report({"WARNING"}, f"Retarget of {arm.name}: {exc}")
 
     def _report_done(self, job: CaptureJob) -> None:
         names = ", ".join(a.name for a in job.session.armatures)
@@ -233,6 +249,7 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
         except Exception as exc:
             self.report({"ERROR"}, _describe(exc))
             return {"CANCELLED"}
+        self._retarget(context, job)
         self._report_done(job)
         return {"FINISHED"}
 
@@ -281,6 +298,7 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
             self.report({"ERROR"}, _describe(exc))
             return {"CANCELLED"}
         self._cleanup(context)
+        self._retarget(context, job)
         self._report_done(job)
         return {"FINISHED"}
 
