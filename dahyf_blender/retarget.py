@@ -360,6 +360,31 @@ def bake(plan: RetargetPlan, context, frame_start: int, frame_end: int, action_n
     return action
 
 
+def retarget_objects(context, source, target, preset: str = "AUTO", frame_range: tuple[int, int] | None = None,
+                     target_side: str = "AUTO"):
+    """Bake ``source``'s take onto ``target`` (what "capture straight onto my rig" calls after a capture).
+
+    Parameters
+    ----------
+    source, target : armature objects (the DaHyF hand rig with its take; the artist's armature).
+    preset : preset name, 'AUTO' or 'auto'.
+    frame_range : (first, last) frames; default the source Action's frame range, else the scene's.
+
+    Returns
+    -------
+    (Action, RetargetPlan); ``plan.notes`` holds warnings worth showing. Raises RetargetError.
+    """
+    plan = make_plan(source, target, preset, "AUTO", target_side)
+    if frame_range is None:
+        anim = source.animation_data
+        if anim is not None and anim.action is not None:
+            a, b = anim.action.frame_range
+            frame_range = (int(round(a)), int(round(b)))
+        else:
+            frame_range = (context.scene.frame_start, context.scene.frame_end)
+    return bake(plan, context, *frame_range), plan
+
+
 def _action_name(obj) -> str:
     anim = obj.animation_data
     return anim.action.name if anim is not None and anim.action is not None else obj.name

@@ -33,15 +33,20 @@ FAMILIES = ("mixamo", "unreal", "vrm", "autorigpro", "mpfb")
 
 @pytest.fixture(scope="module", autouse=True)
 def retarget_module():
-    bpy.ops.wm.read_homefile(use_empty=True)
-    from dahyf_blender import retarget
+    """The module behind the registered ``dahyf.retarget``: the installed extension's when another
+    test installed it, else the repository's ``dahyf_blender.retarget`` registered here."""
+    import sys
 
+    bpy.ops.wm.read_homefile(use_empty=True)
     registered_here = not hasattr(bpy.types, "DAHYF_OT_retarget")
     if registered_here:
+        from dahyf_blender import retarget
+
         retarget.register()
-    yield retarget
+    module = sys.modules[bpy.types.DAHYF_OT_retarget.__module__]
+    yield module
     if registered_here:
-        retarget.unregister()
+        module.unregister()
 
 
 def _clear_scene():
@@ -269,14 +274,13 @@ def assert_agreement(ang, axe, curls, label):
 
 
 def _src_hand(src):
-    from dahyf_blender import retarget
+    import sys
 
-    return retarget.source_hand(src)
+    return sys.modules[bpy.types.DAHYF_OT_retarget.__module__].source_hand(src)
 
 
 def _fcurve_snapshot(action):
-    from dahyf_blender import compat
-
+    """(data_path, index) -> keyframe coordinates of every F-curve of an Action (all slots)."""
     out = {}
     for slot in getattr(action, "slots", [None]):
         if slot is None:
@@ -291,14 +295,13 @@ def _fcurve_snapshot(action):
             co = np.empty(2 * len(fc.keyframe_points))
             fc.keyframe_points.foreach_get("co", co)
             out[(fc.data_path, fc.array_index)] = co
-    del compat
     return out
 
 
 def _keyed_bones(obj):
     from dahyf_blender import compat
 
-    owner = compat.channel_owner(obj)
+    owner = compat.channel_owner(obj)  # (repository module: same Blender API as the extension's)
     return {fc.data_path.split('"')[1] for fc in owner.fcurves if fc.data_path.startswith("pose.bones")}
 
 
@@ -567,6 +570,10 @@ def test_two_bone_thumb_and_automatic_names(mano_rest, retarget_module, tmp_path
     assert bpy.ops.dahyf.retarget(source=src.name, target=tgt.name) == {"FINISHED"}
     ang, axe, curls = compare(src, _src_hand(src), tgt, hand, range(1, len(frames) + 1))
     assert_agreement(ang, axe, curls, "auto-matched 2-bone-thumb left hand")
+    # The capture panel's entry point bakes the source action's own frame range.
+    tgt.animation_data_clear()
+    action, plan = retarget_module.retarget_objects(bpy.context, src, tgt)
+    assert tuple(action.frame_range) == (1.0, float(len(frames))) and len(plan.pairs) == 14
     # Save the (fixed) mapping as a preset and find it again by name.
     path = presets.save_preset(m, "my_custom_rig", tmp_path)
     m2 = presets.detect(*retarget_module.armature_names(tgt)[:2], preset="my_custom_rig", extra_dirs=[tmp_path])
