@@ -9,6 +9,7 @@ network registers its kind ('dahyf') without this module importing it.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -67,9 +68,13 @@ def save_checkpoint(path: str | Path, kind: str, config: dict, state_dict: dict,
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"kind": kind, "config": dict(config),
+    try:  # only plain data may go in: the file is read back with weights_only=True
+        config, meta = json.loads(json.dumps(dict(config))), json.loads(json.dumps(dict(meta or {})))
+    except TypeError as exc:
+        raise TypeError(f"checkpoint config and meta must be plain JSON-like data: {exc}") from None
+    payload = {"kind": kind, "config": config,
                "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
-               "meta": dict(meta or {})}
+               "meta": meta}
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -174,12 +174,12 @@ def project_and_score(out: dict, keypoint_layer: KeypointLayer, image_size: torc
 
 
 def refine_translation(keypoints_model: torch.Tensor, landmarks2d: torch.Tensor, image_size: torch.Tensor,
-                       focal: torch.Tensor, transl0: torch.Tensor, weight_depth: float = 1.0) -> torch.Tensor:
+                       focal: torch.Tensor, transl0: torch.Tensor, depth_prior: float = 2.0) -> torch.Tensor:
     """Least-squares translation that best aligns the projected keypoints with the landmarks.
 
-    Linearised pinhole constraints ``f (X_j + t_x) = (u_j − c_x)(Z_j + t_z)`` (and y), 42 equations in
-    t; a prior ``weight_depth · (t_z − t_z0) = 0`` (scaled by f / t_z0) keeps the depth near the
-    network's when the landmarks are noisy.
+    Linearised pinhole constraints ``f (X_j + t_x) − (u_j − c_x)(Z_j + t_z) = 0`` (and y), each divided
+    by the network's depth ``Z_j + t_z0`` so that residuals are in pixels; one prior row keeps
+    ``t_z`` near ``t_z0``: a relative depth change δ costs ``depth_prior · δ · (landmark box side)`` px.
 
     Parameters
     ----------
@@ -190,22 +190,23 @@ def refine_translation(keypoints_model: torch.Tensor, landmarks2d: torch.Tensor,
     -------
     (B, 3) m.
     """
-    B = keypoints_model.shape[0]
     uv = landmarks2d - image_size[:, None] / 2  # (B, 21, 2)
-    f = focal[:, None]
+    f = focal[:, None].expand(-1, uv.shape[1])
     X, Y, Z = keypoints_model.unbind(-1)
-    zeros, ones = torch.zeros_like(X), torch.ones_like(X)
-    Ax = torch.stack([f.expand_as(X), zeros, -uv[..., 0]], -1)
-    Ay = torch.stack([zeros, f.expand_as(X), -uv[..., 1]], -1)
-    bx = uv[..., 0] * Z - f * X
-    by = uv[..., 1] * Z - f * Y
-    w = weight_depth * focal / transl0[:, 2].clamp(min=1e-3) * 0.05
-    prior = torch.stack([torch.zeros(B), torch.zeros(B), w], -1).to(X)[:, None]
+    tz0 = transl0[:, 2].clamp(min=1e-3)
+    scale = 1 / (Z + tz0[:, None]).clamp(min=1e-3)
+    zeros = torch.zeros_like(X)
+    Ax = torch.stack([f, zeros, -uv[..., 0]], -1) * scale[..., None]
+    Ay = torch.stack([zeros, f, -uv[..., 1]], -1) * scale[..., None]
+    bx = (uv[..., 0] * Z - f * X) * scale
+    by = (uv[..., 1] * Z - f * Y) * scale
+    side = (landmarks2d.amax(1) - landmarks2d.amin(1)).amax(-1)
+    w = depth_prior * side / tz0
+    prior = torch.stack([torch.zeros_like(w), torch.zeros_like(w), w], -1)[:, None]
     A = torch.cat([Ax, Ay, prior], 1)
-    b = torch.cat([bx, by, (w * transl0[:, 2])[:, None]], 1)
-    AtA = A.transpose(1, 2) @ A
-    Atb = A.transpose(1, 2) @ b[..., None]
-    return torch.linalg.solve(AtA, Atb)[..., 0]
+    b = torch.cat([bx, by, (w * tz0)[:, None]], 1)
+    At = A.transpose(1, 2)
+    return torch.linalg.solve(At @ A, At @ b[..., None])[..., 0]
 
 
 class LandmarkEstimator:

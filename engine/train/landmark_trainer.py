@@ -56,7 +56,7 @@ class LandmarkTrainConfig:
     w_betas: float = 0.01
     w_cam: float = 0.5
     w_conf: float = 1.0
-    threads: int = 2
+    threads: int = 1
 
 
 def _procrustes_aligned(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -214,7 +214,7 @@ def train_landmark(cfg: LandmarkTrainConfig, out: str | Path | None, net_config:
         "seconds": round(time.time() - start, 1),
         "final_losses": {k: round(v, 5) for k, v in running.items()},
         "noise_model": "engine/assets/landmark_noise.json",
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     if out is not None:
         save_checkpoint(out, "landmark", net_config.to_dict(), net.state_dict(), meta)
