@@ -42,7 +42,7 @@ class LandmarkConfig:
 
     direction: str = "global"
     num_freqs: int = 4
-    width: int = 256
+    width: int = 384
     depth: int = 3
     crop_size: int = CROP_SIZE
     crop_pad: float = CROP_PAD

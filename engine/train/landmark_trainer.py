@@ -41,7 +41,7 @@ class LandmarkTrainConfig:
     """
 
     seed: int = 0
-    steps: int = 4000
+    steps: int = 6000
     minutes: float = 25.0
     batch: int = 256
     lr: float = 1e-3
@@ -51,6 +51,7 @@ class LandmarkTrainConfig:
     conf_start: float = 0.5
     neg_weights: tuple = (0.45, 0.45, 0.10)
     w_rot: float = 1.0
+    w_orient: float = 1.0
     w_j3d: float = 1.0
     w_2d: float = 1.0
     w_betas: float = 0.01
@@ -111,6 +112,7 @@ class LandmarkLoss:
                                 net.config.crop_size)
         R_gt = K.batch_rodrigues(b.pose.reshape(-1, 3)).reshape(-1, 16, 3, 3)
         l_rot = ((out["rotmats"] - R_gt) ** 2).sum((-1, -2)).mean()
+        l_orient = ((out["rotmats"][:, 0] - R_gt[:, 0]) ** 2).sum((-1, -2)).mean()
         kp_pred = out["joints3d"] - out["transl"][:, None]
         kp_gt = b.joints3d - b.transl[:, None]
         l_j3d = 100 * ((kp_pred - kp_pred[:, :1]) - (kp_gt - kp_gt[:, :1])).abs().mean()
@@ -120,8 +122,8 @@ class LandmarkLoss:
         weak_gt = full_to_weak(b.transl, out["crop_centre"], out["crop_side"], b.image_size, b.focal)
         l_cam = (torch.log(out["weak_cam"][:, 0]) - torch.log(weak_gt[:, 0])).abs().mean() \
             + 10 * (out["weak_cam"][:, 1:] - weak_gt[:, 1:]).abs().mean()
-        parts = {"rot": l_rot, "j3d": l_j3d, "2d": l_2d, "betas": l_betas, "cam": l_cam}
-        total = cfg.w_rot * l_rot + cfg.w_j3d * l_j3d + cfg.w_2d * l_2d + cfg.w_betas * l_betas + cfg.w_cam * l_cam
+        parts = {"rot": l_rot, "orient": l_orient, "j3d": l_j3d, "2d": l_2d, "betas": l_betas, "cam": l_cam}
+        total = cfg.w_rot * l_rot + cfg.w_orient * l_orient + cfg.w_j3d * l_j3d + cfg.w_2d * l_2d + cfg.w_betas * l_betas + cfg.w_cam * l_cam
         if with_conf:
             l_c = ((out["confidence"] - 1) ** 2).mean()
             parts["conf_pos"] = l_c
@@ -350,6 +352,8 @@ def add_train_arguments(p) -> None:
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
     p.add_argument("--minutes", type=float, default=d.minutes, help="wall-clock cap; stops early if reached")
     p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--width", type=int, default=LandmarkConfig().width, help="MLP width")
+    p.add_argument("--depth", type=int, default=LandmarkConfig().depth, help="MLP residual blocks")
     p.add_argument("--direction", choices=("global", "local"), default="global",
                    help="joint direction code: global (GDM, default) or local (LDM ablation)")
     p.add_argument("--refine", action="store_true", help="mark the checkpoint to refine the translation at run time")
@@ -358,7 +362,7 @@ def add_train_arguments(p) -> None:
 
 def run_train(args) -> int:
     cfg = LandmarkTrainConfig(seed=args.seed, steps=args.steps, minutes=args.minutes, batch=args.batch)
-    net_cfg = LandmarkConfig(direction=args.direction)
+    net_cfg = LandmarkConfig(direction=args.direction, width=args.width, depth=args.depth)
     net, meta = train_landmark(cfg, None, net_cfg)
     meta["refine"] = bool(args.refine)
     if args.eval:

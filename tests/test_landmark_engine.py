@@ -1,0 +1,169 @@
+"""The default engine (landmark variant of DaHyF): shipped checkpoint, accuracy, symmetry, sampler, training."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dahyf.hand.mirror import mirror_points, mirror_pose
+from dahyf.hand.model import load_hand_model
+from dahyf.net.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
+from dahyf.net.landmark import LandmarkConfig, LandmarkEstimator, LandmarkDaHyF
+from dahyf.train import synthetic as S
+from dahyf.train.landmark_trainer import LandmarkTrainConfig, auroc, evaluate_landmark, train_landmark
+from dahyf.train.noise_calibration import load_noise_model
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    return load_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    return S.SyntheticHands(load_hand_model("open", "right"), load_noise_model())
+
+
+def test_shipped_checkpoint_is_small_and_loads_into_the_estimator_interface(estimator):
+    assert DEFAULT_CHECKPOINT.stat().st_size < 20 * 2 ** 20
+    assert estimator.needs_crops is False
+    assert estimator.hand_model_name == "open"
+    assert estimator.device == torch.device("cpu")
+
+
+def test_shipped_checkpoint_reaches_accuracy_on_a_fixed_seed_synthetic_set(estimator):
+    res = evaluate_landmark(estimator, n=300, seed=777, sets=("heldout", "confidence"))
+    pose, conf = res["heldout"], res["confidence"]
+    # looser than the benchmark targets (8 mm, 15 mm, 10°, 0.95) on a small set, but meaningful
+    assert pose["pa_mpjpe_mm"] < 11.0, pose
+    assert pose["rr_mpjpe_mm"] < 20.0, pose
+    assert pose["orient_err_median_deg"] < 14.0, pose
+    assert conf["auroc_swapped_or_random"] > 0.9, conf
+
+
+def test_prediction_reproduces_joints_with_the_hand_model_for_both_sides(estimator, sampler):
+    b = sampler.sample(torch.Generator().manual_seed(5), 8)
+    W = b.image_size[:, 0]
+    lm_left = b.landmarks.clone()
+    lm_left[..., 0] = W[:, None] - lm_left[..., 0]
+    for lm, right in ((b.landmarks, True), (lm_left, False)):
+        out = estimator.predict(lm, torch.full((8,), right), b.image_size, b.focal)
+        assert out["pose"].shape == (8, 16, 3) and out["betas"].shape == (8, 10) and out["transl"].shape == (8, 3)
+        assert out["joints3d"].shape == (8, 21, 3) and out["joints2d_proj"].shape == (8, 21, 2)
+        assert out["confidence"].shape == (8,)
+        hand = load_hand_model("open", "right" if right else "left")
+        kp = hand(out["pose"], out["betas"], out["transl"]).keypoints
+        assert torch.allclose(kp, out["joints3d"], atol=1e-5)
+        f = b.focal[:, None, None]
+        proj = f * kp[..., :2] / kp[..., 2:] + b.image_size[:, None] / 2
+        assert torch.allclose(proj, out["joints2d_proj"], atol=1e-2)
+
+
+def test_mirrored_input_gives_the_mirrored_output(estimator, sampler):
+    b = sampler.sample(torch.Generator().manual_seed(6), 16)
+    W = b.image_size[:, 0]
+    mirrored = b.landmarks.clone()
+    mirrored[..., 0] = W[:, None] - mirrored[..., 0]
+    r = estimator.predict(b.landmarks, torch.ones(16, dtype=torch.bool), b.image_size, b.focal)
+    l = estimator.predict(mirrored, torch.zeros(16, dtype=torch.bool), b.image_size, b.focal)
+    assert torch.allclose(l["pose"], mirror_pose(r["pose"]), atol=1e-4)
+    assert torch.allclose(l["transl"], mirror_points(r["transl"]), atol=1e-5)
+    assert torch.allclose(l["joints3d"], mirror_points(r["joints3d"]), atol=1e-5)
+    assert torch.allclose(l["joints2d_proj"][..., 0], W[:, None] - r["joints2d_proj"][..., 0], atol=1e-2)
+    assert torch.allclose(l["betas"], r["betas"], atol=1e-5)
+    assert torch.allclose(l["confidence"], r["confidence"], atol=1e-5)
+
+
+def test_bad_landmark_input_is_refused_with_a_clear_message(estimator):
+    with pytest.raises(ValueError, match=r"\(B, 21, 2\)"):
+        estimator.predict(torch.zeros(2, 20, 2), torch.ones(2, dtype=torch.bool), torch.tensor([[640, 480]] * 2))
+    bad = torch.full((1, 21, 2), float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        estimator.predict(bad, torch.ones(1, dtype=torch.bool), torch.tensor([[640, 480]]))
+
+
+def test_synthetic_sampler_is_deterministic_for_a_seed(sampler):
+    a = sampler.sample(torch.Generator().manual_seed(3), 32)
+    b = sampler.sample(torch.Generator().manual_seed(3), 32)
+    c = sampler.sample(torch.Generator().manual_seed(4), 32)
+    for f in S.SyntheticBatch.__dataclass_fields__:
+        assert torch.equal(getattr(a, f), getattr(b, f)), f
+    assert not torch.equal(a.landmarks, c.landmarks)
+
+
+def test_sampled_hands_are_in_front_of_the_camera_and_fingers_curl_towards_the_palm(sampler):
+    b = sampler.sample(torch.Generator().manual_seed(8), 256)
+    assert (b.joints3d[..., 2] > 0.05).all()
+    centroid = b.landmarks_clean.mean(1)
+    inside = ((centroid > 0) & (centroid < b.image_size)).all(-1)
+    assert inside.all()
+    # a curl of +60° flexion at every finger joint brings each tip closer to the wrist
+    hand = sampler.hand_model
+    pose = torch.zeros(1, 16, 3)
+    pose[0, 1:] = sampler.axes.flex[1:] * np.radians(60)
+    flat, curled = hand(torch.zeros(1, 16, 3)).keypoints[0], hand(pose).keypoints[0]
+    tips = [4, 8, 12, 16, 20]
+    assert ((curled[tips] - curled[0]).norm(dim=-1) < (flat[tips] - flat[0]).norm(dim=-1)).all()
+
+
+def test_training_a_few_steps_reduces_the_loss():
+    small = LandmarkConfig(width=64, depth=1)
+    cfg = LandmarkTrainConfig(seed=1, steps=40, batch=64, lr=3e-3, warmup=5, conf_start=2.0, threads=1)
+    logs = []
+    net, meta = train_landmark(cfg, None, small, log=logs.append)
+    first = float(logs[0].split("j3d ")[1].split()[0])
+    assert meta["steps_done"] == 40
+    assert meta["final_losses"]["j3d"] < 0.8 * first
+
+
+def test_checkpoint_round_trip_and_unsafe_files_are_refused(tmp_path):
+    net = LandmarkDaHyF(LandmarkConfig(width=32, depth=1))
+    path = save_checkpoint(tmp_path / "c.pt", "landmark", net.config.to_dict(), net.state_dict(), {"seed": 3})
+    est = load_checkpoint(path)
+    assert isinstance(est, LandmarkEstimator) and est.meta["seed"] == 3 and est.config.width == 32
+
+    class Evil:
+        def __reduce__(self):
+            return (Path(tmp_path / "pwned").touch, ())
+
+    torch.save({"kind": "landmark", "config": {}, "state_dict": {}, "meta": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"kind": "nope", "config": {}, "state_dict": {}, "meta": {}}, tmp_path / "k.pt")
+    with pytest.raises(CheckpointError, match="unknown checkpoint kind"):
+        load_checkpoint(tmp_path / "k.pt")
+
+
+def test_auroc_matches_the_pairwise_definition():
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(1, 1, 50), rng.normal(0, 1, 70)
+    pairwise = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+    assert auroc(pos, neg) == pytest.approx(pairwise)
+    assert auroc([1, 1], [1, 1]) == pytest.approx(0.5)
+
+
+def test_train_command_is_wired_into_the_cli():
+    from dahyf.cli import build_parser
+
+    args = build_parser().parse_args(["train", "landmark", "--out", "x.pt", "--seed", "3", "--minutes", "1"])
+    assert args.train_command == "landmark" and args.seed == 3 and args.minutes == 1.0
+    args = build_parser().parse_args(["train", "landmark-eval", "--n", "10"])
+    assert args.train_command == "landmark-eval"
+
+
+def test_stored_noise_model_is_what_mediapipe_measures_on_freihand(shared_dir):
+    from dahyf.train.noise_calibration import calibrate
+
+    stored = load_noise_model()
+    fresh = calibrate(shared_dir / "media" / "freihand")
+    assert fresh["images_found"] == stored["images_found"]
+    assert np.allclose(fresh["sigma"], stored["sigma"], atol=2e-3)
+    assert abs(fresh["median_error"] - stored["median_error"]) < 2e-3
