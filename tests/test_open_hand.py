@@ -119,7 +119,7 @@ def test_rest_hand_sits_in_mano_canonical_frame(side, models):
     assert z == sorted(z, reverse=True)
     # Fingertips land on MANO's fingertip vertices.
     tips = kp[[TIP_KEYPOINT[f] for f in FINGERS]]
-    assert np.linalg.norm(tips - oh.MANO_TIP_POINTS * s, axis=1).max() < 3e-3
+    assert np.linalg.norm(tips - oh.MANO_TIP_POINTS * s, axis=1).max() < 1e-4
 
 
 def test_palm_faces_minus_y(side):

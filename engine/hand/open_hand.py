@@ -263,33 +263,41 @@ def surface_nets(sdf, lo: np.ndarray, hi: np.ndarray, step: float) -> tuple[np.n
     return verts, np.concatenate([a, b])
 
 
-def sdf_gradient(sdf, p: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Central-difference gradient of ``sdf`` at points (N, 3)."""
-    g = np.zeros_like(p)
-    for i in range(3):
-        e = np.zeros(3)
-        e[i] = eps
-        g[:, i] = (sdf(p + e) - sdf(p - e)) / (2 * eps)
-    return g
+_TETRA = np.array([[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, 1.0, 1.0]])
 
 
-def relax_onto_surface(verts: np.ndarray, faces: np.ndarray, sdf, iterations: int = 12) -> np.ndarray:
-    """Tangential Laplacian smoothing, each step followed by projection onto the zero level set."""
+def sdf_value_and_gradient(sdf, p: np.ndarray, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """Value (N,) and gradient (N, 3) of ``sdf`` at points (N, 3) from 4 tetrahedral samples."""
+    samples = [sdf(p + eps * k) for k in _TETRA]
+    value = sum(samples) / 4.0
+    grad = sum(s[:, None] * k for s, k in zip(samples, _TETRA)) / (4.0 * eps)
+    return value, grad
+
+
+def relax_onto_surface(verts: np.ndarray, faces: np.ndarray, sdf, iterations: int = 10,
+                       pinned: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """Tangential Laplacian smoothing, each step followed by projection onto the zero level set.
+
+    ``pinned`` maps vertex ids to fixed positions on the surface (the fingertip points).
+    """
+    pinned = pinned or {}
+    pin_ids = np.array(sorted(pinned), dtype=np.int64)
+    pin_pos = np.array([pinned[i] for i in pin_ids]).reshape(-1, 3)
     V = len(verts)
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     deg = np.bincount(edges[:, 0], minlength=V).astype(float)
     v = verts.copy()
     for it in range(iterations + 1):
-        for _ in range(3):  # Newton steps onto the surface
-            g = sdf_gradient(sdf, v)
-            v = v - (sdf(v) / np.maximum((g * g).sum(1), 1e-12))[:, None] * g
+        for _ in range(2):  # Newton steps onto the surface
+            f, g = sdf_value_and_gradient(sdf, v)
+            v = v - (f / np.maximum((g * g).sum(1), 1e-12))[:, None] * g
+            v[pin_ids] = pin_pos
         if it == iterations:
             break
         mean = np.zeros_like(v)
         np.add.at(mean, edges[:, 0], v[edges[:, 1]])
         mean /= deg[:, None]
-        n = sdf_gradient(sdf, v)
-        n /= np.linalg.norm(n, axis=1, keepdims=True)
+        n = g / np.linalg.norm(g, axis=1, keepdims=True)
         delta = mean - v
         delta -= (delta * n).sum(1, keepdims=True) * n
         v = v + 0.5 * delta
@@ -392,7 +400,7 @@ SHAPE_COMPONENTS = (
     ("palm length", 0.040),
     ("thumb length", 0.050),
     ("palm thickness", 0.080),
-    ("index vs ring length (2D:4D)", 0.025),
+    ("index vs ring length (2D:4D)", 0.017),
     ("little finger length", 0.050),
     ("thumb and thenar thickness", 0.080),
 )
@@ -510,7 +518,8 @@ def build_mesh() -> tuple[np.ndarray, np.ndarray]:
     sdf = lambda p: hand_sdf(p, prims)  # noqa: E731
     verts, faces = surface_nets(sdf, GRID_MIN, GRID_MAX, GRID_STEP)
     check_closed_manifold(verts, faces)
-    verts = relax_onto_surface(verts, faces, sdf)
+    tips = {int(i): t for i, t in zip(tip_vertex_ids(verts), MANO_TIP_POINTS)}  # fingertip vertices sit on the tips
+    verts = relax_onto_surface(verts, faces, sdf, pinned=tips)
     return verts, faces
 
 
