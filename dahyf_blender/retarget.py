@@ -2,10 +2,11 @@
 
 The source is any armature with MANO bone names (a DaHyF hand rig); the target is any armature
 whose hands a preset (``rigs/*.toml``) or automatic matching finds. Per finger bone, the source
-bone's rotation from its rest, expressed in the source hand frame, is applied to the target bone
-from its own rest in the target hand frame (:mod:`rigs.handframe`), so rest orientations, bone
-rolls, object rotation/scale (0.01 FBX/glTF imports), the wrist's animation on both sides and
-left/right mirroring all cancel. Only the mapped finger bones are keyed, into a new Action; the
+bone's rotation from its rest, expressed in the source hand frame (built from the rig's own wrist
+and knuckles), is applied to the target bone from its own rest in the target hand frame, joint by
+joint about the axes of the previous bone of the finger (:mod:`rigs.handframe`), so rest
+orientations, bone rolls, bones that do not point at their child, object rotation/scale (0.01
+FBX/glTF imports), the wrist's animation on both sides and left/right mirroring all cancel. Only the mapped finger bones are keyed, into a new Action; the
 target's previous Action is pushed down to an NLA track (untouched, still playing underneath).
 A live preview drives the target's finger bones with Copy Rotation constraints instead.
 """
@@ -265,7 +266,10 @@ def make_plan(source, target, preset: str = "AUTO", source_side: str = "AUTO", t
 def pose_frame(plan: RetargetPlan, view_layer) -> None:
     """Pose the target's mapped finger bones from the source's current pose (both already evaluated).
 
-    Only rotations change: each bone's location and scale channels are kept.
+    Only rotations change: each bone's location and scale channels are kept. Bones are set one
+    hierarchy level at a time (``pose_bone.matrix`` uses the parent's evaluated pose, whatever
+    rig machinery sits in between), with a depsgraph update between levels; the caller updates
+    after the last level if it needs the evaluated result.
     """
     spb, tpb = plan.source.pose.bones, plan.target.pose.bones
     Ws = _rot(spb[plan.src.wrist].matrix)
@@ -287,7 +291,6 @@ def pose_frame(plan: RetargetPlan, view_layer) -> None:
             cur = pb.matrix
             pb.matrix = Matrix.LocRotScale(cur.translation, Matrix(R[i].tolist()), cur.to_scale())
             pb.location, pb.scale = loc, scale
-    view_layer.update()
 
 
 def _rotation_channels(pb, prev):
@@ -503,7 +506,7 @@ def _preset_items(self, context):
         for p in presets.load_presets(_extra_dirs()).values():
             items.append((p.name, p.label, p.description))
     except presets.PresetError as exc:
-        items.append(("AUTO", f"(preset error: {exc})", ""))
+        items.append(("ERROR", f"(preset error: {exc})", str(exc)))
     _preset_items.cache = items  # Blender needs the strings kept alive
     return items
 

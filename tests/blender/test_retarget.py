@@ -317,8 +317,8 @@ def build_family_rig(preset: presets.Preset, mano_rest, *, cm=False, one_orienta
                      seed=0, sides=("R", "L")):
     """A two-handed character armature with the preset's bone names and published hierarchy.
 
-    Hands come from the open hand's rest joints, turned into a character pose (hand hanging off
-    an arm), with random bone rolls; ``one_orientation`` gives every bone the same world axis
+    Hands come from the open hand's rest joints with each finger splayed differently (±10°),
+    turned into a character pose (hand hanging off an arm), with random bone rolls; ``one_orientation`` gives every bone the same world axis
     (some exporters), ``cm`` stores the armature in centimetres under an object scaled 0.01 and
     turned 90° about X (FBX-style); ``rest_curl`` pre-bends the rest fingers (degrees).
     """
@@ -356,6 +356,15 @@ def build_family_rig(preset: presets.Preset, mano_rest, *, cm=False, one_orienta
                 for j in js[2:]:
                     joints[j] = pivot + R @ (joints[j] - pivot)
                 tips[FINGERS.index(f)] = pivot + R @ (tips[FINGERS.index(f)] - pivot)
+        # An anatomy unlike MANO's: each finger splayed differently at its knuckle (±10°).
+        H = handframe.hand_frame(joints[0], joints[1], joints[4], joints[7], "R")
+        for f in FINGERS:
+            js = FINGER_JOINTS[f]
+            R = _rot_about(H[:, 2], rng.uniform(-10, 10))
+            pivot = joints[js[0]].copy()
+            for j in js[1:]:
+                joints[j] = pivot + R @ (joints[j] - pivot)
+            tips[FINGERS.index(f)] = pivot + R @ (tips[FINGERS.index(f)] - pivot)
         # Character placement: right hand at -x, palm facing the body, fingers down-ish.
         place = _rot_about((0.2, 1.0, 0.3), 75) @ _rot_about((1, 0, 0), 90)
         offset = np.array([-0.75, 0.05, 1.35])
