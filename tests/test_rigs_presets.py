@@ -262,3 +262,13 @@ def test_segment_frame_and_direction_change():
     assert np.isclose(np.linalg.det(G), 1) and np.allclose(G[:, 0], np.array([1, 0, 1]) / np.sqrt(2))
     ang, axis = handframe.direction_change([[1, 0, 0], [1, 0, 0]], [[0, 1, 0], [2, 0, 0]])
     assert np.allclose(ang, [np.pi / 2, 0]) and np.allclose(axis, [[0, 0, 1], [0, 0, 0]])
+
+
+def test_axis_correction_turns_the_transferred_rotation():
+    C = handframe.euler_xyz_deg([0, 0, 90])
+    assert np.allclose(C, _rot([0, 0, 1], np.pi / 2))
+    assert np.allclose(handframe.euler_xyz_deg([30, -20, 10]),
+                       _rot([0, 0, 1], np.radians(10)) @ _rot([0, 1, 0], np.radians(-20)) @ _rot([1, 0, 0], np.radians(30)))
+    D = _rot([0, -1, 0], 0.7)  # a curl about -across
+    out = handframe.target_rotation(D, np.eye(3), np.eye(3), np.eye(3), correction=C)
+    assert np.allclose(out, _rot([1, 0, 0], 0.7))  # the curl axis turned by 90° about the palm normal
