@@ -220,16 +220,19 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
         settings = getattr(context.scene, "dahyf", None)
         if settings is None or settings.target != "ARMATURE" or settings.target_armature is None:
             return
-        if not hasattr(bpy.ops.dahyf, "retarget"):
-            self.report({"WARNING"}, "Retargeting is not available in this build; the capture is on the new hand rigs.")
-            return
+        from . import retarget
+
         for arm in job.session.armatures:
             side = "RIGHT" if arm.get("dahyf_side") == "right" else "LEFT"
             try:
-                bpy.ops.dahyf.retarget("EXEC_DEFAULT", source=arm.name, target=settings.target_armature.name,
-                                       preset=settings.retarget_preset or "AUTO", source_side=side, target_side=side)
-            except RuntimeError as exc:  # the retarget operator reported why
-                self.report({"WARNING"}, f"Retarget of {arm.name}: {exc}")
+                action, plan = retarget.retarget_objects(context, arm, settings.target_armature,
+                                                         settings.retarget_preset or "AUTO", target_side=side)
+            except Exception as exc:  # the capture stays on the hand rig; say why the retarget did not happen
+                self.report({"WARNING"}, f"Retarget of {arm.name} onto {settings.target_armature.name} failed: {exc}")
+                continue
+            for note in plan.notes:
+                self.report({"WARNING"}, note)
+            self.report({"INFO"}, f"Retargeted {arm.name} onto {settings.target_armature.name}: Action {action.name!r}")
 
     def _report_done(self, job: CaptureJob) -> None:
         names = ", ".join(a.name for a in job.session.armatures)

@@ -110,3 +110,26 @@ def test_video_without_hands_is_reported_and_leaves_the_scene_unchanged(ctx, tmp
     with pytest.raises(RuntimeError, match="No hands found in empty.mp4"):
         bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=path, hands="BOTH")
     assert scene_fingerprint() == before
+
+
+def test_capture_onto_an_existing_armature_bakes_a_new_action_on_it(ctx, shared_video, engine_available, sub):
+    compat = sub("compat")
+    assert bpy.ops.dahyf.add_hand_rig(side="RIGHT") == {"FINISHED"}
+    target = ctx.view_layer.objects.active
+    target.name = "My Character Hand"
+    settings = ctx.scene.dahyf
+    settings.target, settings.target_armature = "ARMATURE", target
+    result = bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(shared_video), hands="RIGHT",
+                                         use_frame_range=True, frame_start=FRAMES[0], frame_end=FRAMES[1])
+    assert result == {"FINISHED"}
+    source = next(o for o in bpy.data.objects if o.type == "ARMATURE" and "dahyf_take" in o)
+    assert target.animation_data is not None and target.animation_data.action is not None
+    assert target.animation_data.action != source.animation_data.action
+    keyed = {fc.data_path for fc in compat.channel_owner(target).fcurves}
+    assert any("index2" in p for p in keyed)
+
+
+def test_existing_armature_target_without_an_armature_is_reported(ctx, shared_video):
+    ctx.scene.dahyf.target = "ARMATURE"
+    with pytest.raises(RuntimeError, match="no armature is chosen"):
+        bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(shared_video), hands="RIGHT")
