@@ -196,6 +196,9 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
         settings = getattr(context.scene, "dahyf", None)
         if settings is None:
             return
+        from .props import apply_preference_defaults
+
+        apply_preference_defaults(context.scene)
         mapping = {"filepath": "video", "hands": "hands", "use_frame_range": "use_frame_range",
                    "frame_start": "frame_start", "frame_end": "frame_end", "threshold": "threshold",
                    "smoothing": "smoothing", "key_location": "key_location"}

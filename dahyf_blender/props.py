@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bpy
+from bpy.app.handlers import persistent
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 HANDS_ITEMS = (
@@ -36,6 +37,25 @@ class DAHYF_PG_settings(bpy.types.PropertyGroup):
     target_armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature)
     retarget_preset: StringProperty(name="Preset", default="AUTO",
                                     description="Retarget preset of the target armature (AUTO: match bone names)")
+    defaults_applied: BoolProperty(default=False, options={"HIDDEN"},
+                                   description="Threshold and smoothing were set from the add-on preferences")
+
+
+def apply_preference_defaults(scene) -> None:
+    """Give a scene that never had DaHyF settings the preferences' default threshold and smoothing."""
+    from .prefs import get_prefs
+
+    s = scene.dahyf
+    if not s.defaults_applied:
+        prefs = get_prefs()
+        s.threshold, s.smoothing = prefs.threshold, prefs.smoothing
+        s.defaults_applied = True
+
+
+@persistent
+def _on_load_post(*_args):
+    for scene in bpy.data.scenes:
+        apply_preference_defaults(scene)
 
 
 classes = (DAHYF_PG_settings,)
@@ -45,9 +65,12 @@ def register():
     for cls in classes:
         bpy.utils.register_class(cls)
     bpy.types.Scene.dahyf = PointerProperty(type=DAHYF_PG_settings)
+    bpy.app.handlers.load_post.append(_on_load_post)
 
 
 def unregister():
+    if _on_load_post in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_on_load_post)
     del bpy.types.Scene.dahyf
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -263,3 +263,18 @@ def test_streamed_chunks_key_the_same_curves_as_one_batch(ctx, sub):
                        for fc in compat.channel_owner(arm).fcurves})
     assert curves[0] == curves[1]
     assert all(len(v) == 40 for v in curves[0].values())
+
+
+def test_new_scenes_take_threshold_and_smoothing_from_the_preferences(addon, tmp_path):
+    prefs = bpy.context.preferences.addons[addon.__name__].preferences
+    prefs.threshold, prefs.smoothing = 0.8, 0.2
+    try:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        s = bpy.context.scene.dahyf
+        assert (s.threshold, s.smoothing) == pytest.approx((0.8, 0.2))
+        s.threshold = 0.3  # the artist's choice for this scene sticks
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "prefs_defaults.blend"))
+        bpy.ops.wm.open_mainfile(filepath=bpy.data.filepath)
+        assert bpy.context.scene.dahyf.threshold == pytest.approx(0.3)
+    finally:
+        prefs.threshold, prefs.smoothing = 0.5, 0.5
