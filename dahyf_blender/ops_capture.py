@@ -176,17 +176,18 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
     bl_label = "Capture from Video"
     bl_options = {"REGISTER", "UNDO"}
 
-    filepath: StringProperty(name="Video", subtype="FILE_PATH", default="")
-    hands: EnumProperty(name="Hands", items=HANDS_ITEMS, default="RIGHT")
-    use_frame_range: BoolProperty(name="Use frame range", default=False)
-    frame_start: IntProperty(name="Start", min=0, default=0)
-    frame_end: IntProperty(name="End", min=1, default=250)
-    threshold: FloatProperty(name="Confidence threshold", min=0.0, max=1.0, default=0.5)
-    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.5)
-    key_location: BoolProperty(name="Key wrist location", default=True)
+    # SKIP_SAVE: the panel's scene settings fill whatever a caller does not set (see _fill_from_scene).
+    filepath: StringProperty(name="Video", subtype="FILE_PATH", default="", options={"SKIP_SAVE"})
+    hands: EnumProperty(name="Hands", items=HANDS_ITEMS, default="RIGHT", options={"SKIP_SAVE"})
+    use_frame_range: BoolProperty(name="Use frame range", default=False, options={"SKIP_SAVE"})
+    frame_start: IntProperty(name="Start", min=0, default=0, options={"SKIP_SAVE"})
+    frame_end: IntProperty(name="End", min=1, default=250, options={"SKIP_SAVE"})
+    threshold: FloatProperty(name="Confidence threshold", min=0.0, max=1.0, default=0.5, options={"SKIP_SAVE"})
+    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.5, options={"SKIP_SAVE"})
+    key_location: BoolProperty(name="Key wrist location", default=True, options={"SKIP_SAVE"})
     take_path: StringProperty(name="Save take", subtype="FILE_PATH", default="",
                               description="Also save the take (.npz + .json) here; empty: next to the .blend "
-                                          "when it is saved, else not at all")
+                                          "when it is saved, else not at all", options={"SKIP_SAVE"})
 
     _job: CaptureJob | None = None
     _timer = None

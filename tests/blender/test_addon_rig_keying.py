@@ -278,3 +278,13 @@ def test_new_scenes_take_threshold_and_smoothing_from_the_preferences(addon, tmp
         assert bpy.context.scene.dahyf.threshold == pytest.approx(0.3)
     finally:
         prefs.threshold, prefs.smoothing = 0.5, 0.5
+
+
+def test_capture_button_uses_the_panel_settings(ctx, tmp_path):
+    """The panel's button calls the operator without arguments: the scene settings fill them in."""
+    ctx.scene.dahyf.video = str(tmp_path / "from_panel.mp4")
+    with pytest.raises(RuntimeError, match="Video not found: .*from_panel.mp4"):
+        bpy.ops.dahyf.capture_video("EXEC_DEFAULT")
+    ctx.scene.dahyf.video = ""
+    with pytest.raises(RuntimeError, match="No video chosen"):
+        bpy.ops.dahyf.capture_video("EXEC_DEFAULT")
