@@ -28,7 +28,7 @@ from .take import ROW_FIELDS, concat_rows, empty_rows
 from .tracking import SIDES, HandDetector, HandTracker
 
 #: Gaussian width of the zero-lag smoother at smooth = 1, in seconds.
-SMOOTH_SIGMA_S = 0.1
+SMOOTH_SIGMA_S = 0.15
 #: One-Euro parameters at smooth = 1 (min_cutoff Hz, beta); smooth scales the cut-off down.
 ONE_EURO_MIN_CUTOFF_HZ = 1.0
 ONE_EURO_BETA = 0.3
