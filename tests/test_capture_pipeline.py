@@ -184,3 +184,17 @@ def test_rows_have_the_take_fields(engine, hand_frames, tmp_path):
     for c in chunks:
         for k, (shape, dt) in ROW_FIELDS.items():
             assert c.rows[k].shape[1:] == shape and c.rows[k].dtype == np.dtype(dt)
+
+
+def test_causal_one_euro_filter_capture(engine, hand_clip):
+    zero_lag = engine.capture(hand_clip, hands="right", smooth=0.5)
+    causal = engine.capture(hand_clip, hands="right", smooth=0.5, filter="one_euro")
+    raw = engine.capture(hand_clip, hands="right", smooth=0.0)
+    np.testing.assert_array_equal(causal.frame, raw.frame)
+    assert causal.meta["filter"] == "one_euro"
+
+    def accel(t):
+        return np.linalg.norm(np.diff(t.joints2d_proj, 2, axis=0), axis=-1).mean()
+
+    # both filters calm the per-frame estimates down
+    assert accel(causal) < accel(raw) and accel(zero_lag) < accel(raw)
