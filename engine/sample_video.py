@@ -52,6 +52,9 @@ GT_NAME = "open_hand_sample_gt.npz"
 REPO = Path(__file__).resolve().parent.parent
 RENDER_SCRIPT = REPO / "dahyf_blender" / "render_sample.py"
 DEFAULT_OUT = Path(__file__).resolve().parent / "assets" / "sample"
+#: The shipped clip and its ground truth.
+SAMPLE_VIDEO = DEFAULT_OUT / VIDEO_NAME
+SAMPLE_GT = DEFAULT_OUT / GT_NAME
 
 #: Flexion limits per finger joint (MCP, PIP, DIP) at curl = 1, degrees (inside the usual
 #: active ranges: MCP 0-90, PIP 0-110, DIP 0-80).
@@ -292,6 +295,16 @@ def project(points: np.ndarray, focal: float, image_size=IMAGE_SIZE) -> np.ndarr
     return focal * p[..., :2] / p[..., 2:3] + np.array([W / 2.0, H / 2.0])
 
 
+def model_digest(model) -> str:
+    """Short SHA-256 of a hand model's arrays: tells whether the clip was rendered from this model."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.arrays().items()):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(v, dtype=np.float64).tobytes())
+    h.update(model.tip_vertex_ids.cpu().numpy().astype(np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
 def make_ground_truth(model, fps: int = FPS, duration_s: float = DURATION_S) -> dict[str, np.ndarray]:
     """The full ground truth of the clip for a right hand model (``dahyf.HandModel``).
 
@@ -324,7 +337,7 @@ def make_ground_truth(model, fps: int = FPS, duration_s: float = DURATION_S) -> 
         "image_size": np.array(IMAGE_SIZE, np.int32), "fps": np.float32(fps), "side": np.array("right"),
         "joints3d": joints3d.astype(np.float32), "joints2d": project(joints3d, FOCAL).astype(np.float32),
         "time_s": times.astype(np.float32),
-        "joint_names": np.array(JOINT_NAMES),
+        "joint_names": np.array(JOINT_NAMES), "model_digest": np.array(model_digest(model)),
         "vertices": out.vertices.numpy().astype(np.float32), "faces": model.faces.astype(np.int32),
         "arm_rotation": arm.astype(np.float32),
     }
@@ -449,7 +462,7 @@ def save_ground_truth(gt: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_ground_truth(path: str | Path = DEFAULT_OUT / GT_NAME) -> dict[str, np.ndarray]:
+def load_ground_truth(path: str | Path = SAMPLE_GT) -> dict[str, np.ndarray]:
     """Read a sample-clip ground-truth file into a dict of arrays."""
     path = Path(path)
     if not path.is_file():
@@ -460,7 +473,7 @@ def load_ground_truth(path: str | Path = DEFAULT_OUT / GT_NAME) -> dict[str, np.
 
 def generate(out_dir: Path, work_dir: Path | None = None, samples: int = 12, denoise: bool = False,
              duration_s: float = DURATION_S, fps: int = FPS, model: str = "open", frames: list[int] | None = None,
-             log=print) -> dict:
+             log=None) -> dict:
     """Make the clip and its GT in ``out_dir``; frames are cached in ``work_dir`` by scene digest.
 
     ``frames``: render only these frame indices (a quick look; no video is written then).
@@ -468,6 +481,7 @@ def generate(out_dir: Path, work_dir: Path | None = None, samples: int = 12, den
     """
     from .hand.model import load_hand_model
 
+    log = log or (lambda *a: print(*a, flush=True))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     hand = load_hand_model(model, "right")
@@ -504,7 +518,6 @@ def generate(out_dir: Path, work_dir: Path | None = None, samples: int = 12, den
     shutil.move(str(tmp_video), video)
     save_ground_truth(gt, out_dir / GT_NAME)
     summary["video_bytes"] = video.stat().st_size
-    (out_dir / GT_NAME).stat()
     log(json.dumps(summary, indent=1))
     return summary
 
