@@ -172,3 +172,12 @@ def test_procrustes_recovers_a_similarity_transform():
     np.testing.assert_allclose(sv.procrustes_align(x, y), y, atol=1e-9)
     # A reflection is not a rotation: the alignment must not use one.
     assert np.abs(sv.procrustes_align(x, x * np.array([-1, 1, 1])) - x * np.array([-1, 1, 1])).max() > 0.1
+
+
+def test_pa_mpjpe_agrees_with_the_eval_metrics_module(gt):
+    metrics = pytest.importorskip("dahyf.eval.metrics")
+    rng = np.random.default_rng(2)
+    pred = gt["joints3d"].astype(np.float64) + rng.normal(0, 0.005, gt["joints3d"].shape)
+    mine = sv.evaluate_take_against_gt({"pose": gt["pose"], "joints3d": pred}, gt)["pa_mpjpe_mm"]
+    theirs = 1000 * metrics.pa_mpjpe_batch(gt["joints3d"], pred).mean()
+    assert mine == pytest.approx(theirs, rel=1e-6)
