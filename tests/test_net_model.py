@@ -147,3 +147,18 @@ def test_checkpoint_rebuilds_the_network_and_the_estimator_mirrors_left_hands(tm
     torch.testing.assert_close(l["confidence"], r["confidence"], atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="crops"):
         est.predict(lm, torch.tensor([True]), size, focal)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_amp_forward_matches_cpu(hand):
+    torch.manual_seed(0)
+    net = DaHyF(DaHyFConfig(backbone="light", hidden=(32,)), hand=hand).eval()
+    inputs = _inputs()
+    with torch.no_grad():
+        ref = net(*inputs)
+        net = net.cuda()
+        with torch.autocast("cuda", dtype=torch.float16):
+            out = net(*(x.cuda() for x in inputs))
+    assert out["joints3d"].dtype == torch.float32  # the MANO layer runs outside autocast
+    torch.testing.assert_close(out["joints3d"].cpu(), ref["joints3d"], atol=5e-3, rtol=0)

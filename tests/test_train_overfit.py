@@ -1,0 +1,40 @@
+"""Training for real: the full model (light backbone) overfits a small synthetic set, and resumes."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dahyf.hand.model import load_hand_model
+from dahyf.net.dahyf_net import DaHyF
+from dahyf.train.configs import get_config
+from dahyf.train.datasets import SyntheticImages
+from dahyf.train.trainer import evaluate_model, train
+
+
+@pytest.mark.slow
+def test_full_model_overfits_a_small_synthetic_set(tmp_path):
+    hand = load_hand_model("open", "right")
+    ds = SyntheticImages(hand, n=4, seed=1)
+    # the recipe's schedule in miniature: L_c only for the last epochs (here the last 5 of 30)
+    cfg = get_config("light_full", epochs=30, lr=1e-3, batch_size=4, num_workers=0, augment=False,
+                     contrastive_epochs=5)
+    torch.manual_seed(cfg.seed)
+    before = evaluate_model(DaHyF(cfg.model, hand=hand), ds)
+    res = train(cfg, ds, tmp_path, device="cpu", resume=False, progress=False, hand=hand, checkpoint_every=1000)
+    hist = res["history"]
+    assert len(hist) == 30
+    first = hist[0]["task_sum"]
+    last = sum(h["task_sum"] for h in hist[-3:]) / 3
+    assert last < first / 10, f"task loss {first:.3f} → {last:.3f}"
+    after = evaluate_model(res["model"], ds)
+    assert after["pa_mpjpe_mm"] < 0.7 * before["pa_mpjpe_mm"], (before, after)
+    assert after["epe2d_px"] < 0.5 * before["epe2d_px"], (before, after)
+    # L_c is off at first and on for the last contrastive_epochs
+    assert "c" not in hist[0] and "c" in hist[-1] and "c" not in hist[-6]
+    # resume: a finished run continues from last.pt (nothing left to do), and the checkpoint loads
+    again = train(cfg, ds, tmp_path, device="cpu", resume=True, progress=False, hand=hand)
+    assert len(again["history"]) == 30
+    from dahyf.net.checkpoint import load_checkpoint
+
+    est = load_checkpoint(res["checkpoint"])
+    assert est.config == cfg.model
