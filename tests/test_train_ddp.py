@@ -1,4 +1,9 @@
-"""A 2-process CPU DDP run (torchrun, gloo) gives the same parameters as one process with the same global batch."""
+"""A 2-process CPU DDP run (torchrun, gloo) gives the same parameters as one process with the same global batch.
+
+Both runs are in float64: Adam's first steps move each weight by ≈ lr · sign(gradient), so in float32 a
+weight whose gradient is at rounding-noise level can step either way depending on the summation order
+of the all-reduce; in float64 that noise is ~1e-16, far below Adam's ε.
+"""
 from __future__ import annotations
 
 import os
@@ -12,12 +17,13 @@ import torch
 SCRIPT = textwrap.dedent('''
     import sys, torch
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
     from dahyf.hand.model import load_hand_model
     from dahyf.train.datasets import SyntheticImages
     from dahyf.train.trainer import train
     sys.path.insert(0, sys.argv[2])
     from ddp_common import CFG
-    hand = load_hand_model("open", "right")
+    hand = load_hand_model("open", "right").double()
     res = train(CFG, SyntheticImages(hand, n=8, seed=0), sys.argv[1], device="cpu", resume=False,
                 steps_per_epoch=2, progress=False, hand=hand)
     if torch.distributed.get_rank() == 0:
@@ -55,14 +61,19 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path):
         from ddp_common import CFG
     finally:
         sys.path.remove(str(tmp_path))
-    hand = load_hand_model("open", "right")
-    res = train(CFG, SyntheticImages(hand, n=8, seed=0), tmp_path / "single", device="cpu", resume=False,
-                steps_per_epoch=2, progress=False, hand=hand)
-    single = res["model"].state_dict()
-    torch.manual_seed(CFG.seed)
-    from dahyf.net.dahyf_net import DaHyF
+    hand = load_hand_model("open", "right").double()
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        res = train(CFG, SyntheticImages(hand, n=8, seed=0), tmp_path / "single", device="cpu", resume=False,
+                    steps_per_epoch=2, progress=False, hand=hand)
+        single = res["model"].state_dict()
+        torch.manual_seed(CFG.seed)
+        from dahyf.net.dahyf_net import DaHyF
 
-    init = DaHyF(CFG.model, hand=hand).state_dict()
+        init = DaHyF(CFG.model, hand=hand).state_dict()
+    finally:
+        torch.set_default_dtype(old)
     moved = max((single[k] - init[k]).abs().max().item() for k in single)
     assert moved > 1e-4  # training really changed the weights
     diff = max((single[k] - ddp_state[k]).abs().max().item() for k in single)

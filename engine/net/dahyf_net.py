@@ -38,7 +38,7 @@ from .confidence import projection_confidence
 from .direction_map import DirectionMapFusion
 from .encoding import CROP_SIZE, NUM_FREQS, joint_mu, positional_encoding
 from .heatmap import HeatmapHead
-from .simcc import SPLIT_RATIO, SIGMA_PX, SimCCHead
+from .simcc import SPLIT_RATIO, SIGMA_PX, SimCCHead, at_least_float32
 
 JOINT_HEADS = ("none", "heatmap", "simcc")
 #: ImageNet mean / std the readers normalise crops with (RGB, 0..1 scale).
@@ -157,7 +157,7 @@ class Regressor(nn.Module):
         self.log_scale_prior = float(torch.log(torch.tensor(cam_scale_prior)))
 
     def forward(self, x: torch.Tensor):
-        y = self.out(self.mlp(x)).float()
+        y = at_least_float32(self.out(self.mlp(x)))
         rot = rot6d_to_matrix(y[:, : NUM_JOINTS * 6].reshape(-1, NUM_JOINTS, 6))
         betas = y[:, NUM_JOINTS * 6 : NUM_JOINTS * 6 + 10]
         c = y[:, -3:]
@@ -212,8 +212,8 @@ class DaHyF(nn.Module):
         cfg = self.cfg
         if images.dim() != 4 or images.shape[1:] != (3, cfg.crop_size, cfg.crop_size):
             raise ValueError(f"images must be (B, 3, {cfg.crop_size}, {cfg.crop_size}), got {tuple(images.shape)}")
-        boxes, image_size = boxes.float(), image_size.float()
-        focal = default_focal(image_size) if focal is None else focal.float().reshape(-1)
+        boxes, image_size = at_least_float32(boxes), at_least_float32(image_size)
+        focal = default_focal(image_size) if focal is None else at_least_float32(focal).reshape(-1)
         feats = self.backbone(images)
         fine = self.fuse_fine(feats.fine, boxes, image_size, focal)
         coarse = self.fuse_coarse(feats.coarse, boxes, image_size, focal)
@@ -221,7 +221,7 @@ class DaHyF(nn.Module):
         x = coarse.mean(dim=(2, 3))
         if self.joint_head is not None:
             out.update(self.joint_head(fine))
-            j2d = out["joints2d"].float()
+            j2d = at_least_float32(out["joints2d"])
             if cfg.positional_encoding:
                 focal_crop = focal * cfg.crop_size / boxes[:, 2]
                 pe = positional_encoding(joint_mu(j2d, focal_crop, cfg.crop_size), cfg.num_freqs).flatten(1)
@@ -237,7 +237,7 @@ class DaHyF(nn.Module):
                 out["joints2d"] = (j2d_proj - ulc) * (cfg.crop_size / boxes[:, None, 2:3])
                 conf = torch.ones(images.shape[0], device=images.device)
             else:
-                conf = projection_confidence(out["joints2d"].float(), j2d_proj, boxes[:, :2], boxes[:, 2], cfg.crop_size)
+                conf = projection_confidence(at_least_float32(out["joints2d"]), j2d_proj, boxes[:, :2], boxes[:, 2], cfg.crop_size)
         out.update(pose=K.matrix_to_axis_angle(rot.detach()), rotmats=rot, betas=betas, weak_cam=weak, cam_t=cam_t,
                    joints3d=joints3d, joints3d_model=kp, vertices=vertices + cam_t[:, None],
                    joints2d_proj=j2d_proj, confidence=conf)

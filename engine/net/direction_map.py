@@ -59,5 +59,6 @@ class DirectionMapFusion(nn.Module):
         """features (B, C, s_f, s_f) → (B, C, s_f, s_f)."""
         if self.kind == "none":
             return features
-        d = direction_map(self.kind, features.shape[-1], boxes.float(), image_size.float(), focal.float(), self.crop_size)
+        f = lambda t: t if t.dtype in (torch.float32, torch.float64) else t.float()  # noqa: E731
+        d = direction_map(self.kind, features.shape[-1], f(boxes), f(image_size), f(focal), self.crop_size)
         return features + self.gain * repeat_to_channels(d, features.shape[1]).to(features.dtype)

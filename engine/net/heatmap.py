@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .simcc import CROP_SIZE
+from .simcc import CROP_SIZE, at_least_float32
 
 
 def cell_centres(size: int, crop_size: int = CROP_SIZE, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -35,7 +35,7 @@ def heatmap_encode(keypoints: torch.Tensor, size: int = 56, crop_size: int = CRO
 def heatmap_decode(heatmaps: torch.Tensor, crop_size: int = CROP_SIZE, beta: float = 1.0) -> torch.Tensor:
     """Soft-argmax of (B, K, h, w) heatmap logits → (B, K, 2) crop px."""
     B, K, h, w = heatmaps.shape
-    p = torch.softmax(heatmaps.float().flatten(2) * beta, dim=-1).view(B, K, h, w)
+    p = torch.softmax(at_least_float32(heatmaps).flatten(2) * beta, dim=-1).view(B, K, h, w)
     cx = cell_centres(w, crop_size, p.dtype, p.device)
     cy = cell_centres(h, crop_size, p.dtype, p.device)
     x = (p.sum(2) * cx).sum(-1)
@@ -49,13 +49,14 @@ def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
     pred : (B, K, h, w) logits; target : (B, K, h, w) non-negative (from ``heatmap_encode``);
     weights : (B,) or (B, K). Returns () nats.
     """
-    t = target.float().flatten(2)
+    t = at_least_float32(target).flatten(2)
     t = t / t.sum(-1, keepdim=True).clamp_min(1e-12)
-    logq = F.log_softmax(pred.float().flatten(2), dim=-1)
+    logq = F.log_softmax(at_least_float32(pred).flatten(2), dim=-1)
+    t = t.to(logq.dtype)
     err = (t * (torch.log(t.clamp_min(1e-12)) - logq)).sum(-1)  # (B,K)
     if weights is None:
         return err.mean()
-    w = weights.float()
+    w = at_least_float32(weights)
     if w.dim() == 1:
         w = w[:, None].expand_as(err)
     return (err * w).sum() / w.sum().clamp_min(1.0)

@@ -21,13 +21,13 @@ from torch import nn
 from ..hand.kinematics import batch_rodrigues
 from ..hand.tables import KEYPOINT_BONES
 from .heatmap import heatmap_encode, heatmap_loss
-from .simcc import simcc_encode, simcc_kl_loss
+from .simcc import at_least_float32 as f32, simcc_encode, simcc_kl_loss
 
 TASKS = ("2d", "3d", "2d_proj", "mano", "bone")
 
 
 def _masked_mean(per_sample: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.float()
+    m = f32(mask)
     return (per_sample * m).sum() / m.sum().clamp_min(1.0)
 
 
@@ -44,23 +44,23 @@ def task_losses(out: dict, batch: dict, cfg) -> dict[str, torch.Tensor]:
     image px, ``joints3d`` (B,21,3) m, ``rotmats`` or ``pose`` (B,16,3), ``betas`` (B,10), ``box`` (B,3),
     ``is_hand``, ``has_joints3d``, ``has_mano`` (B,) 0/1.
     """
-    pos = batch["is_hand"].float()
-    has3d = batch.get("has_joints3d", pos).float() * pos
-    hasmano = batch.get("has_mano", pos).float() * pos
+    pos = f32(batch["is_hand"])
+    has3d = f32(batch.get("has_joints3d", pos)) * pos
+    hasmano = f32(batch.get("has_mano", pos)) * pos
     L: dict[str, torch.Tensor] = {}
-    gt2d = batch["joints2d"].float()
+    gt2d = f32(batch["joints2d"])
     if "simcc_x" in out:
         lx, ly = simcc_encode(gt2d, cfg.crop_size, cfg.split_ratio, cfg.sigma_px)
         L["2d"] = simcc_kl_loss(out["simcc_x"], out["simcc_y"], lx, ly, pos)
     elif "heatmaps" in out:
         tgt = heatmap_encode(gt2d, out["heatmaps"].shape[-1], cfg.crop_size)
         L["2d"] = heatmap_loss(out["heatmaps"], tgt, pos)
-    pj, gj = out["joints3d"], batch["joints3d"].float()
+    pj, gj = out["joints3d"], f32(batch["joints3d"])
     L["3d"] = _masked_mean(((pj - pj[:, :1]) - (gj - gj[:, :1])).abs().mean(dim=(1, 2)), has3d)
-    side = batch["box"][:, 2].float()[:, None, None]
-    L["2d_proj"] = _masked_mean(((out["joints2d_proj"] - batch["joints2d_img"].float()) / side).abs().mean(dim=(1, 2)), pos)
-    gt_rot = batch_rodrigues(batch["pose"].float())
-    mano = ((out["rotmats"] - gt_rot) ** 2).mean(dim=(1, 2, 3)) + ((out["betas"] - batch["betas"].float()) ** 2).mean(1)
+    side = f32(batch["box"][:, 2])[:, None, None]
+    L["2d_proj"] = _masked_mean(((out["joints2d_proj"] - f32(batch["joints2d_img"])) / side).abs().mean(dim=(1, 2)), pos)
+    gt_rot = batch_rodrigues(f32(batch["pose"]))
+    mano = ((out["rotmats"] - gt_rot) ** 2).mean(dim=(1, 2, 3)) + ((out["betas"] - f32(batch["betas"])) ** 2).mean(1)
     L["mano"] = _masked_mean(mano, hasmano)
     L["bone"] = _masked_mean((bone_lengths(pj) - bone_lengths(gj)).abs().mean(1), has3d)
     return L
@@ -68,7 +68,7 @@ def task_losses(out: dict, batch: dict, cfg) -> dict[str, torch.Tensor]:
 
 def contrastive_loss(confidence: torch.Tensor, is_hand: torch.Tensor) -> torch.Tensor:
     """L_c = mean (c − y)², y = 1 for hand crops and 0 for non-hand crops. confidence, is_hand : (B,)."""
-    return ((confidence.float() - is_hand.float()) ** 2).mean()
+    return ((f32(confidence) - f32(is_hand)) ** 2).mean()
 
 
 class DaHyFLoss(nn.Module):

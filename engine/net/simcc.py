@@ -23,6 +23,11 @@ SPLIT_RATIO = 3.0
 SIGMA_PX = 2.0
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """float16 / bfloat16 (AMP) and integer tensors → float32; float32 / float64 unchanged."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
 def num_bins(crop_size: int = CROP_SIZE, split_ratio: float = SPLIT_RATIO) -> int:
     """Number of SimCC bins per axis, ``int(crop_size · split_ratio)`` (672 for DaHyF)."""
     return int(round(crop_size * split_ratio))
@@ -119,14 +124,14 @@ def simcc_kl_loss(pred_x: torch.Tensor, pred_y: torch.Tensor, labels_x: torch.Te
     """
     total = 0.0
     for p, t in ((pred_x, labels_x), (pred_y, labels_y)):
-        logq = F.log_softmax(p.float() * beta, dim=-1)
-        t = t.float()
+        logq = F.log_softmax(at_least_float32(p) * beta, dim=-1)
+        t = at_least_float32(t).to(logq.dtype)
         kl = (t * (torch.log(t.clamp_min(1e-12)) - logq)).sum(-1)  # (B, K)
         total = total + kl
     total = total / 2.0
     if weights is None:
         return total.mean()
-    w = weights.float()
+    w = at_least_float32(weights)
     if w.dim() == 1:
         w = w[:, None].expand_as(total)
     return (total * w).sum() / w.sum().clamp_min(1.0)
@@ -157,5 +162,5 @@ class SimCCHead(nn.Module):
         fk = self.joint_maps(features)
         flat = fk.flatten(2)
         sx, sy = self.cls_x(flat), self.cls_y(flat)
-        kp, _ = simcc_decode(sx.float(), sy.float(), self.split_ratio)
+        kp, _ = simcc_decode(at_least_float32(sx), at_least_float32(sy), self.split_ratio)
         return {"simcc_x": sx, "simcc_y": sy, "joints2d": kp, "joint_maps": fk}

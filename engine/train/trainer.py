@@ -74,8 +74,14 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return world, rank, dev
 
 
-def _to(batch: dict, dev: torch.device) -> dict:
-    return {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+def _to(batch: dict, dev: torch.device, dtype: torch.dtype | None = None) -> dict:
+    """Move a batch to ``dev``; floating tensors to ``dtype`` (the parameters' dtype) when given."""
+    out = {}
+    for k, v in batch.items():
+        if torch.is_tensor(v):
+            v = v.to(dev, dtype=dtype if (dtype is not None and v.is_floating_point()) else None, non_blocking=True)
+        out[k] = v
+    return out
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -159,6 +165,7 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
     ddp = module
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None)
+    pdtype = next(module.parameters()).dtype
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=cfg.seed, drop_last=True)
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=cfg.num_workers,
                         drop_last=True, pin_memory=dev.type == "cuda", persistent_workers=cfg.num_workers > 0)
@@ -178,7 +185,7 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
         for step, batch in enumerate(loader):
             if step >= n_steps:
                 break
-            batch = _to(batch, dev)
+            batch = _to(batch, dev, pdtype)
             with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
                 total, logs = ddp(batch, use_c)
             opt.zero_grad(set_to_none=True)
