@@ -151,6 +151,41 @@ def write_keys(fc, frames: np.ndarray, values: np.ndarray, filled: np.ndarray | 
     fc.update()
 
 
+def visibility_keys(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of a ``hide`` channel that shows a hand only on the frames it was captured.
+
+    Parameters
+    ----------
+    frames : (N,) scene frames with captured rows (sorted, unique).
+
+    Returns
+    -------
+    key_frames : (K,) frames; hidden : (K,) 1.0 = hidden, 0.0 = shown (constant interpolation):
+    hidden from the frame before each run of consecutive frames, shown during it, hidden after.
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    if len(frames) == 0:
+        return np.zeros(0), np.zeros(0)
+    breaks = np.nonzero(np.diff(frames) > 1)[0]
+    starts = np.r_[frames[0], frames[breaks + 1]]
+    ends = np.r_[frames[breaks], frames[-1]]
+    keys: dict[int, float] = {}
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        keys.setdefault(a - 1, 1.0)
+        keys[a] = 0.0
+        keys[b + 1] = 1.0
+    k = np.array(sorted(keys), dtype=np.float64)
+    return k, np.array([keys[int(f)] for f in k])
+
+
+def write_visibility(owner, frames: np.ndarray, render: bool) -> None:
+    """Key ``hide_viewport`` (and ``hide_render``) on ``owner`` (Action or channelbag) from ``frames``."""
+    key_frames, hidden = visibility_keys(frames)
+    for path in ("hide_viewport", "hide_render") if render else ("hide_viewport",):
+        fc = next((f for f in owner.fcurves if f.data_path == path), None) or compat.new_fcurve(owner, path, 0, "Visibility")
+        write_keys(fc, key_frames, hidden, interpolation="CONSTANT")
+
+
 class TrackKeyer:
     """Keys one hand track onto one armature, chunk after chunk, into a new Action.
 
@@ -164,7 +199,8 @@ class TrackKeyer:
     #: Rewrite the curves when the frames held reach this factor times the frames written.
     GROWTH = 1.5
 
-    def __init__(self, arm_obj, action_name: str, bone_names, bone_rest: np.ndarray, key_location: bool = True):
+    def __init__(self, arm_obj, action_name: str, bone_names, bone_rest: np.ndarray, key_location: bool = True,
+                 mesh_obj=None):
         import bpy
 
         self.obj = arm_obj
@@ -183,6 +219,13 @@ class TrackKeyer:
         self._loc = ([compat.new_fcurve(owner, f'pose.bones["{self.bone_names[0]}"].location', i, self.bone_names[0])
                       for i in range(3)] if key_location else [])
         self._conf = compat.new_fcurve(owner, f'["{CONFIDENCE_PROP}"]', 0, "DaHyF")
+        self._owner = owner
+        self.mesh_obj = mesh_obj
+        self.mesh_action = None
+        self._mesh_owner = None
+        if mesh_obj is not None:  # the mesh shows only on captured frames: its own small Action
+            self.mesh_action = bpy.data.actions.new(action_name + ".visibility")
+            self._mesh_owner = compat.assign_action(mesh_obj, self.mesh_action)
         self.frames = np.zeros(0)
         self.quats = np.zeros((0, len(self.bone_names), 4))
         self.locs = np.zeros((0, 3))
@@ -230,3 +273,6 @@ class TrackKeyer:
         for i, fc in enumerate(self._loc):
             write_keys(fc, self.frames, self.locs[:, i], self.filled)
         write_keys(self._conf, self.frames, self.conf, self.filled)
+        write_visibility(self._owner, self.frames, render=False)
+        if self._mesh_owner is not None:
+            write_visibility(self._mesh_owner, self.frames, render=True)

@@ -112,8 +112,10 @@ class TakeSession:
                              ("armatures", arm_obj.data))):
             self._created.append((coll, block))
         keyer = keying.TrackKeyer(arm_obj, f"{self.take_name}.{side}{track}", _bone_names(),
-                                  rig.bone_rest_quaternions(arm_obj), key_location=self.key_location)
+                                  rig.bone_rest_quaternions(arm_obj), key_location=self.key_location,
+                                  mesh_obj=mesh_obj)
         self._created.append(("actions", keyer.action))
+        self._created.append(("actions", keyer.mesh_action))
         self.keyers[track] = keyer
         self.rigs[track] = (arm_obj, mesh_obj)
 

@@ -27,7 +27,8 @@ def find_sample_video() -> Path | None:
 def add_arguments(p) -> None:
     p.add_argument("--out", default="out", help="output folder (default: out/)")
     p.add_argument("--video", default=None, help="video to capture (default: the bundled sample video)")
-    p.add_argument("--hands", choices=("right", "left", "both"), default="both")
+    p.add_argument("--hands", choices=("right", "left", "both"), default=None,
+                   help="hands to capture (default: right for the bundled sample, a right hand; both otherwise)")
     p.add_argument("--frame-range", type=int, nargs=2, metavar=("START", "END"), default=None,
                    help="only video frames START..END-1")
     p.add_argument("--checkpoint", default=None, help="engine checkpoint (default: the bundled engine)")
@@ -52,6 +53,7 @@ def run(args) -> int:
     if not video.is_file():
         print(f"dahyf demo: video not found: {video}. Pass an existing file with --video.", file=sys.stderr)
         return 2
+    args.hands = args.hands or ("both" if args.video else "right")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reason = _blender_available()

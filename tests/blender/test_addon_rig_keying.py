@@ -200,7 +200,7 @@ def test_blend_saves_and_reloads_with_the_animation(ctx, tmp_path, sub):
     for arm_name, action_name in names.items():
         arm = bpy.data.objects[arm_name]
         assert arm.animation_data.action.name == action_name
-        fcurves = compat.channel_owner(arm).fcurves
+        fcurves = [fc for fc in compat.channel_owner(arm).fcurves if fc.data_path != "hide_viewport"]
         assert len(fcurves) == 16 * 4 + 3 + 1
         assert all(len(fc.keyframe_points) == 5 for fc in fcurves)
 
@@ -262,7 +262,7 @@ def test_streamed_chunks_key_the_same_curves_as_one_batch(ctx, sub):
         curves.append({(fc.data_path, fc.array_index): [(tuple(p.co), p.type) for p in fc.keyframe_points]
                        for fc in compat.channel_owner(arm).fcurves})
     assert curves[0] == curves[1]
-    assert all(len(v) == 40 for v in curves[0].values())
+    assert all(len(v) == 40 for k, v in curves[0].items() if k[0] != "hide_viewport")
 
 
 def test_new_scenes_take_threshold_and_smoothing_from_the_preferences(addon, tmp_path):
@@ -288,3 +288,16 @@ def test_capture_button_uses_the_panel_settings(ctx, tmp_path):
     ctx.scene.dahyf.video = ""
     with pytest.raises(RuntimeError, match="No video chosen"):
         bpy.ops.dahyf.capture_video("EXEC_DEFAULT")
+
+
+def test_hands_show_only_on_the_frames_they_were_captured(ctx, tmp_path, sub):
+    keying = sub("keying")
+    frames, hidden = keying.visibility_keys(np.array([3, 4, 5, 9, 10, 12]))
+    assert dict(zip(frames.tolist(), hidden.tolist())) == {2: 1, 3: 0, 6: 1, 8: 1, 9: 0, 11: 1, 12: 0, 13: 1}
+    take = _two_hand_take(n=6, seed=2)  # video frames 3..8 = scene frames 4..9
+    arms = _import(ctx, tmp_path, take)
+    for arm in arms:
+        mesh = next(o for o in arm.children if o.type == "MESH")
+        for frame, hide in ((3, True), (4, False), (9, False), (10, True), (40, True)):
+            ctx.scene.frame_set(frame)
+            assert (mesh.hide_render, mesh.hide_viewport, arm.hide_viewport) == (hide, hide, hide), frame
