@@ -133,3 +133,12 @@ def test_existing_armature_target_without_an_armature_is_reported(ctx, shared_vi
     ctx.scene.dahyf.target = "ARMATURE"
     with pytest.raises(RuntimeError, match="no armature is chosen"):
         bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(shared_video), hands="RIGHT")
+
+
+def test_unreadable_video_is_reported_and_leaves_the_scene_unchanged(ctx, tmp_path, engine_available):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    before = scene_fingerprint()
+    with pytest.raises(RuntimeError, match="broken.mp4"):
+        bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(bad), hands="RIGHT")
+    assert scene_fingerprint() == before
