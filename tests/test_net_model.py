@@ -162,3 +162,13 @@ def test_cuda_amp_forward_matches_cpu(hand):
             out = net(*(x.cuda() for x in inputs))
     assert out["joints3d"].dtype == torch.float32  # the MANO layer runs outside autocast
     torch.testing.assert_close(out["joints3d"].cpu(), ref["joints3d"], atol=5e-3, rtol=0)
+
+
+def test_capture_pipeline_runs_an_image_checkpoint_unchanged(tmp_path, hand, shared_video):
+    import dahyf
+
+    torch.manual_seed(0)
+    ckpt = save_dahyf(tmp_path / "img.pt", DaHyF(DaHyFConfig(backbone="light", hidden=(32,)), hand=hand))
+    engine = dahyf.load_engine(ckpt, device="cpu")
+    take = engine.capture(shared_video, hands="both", frame_range=(0, 3), smooth=0.0)
+    assert len(take) > 0

@@ -24,7 +24,7 @@ A frozen :class:`DaHyFConfig` selects each row of the paper's Table 4 (see ``dah
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
