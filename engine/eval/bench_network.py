@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -98,6 +99,7 @@ def run_benchmark(backbones=BACKBONES, batches=BATCHES, device: str = "all", bud
             raise RuntimeError("--device cuda asked for but PyTorch sees no CUDA GPU")
         devices.remove("cuda")
     hand = load_hand_model("open", "right")
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     rows = []
     for dev in devices:
         for bb in backbones:
@@ -111,16 +113,24 @@ def run_benchmark(backbones=BACKBONES, batches=BATCHES, device: str = "all", bud
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "devices": {d: device_name(d) for d in devices}, "budget_s": budget_s, "results": rows,
+        "cpu_count": os.cpu_count(),
+        "load_average": {"before": load_before, "after": os.getloadavg() if hasattr(os, "getloadavg") else None},
     }
 
 
 def markdown(report: dict, command: str) -> str:
     lines = ["# DaHyF network throughput", "",
-             f"Command: `{command}`  ", f"Date: {report['date']}; torch {report['torch']}; CPU threads {report['threads']}.",
+             f"Command: `{command}`  ", f"Date: {report['date']}; torch {report['torch']}; CPU threads {report['threads']} "
+             f"of {report.get('cpu_count')} cores.",
              "", "Full network forward (backbone → GDM → SJCP → PE → regressor → MANO → projection → confidence), "
              "crops of 224 × 224; CUDA rows use float16 autocast. CPU rows: one warm-up forward, then as many timed "
              f"forwards as fit in {report['budget_s']:.0f} s (at least one); a row whose single forward is estimated "
              "beyond that budget is skipped.", ""]
+    la = report.get("load_average") or {}
+    if la.get("before"):
+        lines += [f"System load average (1/5/15 min) before: {', '.join(f'{v:.1f}' for v in la['before'])}; after: "
+                  f"{', '.join(f'{v:.1f}' for v in la['after'])}. CPU figures scale with the share of the cores "
+                  "this process gets: on a machine shared with other jobs they are lower bounds.", ""]
     for dev, name in report["devices"].items():
         lines += [f"## {dev}: {name}", "", "| backbone | batch | crops/s | timed forwards | note |", "|---|---:|---:|---:|---|"]
         for r in report["results"]:
