@@ -31,13 +31,14 @@ addon: $(STAMP)
 	$(PY) build_addon.py --out dist
 
 # Second test tier: the add-on against Blender 4.2 LTS (legacy action.fcurves). bpy 4.2.0 in its
-# own venv; everything else (torch, the engine, setuptools) from .venv through a .pth at the end of sys.path.
+# own venv; everything else (torch, the editable engine, setuptools) from .venv, added by a .pth
+# (site.addsitedir, so .venv's own .pth files work) after bpy 4.2 on sys.path.
 BPY42 := .venv-bpy42
 $(BPY42)/.installed: $(STAMP)
 	test -x $(BPY42)/bin/python || $(PYTHON) -m venv $(BPY42)
 	$(BPY42)/bin/pip install -q --no-deps bpy==4.2.0
 	$(BPY42)/bin/pip uninstall -q -y setuptools
-	echo "$(abspath $(VENV))/lib/python3.11/site-packages" > $(BPY42)/lib/python3.11/site-packages/zz_dahyf_main_venv.pth
+	echo "import site; site.addsitedir('$(abspath $(VENV))/lib/python3.11/site-packages')" > $(BPY42)/lib/python3.11/site-packages/zz_dahyf_main_venv.pth
 	touch $@
 
 venv-bpy42: $(BPY42)/.installed
