@@ -167,6 +167,13 @@ def _finish(c: dict, image_size, focal, betas=None, has_mano=False, is_hand=True
     }
 
 
+def _hands_mean(hand_model: str) -> np.ndarray:
+    """(45,) rad, the mean finger pose of a hand model ('open' or a MANO folder / file)."""
+    from ..hand.model import load_hand_model
+
+    return np.asarray(load_hand_model(hand_model, "right").arrays()["hands_mean"], np.float64)
+
+
 def _read_rgb(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
@@ -190,13 +197,14 @@ class FreiHAND(Dataset):
     root : folder holding ``training/`` or ``evaluation/`` and the ``*_K.json`` ... files.
     split : 'training' or 'evaluation'.
     augment : an :class:`Augmentation` (training) or None.
-    hands_mean : (45,) rad, MANO's mean finger pose to convert FreiHAND θ to the flat_hand_mean
-        convention (None: the bundled open hand model's).
+    hands_mean : (45,) rad, MANO's mean finger pose to convert FreiHAND θ (``flat_hand_mean=False``)
+        to the flat_hand_mean convention; None: the ``hands_mean`` of ``hand_model``.
     seed : base seed of the per-sample augmentation.
+    hand_model : 'open' or a MANO folder / file (the model the network is trained with).
     """
 
     def __init__(self, root, split: str = "training", augment: Augmentation | None = None,
-                 hands_mean: np.ndarray | None = None, seed: int = 0):
+                 hands_mean: np.ndarray | None = None, seed: int = 0, hand_model: str = "open"):
         if split not in ("training", "evaluation"):
             raise ValueError(f"split must be 'training' or 'evaluation', got {split!r}")
         self.root, self.split, self.augment, self.seed = Path(root), split, augment, seed
@@ -211,9 +219,7 @@ class FreiHAND(Dataset):
         if self.num_images == 0:
             raise DatasetLayoutError(f"{rgb} holds no .jpg images")
         if hands_mean is None and self.mano is not None:
-            from ..hand.model import load_hand_model
-
-            hands_mean = load_hand_model("open", "right").arrays()["hands_mean"]
+            hands_mean = _hands_mean(hand_model)
         self.hands_mean = None if hands_mean is None else np.asarray(hands_mean, np.float64).reshape(15, 3)
 
     def __len__(self) -> int:
@@ -263,12 +269,13 @@ class HO3D(Dataset):
     Parameters
     ----------
     root : the ``HO3D_v2`` / ``HO3D_v3`` folder; split : 'train' or 'evaluation';
-    augment, seed : as :class:`FreiHAND`; mano_flat_hand_mean : whether the meta θ already uses the
-    flat-hand convention (False: add ``hands_mean``, like FreiHAND).
+    augment, seed, hands_mean, hand_model : as :class:`FreiHAND`; mano_flat_hand_mean : whether the meta θ
+    already uses the flat-hand convention (False, the default: HO3D's θ is ``flat_hand_mean=False`` like
+    FreiHAND's, so ``hands_mean`` is added).
     """
 
     def __init__(self, root, split: str = "train", augment: Augmentation | None = None, seed: int = 0,
-                 hands_mean: np.ndarray | None = None, mano_flat_hand_mean: bool = False):
+                 hands_mean: np.ndarray | None = None, mano_flat_hand_mean: bool = False, hand_model: str = "open"):
         if split not in ("train", "evaluation"):
             raise ValueError(f"split must be 'train' or 'evaluation', got {split!r}")
         self.root, self.split, self.augment, self.seed = Path(root), split, augment, seed
@@ -277,9 +284,7 @@ class HO3D(Dataset):
             raise DatasetLayoutError(f"{listing} not found: point --data at the HO3D_v2 / HO3D_v3 folder")
         self.items = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
         if not mano_flat_hand_mean and hands_mean is None:
-            from ..hand.model import load_hand_model
-
-            hands_mean = load_hand_model("open", "right").arrays()["hands_mean"]
+            hands_mean = _hands_mean(hand_model)
         self.hands_mean = None if mano_flat_hand_mean else np.asarray(hands_mean, np.float64).reshape(15, 3)
 
     def __len__(self) -> int:

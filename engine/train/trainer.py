@@ -234,12 +234,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="DataLoader workers per process")
     parser.add_argument("--steps-per-epoch", type=int, help="cap optimiser steps per epoch (smoke runs)")
     parser.add_argument("--synthetic-size", type=int, default=256, help="samples of --data synthetic")
+    parser.add_argument("--mano", help="train with real MANO: folder holding MANO_RIGHT.pkl (default: the open hand model)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
 
 
 def build_dataset(kind: str, data: str, augment: bool, seed: int, hand=None, synthetic_size: int = 256,
-                  negatives: Path | None = None) -> Dataset:
+                  negatives: Path | None = None, hand_model: str = "open") -> Dataset:
     """The training set of ``--dataset`` / ``--data`` (plus HanCo negatives when given)."""
     from torch.utils.data import ConcatDataset
 
@@ -250,12 +251,12 @@ def build_dataset(kind: str, data: str, augment: bool, seed: int, hand=None, syn
         if hand is None:
             from ..hand.model import load_hand_model
 
-            hand = load_hand_model("open", "right")
+            hand = load_hand_model(hand_model, "right")
         ds = D.SyntheticImages(hand, n=synthetic_size, seed=seed, negatives=synthetic_size // 8)
     elif kind == "freihand":
-        ds = D.FreiHAND(data, "training", augment=aug, seed=seed)
+        ds = D.FreiHAND(data, "training", augment=aug, seed=seed, hand_model=hand_model)
     elif kind == "ho3d":
-        ds = D.HO3D(data, "train", augment=aug, seed=seed)
+        ds = D.HO3D(data, "train", augment=aug, seed=seed, hand_model=hand_model)
     else:
         raise ValueError(f"unknown dataset {kind!r}")
     if negatives is not None:
@@ -267,10 +268,14 @@ def run(args: argparse.Namespace) -> int:
     """``dahyf train net``."""
     from .datasets import DatasetLayoutError
 
+    from dataclasses import replace
+
     cfg = get_config(args.config, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, num_workers=args.workers)
+    if args.mano:
+        cfg = replace(cfg, model=replace(cfg.model, hand_model=str(args.mano)))
     try:
         ds = build_dataset(args.dataset, args.data, cfg.augment, cfg.seed, synthetic_size=args.synthetic_size,
-                           negatives=args.negatives)
+                           negatives=args.negatives, hand_model=cfg.model.hand_model)
         t0 = time.time()
         res = train(cfg, ds, args.out, device=args.device, resume=not args.no_resume, steps_per_epoch=args.steps_per_epoch)
     except (DatasetLayoutError, ValueError) as e:
