@@ -118,9 +118,7 @@ def build_hand_rig(context, hand_model, side: str, betas=None, name: str | None 
     arm_obj[SIDE_PROP] = side
     arm_obj[MODEL_PROP] = str(getattr(hand_model, "name", "model"))
 
-    prev_active = context.view_layer.objects.active
-    prev_mode = context.object.mode if context.object else "OBJECT"
-    if prev_mode != "OBJECT":
+    if context.object is not None and context.object.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
     _set_active(context, arm_obj)
     bpy.ops.object.mode_set(mode="EDIT")
@@ -144,7 +142,7 @@ def build_hand_rig(context, hand_model, side: str, betas=None, name: str | None 
     mesh = bpy.data.meshes.new(name + " mesh")
     mesh.from_pydata(vertices.tolist(), [], np.asarray(hand_model.faces).tolist())
     mesh.update()
-    mesh.shade_smooth() if hasattr(mesh, "shade_smooth") else None
+    mesh.shade_smooth()
     mesh_obj = bpy.data.objects.new(name + " mesh", mesh)
     collection.objects.link(mesh_obj)
     mesh_obj.parent = arm_obj
@@ -160,7 +158,6 @@ def build_hand_rig(context, hand_model, side: str, betas=None, name: str | None 
     mesh_obj.data.materials.append(_skin_material())
 
     _set_active(context, arm_obj)
-    del prev_active
     return arm_obj, mesh_obj
 
 
