@@ -218,9 +218,13 @@ class LandmarkEstimator:
     hand_model_name : the hand model it was trained with ('open' or a path).
     device : torch device string.
     refine : also fit the translation to the landmarks (:func:`refine_translation`).
+    cpu_threads : torch intra-op threads used by ``predict`` on the CPU (restored afterwards);
+        the network is small, and extra threads only cost time on a busy machine (measured 10× slower
+        with 2 threads on a loaded 2-core CPU). None leaves torch's setting alone.
     """
 
     needs_crops = False
+    cpu_threads: int | None = 1
 
     def __init__(self, net: LandmarkDaHyF, hand_model_name: str = "open", device: str = "cpu", refine: bool = False,
                  meta: dict | None = None):
@@ -237,8 +241,19 @@ class LandmarkEstimator:
     def config(self) -> LandmarkConfig:
         return self.net.config
 
-    @torch.no_grad()
     def predict(self, landmarks2d, is_right, image_size, focal=None, crops=None, boxes=None) -> dict:
+        """See :meth:`_predict` (this wrapper only pins the CPU thread count)."""
+        if self.device.type != "cpu" or self.cpu_threads is None:
+            return self._predict(landmarks2d, is_right, image_size, focal)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.cpu_threads)
+        try:
+            return self._predict(landmarks2d, is_right, image_size, focal)
+        finally:
+            torch.set_num_threads(previous)
+
+    @torch.no_grad()
+    def _predict(self, landmarks2d, is_right, image_size, focal=None) -> dict:
         """Hand pose, shape and placement from 2-D landmarks.
 
         Parameters
