@@ -20,13 +20,15 @@ def test_full_model_overfits_a_small_synthetic_set(tmp_path):
                      contrastive_epochs=5)
     torch.manual_seed(cfg.seed)
     before = evaluate_model(DaHyF(cfg.model, hand=hand), ds)
-    res = train(cfg, ds, tmp_path, device="cpu", resume=False, progress=False, hand=hand, checkpoint_every=1000)
+    res = train(cfg, ds, tmp_path, device="cpu", resume=False, progress=False, hand=hand, checkpoint_every=1000,
+                val_dataset=ds, val_every=1000)
     hist = res["history"]
     assert len(hist) == 30
     first = hist[0]["task_sum"]
     last = sum(h["task_sum"] for h in hist[-3:]) / 3
     assert last < first / 10, f"task loss {first:.3f} → {last:.3f}"
     after = evaluate_model(res["model"], ds)
+    assert hist[-1]["val_pa_mpjpe_mm"] == pytest.approx(after["pa_mpjpe_mm"], rel=1e-6)
     assert after["pa_mpjpe_mm"] < 0.7 * before["pa_mpjpe_mm"], (before, after)
     assert after["epe2d_px"] < 0.5 * before["epe2d_px"], (before, after)
     # L_c is off at first and on for the last contrastive_epochs

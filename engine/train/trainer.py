@@ -47,7 +47,8 @@ class _TrainModule(nn.Module):
 
     def forward(self, batch: dict, use_contrastive: bool):
         out = self.net(batch["image"], batch["box"], batch["image_size"], batch["focal"])
-        total, logs = self.loss(out, batch, use_contrastive)
+        with torch.autocast(device_type=batch["image"].device.type, enabled=False):  # losses in full precision
+            total, logs = self.loss(out, batch, use_contrastive)
         return total, logs
 
 
@@ -94,18 +95,20 @@ def evaluate_model(net: DaHyF, dataset: Dataset, batch_size: int = 16, device: s
     """PA-MPJPE (mm, FreiHAND alignment) and 2-D EPE (crop px) of ``net`` on the hand samples of ``dataset``."""
     from ..eval.metrics import epe_2d, pa_mpjpe_batch
 
+    was_training = net.training
     net.eval()
     gts, preds, g2, p2 = [], [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         keep = (batch["is_hand"] > 0) & (batch["has_joints3d"] > 0)
         if not keep.any():
             continue
-        batch = _to({k: v[keep] for k, v in batch.items()}, torch.device(device))
+        batch = _to({k: v[keep] for k, v in batch.items()}, torch.device(device), next(net.parameters()).dtype)
         out = net(batch["image"], batch["box"], batch["image_size"], batch["focal"])
         gts.append(batch["joints3d"].cpu().numpy())
         preds.append(out["joints3d"].float().cpu().numpy())
         g2.append(batch["joints2d"].cpu().numpy())
         p2.append(out["joints2d"].float().cpu().numpy())
+    net.train(was_training)
     if not gts:
         return {}
     return {"pa_mpjpe_mm": float(pa_mpjpe_batch(np.concatenate(gts), np.concatenate(preds)).mean() * 1000),
@@ -114,7 +117,7 @@ def evaluate_model(net: DaHyF, dataset: Dataset, batch_size: int = 16, device: s
 
 def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto", resume: bool = True,
           steps_per_epoch: int | None = None, progress: bool = True, hand=None, shuffle: bool = True,
-          checkpoint_every: int = 1) -> dict:
+          checkpoint_every: int = 1, val_dataset: Dataset | None = None, val_every: int = 10) -> dict:
     """Train ``cfg`` on ``dataset`` (samples as in :mod:`dahyf.train.datasets`); DDP under torchrun.
 
     Parameters
@@ -128,6 +131,8 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
     hand : hand model instance (default: ``cfg.model.hand_model``).
     shuffle : shuffle the samples each epoch (seeded by ``cfg.seed`` and the epoch).
     checkpoint_every : write ``last.pt`` every this-many epochs (and after the last one).
+    val_dataset, val_every : held-out samples scored (PA-MPJPE mm, 2-D EPE px) on rank 0 every
+        ``val_every`` epochs and after the last; added to the history as ``val_pa_mpjpe_mm`` / ``val_epe2d_px``.
 
     Returns
     -------
@@ -202,6 +207,11 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
                 bar.set_postfix(epoch=epoch + 1, loss=f"{logs['loss']:.3f}", tasks=f"{logs['task_sum']:.3f}")
         sched.step()
         history.append({k: v / n_steps for k, v in sums.items()} | {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]})
+        if val_dataset is not None and rank == 0 and ((epoch + 1) % val_every == 0 or epoch + 1 == cfg.epochs):
+            scores = evaluate_model(module.net, val_dataset, local_batch, dev)
+            history[-1].update({f"val_{k}": v for k, v in scores.items()})
+            if bar is not None:
+                bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
         if rank == 0 and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == cfg.epochs):
             _atomic_save({"train_config": cfg.to_dict(), "module": module.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
@@ -226,6 +236,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="paper", choices=sorted(CONFIGS), help="recipe / Table 4 row (default paper)")
     parser.add_argument("--dataset", default="freihand", choices=DATASETS, help="reader for --data (default freihand)")
     parser.add_argument("--data", required=True, help="dataset folder (FreiHAND_pub_v2, HO3D_v2/v3), or 'synthetic'")
+    parser.add_argument("--val-data", type=Path,
+                        help="FreiHAND folder whose evaluation split (with evaluation_xyz.json) is scored during training")
+    parser.add_argument("--val-every", type=int, default=10, help="epochs between validations (default 10)")
     parser.add_argument("--negatives", type=Path, help="HanCo folder: non-hand crops for the contrastive loss L_c")
     parser.add_argument("--out", type=Path, default=Path("runs/dahyf"), help="run folder (last.pt, model.pt)")
     parser.add_argument("--epochs", type=int, help="override the number of epochs")
@@ -276,8 +289,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         ds = build_dataset(args.dataset, args.data, cfg.augment, cfg.seed, synthetic_size=args.synthetic_size,
                            negatives=args.negatives, hand_model=cfg.model.hand_model)
+        val = None
+        if args.val_data is not None:
+            from .datasets import FreiHAND
+
+            val = FreiHAND(args.val_data, "evaluation", hand_model=cfg.model.hand_model)
         t0 = time.time()
-        res = train(cfg, ds, args.out, device=args.device, resume=not args.no_resume, steps_per_epoch=args.steps_per_epoch)
+        res = train(cfg, ds, args.out, device=args.device, resume=not args.no_resume, steps_per_epoch=args.steps_per_epoch,
+                    val_dataset=val, val_every=args.val_every)
     except (DatasetLayoutError, ValueError) as e:
         print(f"dahyf train net: {e}", file=sys.stderr)
         return 2
