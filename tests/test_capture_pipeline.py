@@ -66,6 +66,7 @@ def test_cancel_keeps_a_valid_take(engine, hand_clip, tmp_path):
         cancel.set()
     assert chunks[-1].cancelled and chunks[-1].frames_done < 40
     take = Take.from_chunks(chunks)
+    assert take.meta["cancelled"] and not take.meta["complete"]
     assert 0 < len(take) and take.frame.max() < chunks[-1].frames_done
     back = Take.load(take.save(tmp_path / "partial.npz"))
     assert len(back) == len(take)

@@ -137,7 +137,8 @@ class Take:
         m = dict(last.meta)
         m.update(meta or {})
         m["frames_done"] = int(last.frames_done)
-        m["complete"] = bool(last.final)
+        m["cancelled"] = bool(getattr(last, "cancelled", False))
+        m["complete"] = bool(last.final) and not m["cancelled"]
         return cls(float(last.fps), tuple(int(x) for x in last.image_size), float(last.focal),
                    tuple(last.handedness), rows, m)
 
