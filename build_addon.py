@@ -49,6 +49,13 @@ PIP_PLATFORMS: dict[str, tuple[str, ...]] = {
 }
 #: Python of Blender 4.2 – 5.0.
 PYTHON_VERSION = "3.11"
+#: Environment markers of each platform (pip evaluates markers for the *build* machine, so for
+#: another platform the dependency closure is resolved here with these).
+MARKER_ENV: dict[str, dict[str, str]] = {
+    "linux-x64": {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix"},
+    "windows-x64": {"sys_platform": "win32", "platform_system": "Windows", "platform_machine": "AMD64", "os_name": "nt"},
+    "macos-arm64": {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64", "os_name": "posix"},
+}
 #: Provided by Blender itself; never bundled.
 BLENDER_PROVIDED = ("numpy",)
 
@@ -94,16 +101,91 @@ def build_engine_wheel(dest: Path) -> Path:
     return wheels[-1]
 
 
-def download_dependencies(requirements: list[str], platform: str, cache: Path) -> list[Path]:
-    """``pip download --only-binary=:all:`` of the requirements for ``platform`` into ``cache``."""
-    cache.mkdir(parents=True, exist_ok=True)
+def _pip_download(requirements: list[str], platform: str, cache: Path, no_deps: bool = False) -> None:
     cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", PYTHON_VERSION,
            "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none", "-d", str(cache)]
     for tag in PIP_PLATFORMS[platform] + ("any",):
         cmd += ["--platform", tag]
-    subprocess.run(cmd + requirements, check=True)
-    report = [p for p in sorted(cache.glob("*.whl"))]
-    return [p for p in report if p.name.split("-")[0].lower().replace("_", "-") not in BLENDER_PROVIDED]
+    subprocess.run(cmd + (["--no-deps"] if no_deps else []) + requirements, check=True)
+
+
+def _dist_name(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _wheel_requirements(wheel: Path, env: dict[str, str]) -> list:
+    """Requires-Dist of a wheel whose markers hold in ``env`` (no extras)."""
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # pip always carries it
+        from pip._vendor.packaging.requirements import Requirement
+    with zipfile.ZipFile(wheel) as zf:
+        meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = zf.read(meta).decode("utf8", "replace").splitlines()
+    out = []
+    for line in lines:
+        if not line.startswith("Requires-Dist:"):
+            continue
+        req = Requirement(line.split(":", 1)[1].strip())
+        if req.marker is None or req.marker.evaluate(dict(env, extra="")):
+            out.append(req)
+    return out
+
+
+def _download_foreign(requirements: list[str], platform: str, cache: Path) -> None:
+    """Download the requirements with their dependencies for a platform other than this machine.
+
+    pip evaluates environment markers for the machine it runs on, so torch (whose Linux-only
+    CUDA dependencies are marked ``platform_system == "Linux"``) is fetched with ``--no-deps``
+    and its dependencies are read from its metadata with the *target's* markers. Everything
+    else goes through pip's resolver, with Blender's numpy pinned so that the versions chosen
+    work with it.
+    """
+    env = dict(MARKER_ENV[platform], python_version=PYTHON_VERSION, python_full_version=PYTHON_VERSION + ".0",
+               implementation_name="cpython", platform_python_implementation="CPython")
+    torch = [r for r in requirements if _dist_name(r.split("=")[0]) == "torch"]
+    rest = [r for r in requirements if r not in torch] + blender_provided_pins()
+    if torch:
+        _pip_download(torch, platform, cache, no_deps=True)
+        wheel = next(cache.glob("torch-*.whl"))
+        rest += [str(req) for req in _wheel_requirements(wheel, env)]
+    _pip_download(rest, platform, cache)
+    for _ in range(5):  # dependencies that only the target's markers select (e.g. colorama on Windows)
+        have = {_dist_name(w.name.split("-")[0]) for w in cache.glob("*.whl")}
+        missing = sorted({f"{req.name}{req.specifier}" for w in cache.glob("*.whl") for req in _wheel_requirements(w, env)
+                          if _dist_name(req.name) not in have and _dist_name(req.name) not in BLENDER_PROVIDED})
+        if not missing:
+            return
+        _pip_download(missing + blender_provided_pins(), platform, cache)
+    raise SystemExit(f"could not complete the dependencies for {platform}: {', '.join(missing)}")
+
+
+def blender_provided_pins() -> list[str]:
+    """The project's pins of the modules Blender provides (e.g. numpy==1.26.4), as constraints."""
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    return [d for d in deps if _dist_name(d.split("=")[0].split("<")[0].split(">")[0].strip()) in BLENDER_PROVIDED]
+
+
+def download_dependencies(requirements: list[str], platform: str, cache: Path) -> list[Path]:
+    """All dependency wheels for ``platform`` in ``cache`` (``pip download --only-binary=:all:``)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    if platform == host_platform_or_none():
+        _pip_download(requirements, platform, cache)  # pip's own resolver, markers of this machine
+    else:
+        _download_foreign(requirements, platform, cache)
+    wheels = [p for p in sorted(cache.glob("*.whl")) if _dist_name(p.name.split("-")[0]) not in BLENDER_PROVIDED]
+    names = [_dist_name(p.name.split("-")[0]) for p in wheels]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # a cache reused across different pins: never ship two versions of one module
+        raise SystemExit(f"{cache} holds several versions of {', '.join(twice)}; delete the folder and build again.")
+    return wheels
+
+
+def host_platform_or_none() -> str | None:
+    try:
+        return host_platform()
+    except SystemExit:
+        return None
 
 
 def manifest_text(platform: str, wheel_names: list[str]) -> str:
