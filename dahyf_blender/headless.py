@@ -27,13 +27,14 @@ def _register():
         register()
 
 
-def render_overlay(scene, frame: int, video_path: str, out_png: str, width: int = 960) -> str:
+def render_overlay(scene, frame: int, video_path: str, out_png: str, width: int = 960, crop: bool = False) -> str:
     """Render the hand meshes at scene ``frame`` in camera view with Workbench, over the video frame.
 
     Parameters
     ----------
     frame : scene frame (video frame ``frame - FRAME_OFFSET``).
     out_png : where to write the composite (RGB PNG, ``width`` px wide).
+    crop : cut a square around the rendered hand(s) (padded) instead of the whole frame.
     """
     import cv2
     import numpy as np
@@ -65,9 +66,35 @@ def render_overlay(scene, frame: int, video_path: str, out_png: str, width: int 
         hand = cv2.resize(hand, (bg.shape[1], bg.shape[0]), interpolation=cv2.INTER_AREA)
     alpha = hand[..., 3:4].astype(np.float32) / 255.0 * 0.8
     comp = (bg.astype(np.float32) * (1 - alpha) + hand[..., :3].astype(np.float32) * alpha).astype(np.uint8)
+    if crop and (hand[..., 3] > 0).any():
+        ys, xs = np.nonzero(hand[..., 3] > 0)
+        cx, cy = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
+        half = int(0.65 * max(xs.max() - xs.min(), ys.max() - ys.min())) + 8
+        half = min(half, min(comp.shape[:2]) // 2)
+        x0 = int(np.clip(cx - half, 0, comp.shape[1] - 2 * half))
+        y0 = int(np.clip(cy - half, 0, comp.shape[0] - 2 * half))
+        comp = comp[y0:y0 + 2 * half, x0:x0 + 2 * half]
     if width and comp.shape[1] > width:
         comp = cv2.resize(comp, (width, round(comp.shape[0] * width / comp.shape[1])), interpolation=cv2.INTER_AREA)
     cv2.imwrite(out_png, comp)
+    return out_png
+
+
+def render_strip(scene, frames, video_path: str, out_png: str, width: int = 1280) -> str:
+    """Overlay close-ups of several scene frames side by side (one row), ``width`` px wide in all."""
+    import cv2
+    import numpy as np
+
+    tiles = []
+    for f in frames:
+        tmp = f"{out_png}.{f}.png"
+        render_overlay(scene, int(f), video_path, tmp, width=0, crop=True)
+        tile = cv2.imread(tmp)
+        tiles.append(cv2.resize(tile, (320, 320), interpolation=cv2.INTER_AREA))
+        os.unlink(tmp)
+    strip = np.concatenate(tiles, axis=1)
+    strip = cv2.resize(strip, (width, round(strip.shape[0] * width / strip.shape[1])), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(out_png, strip)
     return out_png
 
 
@@ -102,11 +129,13 @@ def main(argv=None) -> int:
     p.add_argument("--smooth", type=float, default=0.5)
     p.add_argument("--name", default=None, help="base name of the outputs (default: the video's name)")
     p.add_argument("--render", default=None, help="also render the overlay picture to this PNG")
+    p.add_argument("--strip", default=None, help="also render 4 evenly spaced frames side by side to this PNG")
     p.add_argument("--checkpoint", default="", help="engine checkpoint (default: the bundled engine)")
     p.add_argument("--device", choices=("AUTO", "CPU", "CUDA"), default="AUTO")
     args = p.parse_args(argv)
 
     import bpy
+    import numpy as np
 
     t0 = time.perf_counter()
     os.makedirs(args.out_dir, exist_ok=True)
@@ -144,6 +173,10 @@ def main(argv=None) -> int:
         out["picture"] = render_overlay(scene, frame, os.path.abspath(args.video), os.path.abspath(args.render))
         out["picture_frame"] = frame
         out["render_s"] = round(time.perf_counter() - t1, 2)
+    if args.strip:
+        picks = np.linspace(scene.frame_start, scene.frame_end, 6)[1:-1].round().astype(int).tolist()
+        out["strip"] = render_strip(scene, picks, os.path.abspath(args.video), os.path.abspath(args.strip))
+        out["strip_frames"] = picks
     print(json.dumps(out))
     return 0
 

@@ -66,7 +66,8 @@ def run(args) -> int:
     if args.checkpoint:
         cmd += ["--checkpoint", str(Path(args.checkpoint).resolve())]
     if not args.no_render:
-        cmd += ["--render", str((out / f"{video.stem}_overlay.png").resolve())]
+        cmd += ["--render", str((out / f"{video.stem}_overlay.png").resolve()),
+                "--strip", str((out / f"{video.stem}_frames.png").resolve())]
     env = dict(os.environ)
     env.setdefault("BLENDER_USER_RESOURCES", str((out / ".blender-user").resolve()))
     proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
@@ -80,6 +81,8 @@ def run(args) -> int:
     print(f"take:    {result['take']}")
     if "picture" in result:
         print(f"picture: {result['picture']} (scene frame {result['picture_frame']})")
+    if "strip" in result:
+        print(f"frames:  {result['strip']} (scene frames {', '.join(map(str, result['strip_frames']))})")
     print(f"hands:   {', '.join(result['armatures'])}; frames {result['frames'][0]}-{result['frames'][1]}; "
           f"capture {result['capture_s']} s")
     return 0
