@@ -121,12 +121,15 @@ def test_renderer_reproduces_the_shipped_first_frame(tmp_path, gt):
     new = cv2.imread(f"{summary['frames_dir']}/00000.png")
     ok, shipped = cv2.VideoCapture(str(VIDEO)).read()
     assert ok and new.shape == shipped.shape
-    diff = np.abs(new.astype(np.int16) - shipped.astype(np.int16)).mean()
-    assert diff < 4.0, f"re-rendered frame 0 differs from the shipped clip by {diff:.1f} levels: regenerate it"
-    # ... and the hand is where the GT says it is (skin is redder than the blue-grey background).
+    # Render noise and H.264 leave ~0.04 % of pixels off by > 30 levels; the next frame of the
+    # clip (the hand moved ~2 px) gives ~0.4 %.
+    far = (np.abs(new.astype(np.int16) - shipped.astype(np.int16)).max(-1) > 30).mean()
+    assert far < 0.002, f"re-rendered frame 0 differs from the shipped clip ({100 * far:.2f} % pixels): regenerate it"
+    # ... and the hand is where the GT says it is (skin is redder than the blue-grey background;
+    # fingertip keypoints lie on the silhouette, so only inner joints are checked).
     b, g, r = (new[..., c].astype(np.int16) for c in range(3))
     skin = (r - b) > 40
-    for x, y in gt["joints2d"][0, [0, 9, 12]].astype(int):
+    for x, y in gt["joints2d"][0, [0, 6, 9, 10, 14]].astype(int):  # joints inside the skin
         assert skin[y - 1:y + 2, x - 1:x + 2].any(), (x, y)
 
 
