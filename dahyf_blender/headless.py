@@ -18,13 +18,16 @@ import sys
 import time
 
 
-def _register():
+def _register() -> bool:
+    """Register the add-on unless it is already (an installed copy); True when this call did."""
     import bpy
 
     from . import register
 
-    if not hasattr(bpy.types, "DAHYF_OT_capture_video"):
-        register()
+    if hasattr(bpy.types, "DAHYF_OT_capture_video"):
+        return False
+    register()
+    return True
 
 
 def render_overlay(scene, frame: int, video_path: str, out_png: str, width: int = 960, crop: bool = False) -> str:
@@ -118,6 +121,19 @@ def best_frame(armatures) -> int:
 
 
 def main(argv=None) -> int:
+    """Run :func:`capture_main`, then unregister what it registered (bpy 4.2 as a module crashes at
+    interpreter exit while add-on classes are still registered)."""
+    registered = []
+    try:
+        return capture_main(argv, registered)
+    finally:
+        if registered:
+            from . import unregister
+
+            unregister()
+
+
+def capture_main(argv, registered: list) -> int:
     p = argparse.ArgumentParser(prog="python -m dahyf_blender.headless", description=__doc__.split("\n\n")[0])
     p.add_argument("--video", required=True, help="video file")
     p.add_argument("--out-dir", required=True, help="folder for the .blend, the take and the picture")
@@ -141,7 +157,8 @@ def main(argv=None) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     name = args.name or os.path.splitext(os.path.basename(args.video))[0]
     bpy.ops.wm.read_homefile(use_empty=True)
-    _register()
+    if _register():
+        registered.append(True)
     from .prefs import get_prefs
 
     prefs = get_prefs()
