@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent('''
     sys.path.insert(0, sys.argv[2])
     from ddp_common import CFG
     hand = load_hand_model("open", "right").double()
-    res = train(CFG, SyntheticImages(hand, n=8, seed=0), sys.argv[1], device="cpu", resume=False,
+    res = train(CFG, SyntheticImages(hand, n=8, seed=0, crop_size=112), sys.argv[1], device="cpu", resume=False,
                 steps_per_epoch=2, progress=False, hand=hand)
     if torch.distributed.get_rank() == 0:
         torch.save(res["model"].state_dict(), sys.argv[1] + "/ddp_state.pt")
@@ -35,7 +35,8 @@ COMMON = textwrap.dedent('''
     from dataclasses import replace
     from dahyf.train.configs import get_config, model_config
     CFG = get_config("light_full", epochs=1, batch_size=4, lr=1e-3, num_workers=0, augment=False)
-    CFG = replace(CFG, model=model_config("full", "light", hidden=(64,)))
+    # a 112-px crop keeps the two float64 runs quick; the architecture is the full light model
+    CFG = replace(CFG, model=model_config("full", "light", hidden=(64,), crop_size=112))
 ''')
 
 
@@ -65,7 +66,7 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path):
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        res = train(CFG, SyntheticImages(hand, n=8, seed=0), tmp_path / "single", device="cpu", resume=False,
+        res = train(CFG, SyntheticImages(hand, n=8, seed=0, crop_size=112), tmp_path / "single", device="cpu", resume=False,
                     steps_per_epoch=2, progress=False, hand=hand)
         single = res["model"].state_dict()
         torch.manual_seed(CFG.seed)

@@ -98,14 +98,14 @@ class Augmentation:
 
 def crop_sample(image: np.ndarray, box: np.ndarray, image_size: np.ndarray, focal: float, joints2d_img: np.ndarray,
                 joints3d: np.ndarray | None, pose: np.ndarray | None, rng: np.random.Generator | None = None,
-                aug: Augmentation | None = None) -> dict:
+                aug: Augmentation | None = None, crop_size: int = CROP_SIZE) -> dict:
     """Cut the (augmented) crop and move the labels with it.
 
     Scale and jitter change the box (the direction maps see the true box). Rotation by α turns the crop
     about its centre; the 3-D labels turn by α about the viewing ray through the box centre (exact for
     that ray, a small-angle approximation elsewhere), and the global orientation with them.
 
-    Returns the sample dict (without ``image`` normalisation; ``crop`` is (224, 224, 3) uint8).
+    Returns the sample dict (without ``image`` normalisation; ``crop`` is (s_p, s_p, 3) uint8, s_p = ``crop_size``).
     """
     box = np.asarray(box, np.float64).copy()
     angle = 0.0
@@ -115,12 +115,12 @@ def crop_sample(image: np.ndarray, box: np.ndarray, image_size: np.ndarray, foca
         if rng.random() < aug.p_rotate:
             angle = math.radians(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
     cx, cy, side = box
-    s = CROP_SIZE / side
+    s = crop_size / side
     c, sn = math.cos(angle), math.sin(angle)
-    # crop = s · R(α) · (p − centre) + (112, 112)
+    # crop = s · R(α) · (p − centre) + (s_p/2, s_p/2)
     A = s * np.array([[c, -sn], [sn, c]])
-    M = np.concatenate([A, (np.array([CROP_SIZE / 2, CROP_SIZE / 2]) - A @ np.array([cx, cy]))[:, None]], 1)
-    crop = cv2.warpAffine(image, M, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    M = np.concatenate([A, (np.array([crop_size / 2, crop_size / 2]) - A @ np.array([cx, cy]))[:, None]], 1)
+    crop = cv2.warpAffine(image, M, (crop_size, crop_size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
     j2d_crop = joints2d_img @ A.T + M[:, 2]
     j2d_img = joints2d_img.copy()
     if angle != 0.0:
@@ -387,10 +387,12 @@ class SyntheticImages(Dataset):
 
     Poses, shapes, cameras and placement come from :mod:`dahyf.train.synthetic` (anatomical limits);
     the image shows the projected 21-keypoint skeleton (one colour per finger, depth-shaded joints).
-    ``negatives`` extra samples are skeleton-free noise crops (is_hand = 0).
+    ``negatives`` extra samples are skeleton-free noise crops (is_hand = 0). ``crop_size`` is s_p (224;
+    smaller values go with a ``DaHyFConfig(crop_size=...)`` for quick CPU experiments).
     """
 
-    def __init__(self, hand_model, n: int = 64, seed: int = 0, negatives: int = 0, image_scale: float = 0.5):
+    def __init__(self, hand_model, n: int = 64, seed: int = 0, negatives: int = 0, image_scale: float = 0.5,
+                 crop_size: int = CROP_SIZE):
         from ..net.camera import project_points
         from . import synthetic as S
 
@@ -407,7 +409,7 @@ class SyntheticImages(Dataset):
             transl = S.place_hands(g, kp, self.image_size, self.focal, (0.25, 0.5), (0.25, 0.75))
             self.joints3d = kp + transl[:, None]
             self.uv = project_points(self.joints3d, self.focal, self.image_size)
-        self.n, self.negatives, self.seed = n, negatives, seed
+        self.n, self.negatives, self.seed, self.crop_size = n, negatives, seed, crop_size
 
     def __len__(self) -> int:
         return self.n + self.negatives
@@ -440,8 +442,10 @@ class SyntheticImages(Dataset):
         uv = self.uv[k].numpy().astype(np.float64)
         box = joints_box(uv)
         if i >= self.n:  # negative: same box, no hand drawn
-            c = crop_sample(img, box, self.image_size[k].numpy(), float(self.focal[k]), uv, None, None)
+            c = crop_sample(img, box, self.image_size[k].numpy(), float(self.focal[k]), uv, None, None,
+                            crop_size=self.crop_size)
             return _finish(c, self.image_size[k].numpy(), float(self.focal[k]), is_hand=False)
         c = crop_sample(img, box, self.image_size[k].numpy(), float(self.focal[k]), uv,
-                        self.joints3d[k].numpy().astype(np.float64), self.pose[k].numpy().astype(np.float64))
+                        self.joints3d[k].numpy().astype(np.float64), self.pose[k].numpy().astype(np.float64),
+                        crop_size=self.crop_size)
         return _finish(c, self.image_size[k].numpy(), float(self.focal[k]), self.betas[k].numpy(), has_mano=True)
