@@ -121,6 +121,15 @@ def test_training_a_few_steps_reduces_the_loss():
     assert meta["final_losses"]["j3d"] < 0.8 * first
 
 
+def test_training_is_deterministic_for_a_seed():
+    small = LandmarkConfig(width=32, depth=1)
+    cfg = LandmarkTrainConfig(seed=5, steps=6, batch=32, warmup=2, conf_start=0.5, threads=1)
+    a, _ = train_landmark(cfg, None, small, log=lambda s: None)
+    b, _ = train_landmark(cfg, None, small, log=lambda s: None)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
 def test_checkpoint_round_trip_and_unsafe_files_are_refused(tmp_path):
     net = LandmarkDaHyF(LandmarkConfig(width=32, depth=1))
     path = save_checkpoint(tmp_path / "c.pt", "landmark", net.config.to_dict(), net.state_dict(), {"seed": 3})

@@ -12,6 +12,7 @@ loss L_c: L2 between the projection confidence and 1 for landmark sets of a hand
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -41,8 +42,8 @@ class LandmarkTrainConfig:
     """
 
     seed: int = 0
-    steps: int = 6000
-    minutes: float = 25.0
+    steps: int = 7000
+    minutes: float = 30.0
     batch: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -356,7 +357,8 @@ def add_train_arguments(p) -> None:
     p.add_argument("--depth", type=int, default=LandmarkConfig().depth, help="MLP residual blocks")
     p.add_argument("--direction", choices=("global", "local"), default="global",
                    help="joint direction code: global (GDM, default) or local (LDM ablation)")
-    p.add_argument("--refine", action="store_true", help="mark the checkpoint to refine the translation at run time")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                   help="store in the checkpoint that the translation is refined at run time (default on)")
     p.add_argument("--eval", action="store_true", help="evaluate the result and store the figures in the checkpoint")
 
 
