@@ -43,7 +43,11 @@ def addon(addon_zip):
                                                           enable_on_install=True)
         assert result == {"FINISHED"}
     assert EXT_MODULE in bpy.context.preferences.addons
-    return importlib.import_module(EXT_MODULE)
+    yield importlib.import_module(EXT_MODULE)
+    # Unregister before the interpreter exits: bpy 4.2 as a module segfaults at teardown while
+    # add-on classes are still registered.
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.preferences.addon_disable(module=EXT_MODULE)
 
 
 @pytest.fixture
