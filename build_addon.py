@@ -60,6 +60,9 @@ MARKER_ENV: dict[str, dict[str, str]] = {
 BLENDER_PROVIDED = ("numpy",)
 
 
+#: Repository tools that live beside the add-on but are not part of the extension.
+DEV_ONLY = {"render_sample.py", "bench_keying.py"}
+
 def engine_requirements(variant: str, platform: str) -> list[str]:
     """The pinned runtime requirements of the engine (pyproject.toml), adapted to the variant."""
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -223,7 +226,8 @@ def build(out: Path, variant: str = "cpu", platform: str | None = None, wheel_ca
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("blender_manifest.toml", manifest_text(platform, names))
             for path in sorted(ADDON_DIR.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                if (path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+                        and path.name not in DEV_ONLY):
                     zf.write(path, path.relative_to(ADDON_DIR).as_posix())
             for path in sorted((REPO / "rigs").glob("*")):  # retarget presets + matcher: dahyf_blender.rigs
                 if path.suffix in (".py", ".toml"):

@@ -82,3 +82,26 @@ def test_load_refuses_pickles_and_foreign_files(tmp_path):
         Take.load(tmp_path / "other.npz")
     with pytest.raises(CaptureError, match="not found"):
         Take.load(tmp_path / "nothing.npz")
+
+
+def test_saved_take_has_ordinary_file_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = _take().save(tmp_path / "take.npz")
+    finally:
+        os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o644
+    assert ((tmp_path / "take.json").stat().st_mode & 0o777) == 0o644
+
+
+def test_saved_take_has_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    path = _take().save(tmp_path / "take.npz")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for p in (path, path.with_suffix(".json")):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask

@@ -189,6 +189,9 @@ class Take:
                 json.dump(self.summary(), fh, indent=1)
                 fh.flush()
                 os.fsync(fh.fileno())
+            mode = user_file_mode()  # mkstemp makes 0600 files; a take is an ordinary user file
+            os.chmod(tmp_json, mode)
+            os.chmod(tmp_npz, mode)
             os.replace(tmp_json, sidecar)
             tmp_json = None
             os.replace(tmp_npz, path)
@@ -233,3 +236,21 @@ class Take:
                                    f"expected {(n,) + shape}.")
         if n and (self.rows["track"].min() < 0 or self.rows["track"].max() >= self.num_tracks):
             raise CaptureError("take has rows for a track that is not in its handedness list.")
+
+
+def _umask() -> int:
+    """The process umask: from /proc (Linux, no side effect), else set and restored at once."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def user_file_mode() -> int:
+    """Permission bits of an ordinary new file (0o666 minus the umask); mkstemp gives 0o600."""
+    return 0o666 & ~_umask()
