@@ -104,6 +104,7 @@ def test_cli_capture_with_preview(hand_clip, tmp_path, engine):
     orig = cv2.VideoCapture(str(hand_clip)).read()[1]
     assert np.abs(frame.astype(int) - orig).max() > 100          # something was drawn
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preview.mp4", "take.json", "take.npz"]
+    assert (prev.stat().st_mode & 0o777) == (out.stat().st_mode & 0o777)
 
 
 def test_cli_reports_bad_input_and_writes_nothing(tmp_path, capsys, engine):

@@ -16,7 +16,7 @@ import torch
 from ..hand.tables import KEYPOINT_BONES
 from .errors import CaptureError
 from .pipeline import project
-from .take import Take
+from .take import Take, user_file_mode
 from .video import VideoReader
 
 #: BGR colours per handedness, and for held (low-confidence) frames.
@@ -124,6 +124,7 @@ def write_preview(video, take: Take, out, hand_models: dict, frame_range=None,
             if progress is not None:
                 progress(frame.index)
         writer.release()
+        os.chmod(tmp, user_file_mode())   # mkstemp makes 0600 files
         os.replace(tmp, out)
         tmp = None
     finally:
