@@ -26,17 +26,45 @@ def _available():
     return out
 
 
+def _sample_video():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "assets" / "sample" / "open_hand_sample.mp4"
+
+
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="bench", metavar="BENCH")
     for name, (module, help_) in _available().items():
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.set_defaults(_bench_module=module)
         importlib.import_module(module).add_arguments(sp)
+    sp = sub.add_parser("all", help="every benchmark with its defaults (capture: on the bundled sample video)")
+    sp.add_argument("--video", help="video for the capture benchmark (default: the bundled sample)")
+    sp.set_defaults(_bench_module="all")
+
+
+def _run_all(args) -> int:
+    import argparse
+
+    rc = 0
+    for name, (module, _) in _available().items():
+        mod = importlib.import_module(module)
+        parser = argparse.ArgumentParser(prog=f"dahyf bench {name}")
+        mod.add_arguments(parser)
+        argv = []
+        if name == "capture":
+            video = args.video or str(_sample_video())
+            argv = [video, "--out", "benchmarks/capture_sample.json"] if not args.video else [video]
+        print(f"== dahyf bench {name} {' '.join(argv)}")
+        rc = max(rc, int(mod.run(parser.parse_args(argv)) or 0))
+    return rc
 
 
 def run(args) -> int:
     module = getattr(args, "_bench_module", None)
     if module is None:
-        print("usage: dahyf bench {" + ",".join(_available()) + "} ...  (see dahyf bench -h)")
+        print("usage: dahyf bench {" + ",".join([*_available(), "all"]) + "} ...  (see dahyf bench -h)")
         return 2
+    if module == "all":
+        return _run_all(args)
     return int(importlib.import_module(module).run(args) or 0)
