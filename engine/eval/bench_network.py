@@ -3,7 +3,7 @@
 The whole network is timed (backbone, direction maps, SJCP, PE, regressor, MANO layer, projection,
 confidence), in ``torch.inference_mode``; on CUDA with float16 autocast (AMP). On a CPU the big
 backbones at large batches take minutes per forward: each (backbone, batch) gets a time budget, the
-number of timed iterations is what fits in it (at least one, after one warm-up iteration), and a
+number of timed iterations is what fits in it (at least one, at most 50, after warm-up), and a
 configuration whose single forward is estimated (from the smaller batches) to exceed the budget is
 skipped and reported as such.
 """
@@ -71,10 +71,11 @@ def bench_one(backbone: str, batch: int, device: str, budget_s: float, est_per_c
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    warm = 3 if dev.type == "cuda" else 1
+    # warm-up: oneDNN / cuDNN pick their kernels on the first calls
+    warm = 3 if (dev.type == "cuda" or batch <= 32) else 1
     for _ in range(warm):
         step()
-    max_iters = 50 if dev.type == "cuda" else 20
+    max_iters = 50
     t0, n = time.perf_counter(), 0
     while n < max_iters and (n == 0 or time.perf_counter() - t0 < (budget_s if dev.type == "cpu" else 10.0)):
         step()
@@ -123,8 +124,8 @@ def markdown(report: dict, command: str) -> str:
              f"Command: `{command}`  ", f"Date: {report['date']}; torch {report['torch']}; CPU threads {report['threads']} "
              f"of {report.get('cpu_count')} cores.",
              "", "Full network forward (backbone → GDM → SJCP → PE → regressor → MANO → projection → confidence), "
-             "crops of 224 × 224; CUDA rows use float16 autocast. CPU rows: one warm-up forward, then as many timed "
-             f"forwards as fit in {report['budget_s']:.0f} s (at least one); a row whose single forward is estimated "
+             "crops of 224 × 224; CUDA rows use float16 autocast. CPU rows: three warm-up forwards (one at batch > 32), then as many "
+             f"timed forwards (≤ 50) as fit in {report['budget_s']:.0f} s (at least one); a row whose single forward is estimated "
              "beyond that budget is skipped.", ""]
     la = report.get("load_average") or {}
     if la.get("before"):
