@@ -92,7 +92,7 @@ def test_confidence_gate_holds_the_last_confident_pose():
 def test_cli_capture_with_preview(hand_clip, tmp_path, engine):
     from dahyf.cli import main
 
-    out, prev = tmp_path / "take.npz", tmp_path / "preview.mp4"
+    out, prev = tmp_path / "takes" / "take.npz", tmp_path / "preview.mp4"  # takes/ is created
     assert main(["capture", str(hand_clip), "-o", str(out), "--preview", str(prev), "--quiet",
                  "--frames", "0:12", "--smooth", "0.3"]) == 0
     take = Take.load(out)
@@ -103,7 +103,8 @@ def test_cli_capture_with_preview(hand_clip, tmp_path, engine):
     assert ok and frame.shape == (360, 640, 3)
     orig = cv2.VideoCapture(str(hand_clip)).read()[1]
     assert np.abs(frame.astype(int) - orig).max() > 100          # something was drawn
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["preview.mp4", "take.json", "take.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preview.mp4", "takes"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["take.json", "take.npz"]
     assert (prev.stat().st_mode & 0o777) == (out.stat().st_mode & 0o777)
 
 

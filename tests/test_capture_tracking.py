@@ -43,3 +43,24 @@ def test_tracker_prefers_continuity_over_a_flipped_label():
     # after a long absence the label decides again
     out = tr.update(100, [det(400, "right", 0.95)])
     assert list(out) == ["right"]
+
+
+def test_one_hand_with_a_one_frame_label_flip_stays_on_its_track():
+    # Seen on the bundled sample clip: a lone right hand labelled the other way for one frame,
+    # with a confident score, must not open a one-frame track of the left hand.
+    from dahyf.capture.tracking import Detection
+
+    def det(x, side, score):
+        pts = np.stack([np.linspace(x, x + 50, 21), np.linspace(100, 150, 21)], 1).astype(np.float32)
+        return Detection(pts, side, score)
+
+    tr = HandTracker()
+    for i in range(10):
+        assert list(tr.update(i, [det(100 + i, "right", 0.97)])) == ["right"]
+    assert list(tr.update(10, [det(111, "left", 0.95)])) == ["right"]
+    # a second hand appearing elsewhere still opens the left track
+    out = tr.update(11, [det(112, "right", 0.97), det(400, "left", 0.6)])
+    assert out["right"].landmarks[0, 0] == 112 and out["left"].landmarks[0, 0] == 400
+    # and a left hand entering far from the right one is taken at its label's word
+    out = tr.update(12, [det(700, "left", 0.9)])
+    assert list(out) == ["left"]

@@ -48,6 +48,12 @@ def run(args) -> int:
     if args.preview and Path(args.preview).suffix.lower() != ".mp4":
         print(f"dahyf capture: error: --preview must be an .mp4 file, got {args.preview}", file=sys.stderr)
         return 2
+    for target in filter(None, (out, args.preview and Path(args.preview))):
+        try:  # before the capture, not after minutes of work
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"dahyf capture: error: cannot create the folder for {target}: {exc}", file=sys.stderr)
+            return 2
     bar = None
     try:
         engine = load_engine(args.checkpoint, device=args.device, hand_model=args.mano)

@@ -119,24 +119,41 @@ class HandTracker:
     ``continuity_weight * |centre(d) - centre(track)| / size(track)``. The cheapest assignment of
     at most one detection per side wins; a track therefore keeps its side for life.
 
+    A side whose track is not live (not seen in the last ``max_gap`` frames) also pays
+    ``switch_penalty * (1 - d)`` when the detection sits within one hand size (normalised distance
+    d < 1) of the *other* side's live track: one hand whose label flickers for a frame stays on
+    its track instead of opening a one-frame track of the other hand.
+
     Parameters
     ----------
     max_gap : frames after which a lost track's last position no longer counts.
     continuity_weight : weight of the normalised distance against the label evidence.
+    switch_penalty : cost of starting the other side's track on top of a live track.
     """
 
-    def __init__(self, max_gap: int = 15, continuity_weight: float = 4.0):
+    def __init__(self, max_gap: int = 15, continuity_weight: float = 4.0, switch_penalty: float = 6.0):
         self.max_gap = max_gap
         self.continuity_weight = continuity_weight
+        self.switch_penalty = switch_penalty
         self._last: dict[str, tuple[int, np.ndarray, float]] = {}
+
+    def _live(self, frame: int, side: str) -> tuple[int, np.ndarray, float] | None:
+        last = self._last.get(side)
+        return last if last is not None and frame - last[0] <= self.max_gap else None
 
     def _cost(self, frame: int, det: Detection, side: str) -> float:
         p = det.side_score if det.side == side else 1.0 - det.side_score
         cost = -math.log(min(max(p, 0.02), 0.98))
-        last = self._last.get(side)
-        if last is not None and frame - last[0] <= self.max_gap:
+        last = self._live(frame, side)
+        if last is not None:
             _, centre, size = last
             cost += self.continuity_weight * float(np.linalg.norm(det.centre - centre)) / max(size, 1.0)
+        else:
+            other = self._live(frame, SIDES[1 - SIDES.index(side)])
+            if other is not None:
+                _, centre, size = other
+                d = float(np.linalg.norm(det.centre - centre)) / max(size, 1.0)
+                cost += self.switch_penalty * max(0.0, 1.0 - d)
         return cost
 
     def update(self, frame: int, detections: list[Detection]) -> dict[str, Detection]:
