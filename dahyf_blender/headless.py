@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from dahyf.capture.settings import DEFAULT_SMOOTH, DEFAULT_THRESHOLD
+
 
 def _register() -> bool:
     """Register the add-on unless it is already (an installed copy); True when this call did."""
@@ -141,8 +143,8 @@ def capture_main(argv, registered: list) -> int:
     p.add_argument("--frame-range", type=int, nargs=2, metavar=("START", "END"), default=None,
                    help="video frames START..END-1 (default: the whole video)")
     p.add_argument("--take", default=None, help="import this take (.npz) instead of capturing the video")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--smooth", type=float, default=0.5)
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    p.add_argument("--smooth", type=float, default=DEFAULT_SMOOTH)
     p.add_argument("--name", default=None, help="base name of the outputs (default: the video's name)")
     p.add_argument("--render", default=None, help="also render the overlay picture to this PNG")
     p.add_argument("--strip", default=None, help="also render 4 evenly spaced frames side by side to this PNG")

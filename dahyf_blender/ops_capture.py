@@ -18,7 +18,9 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import compat, engine_api, session
-from .prefs import get_prefs
+from dahyf.capture.settings import DEFAULT_CHUNK_FRAMES
+
+from .prefs import DEFAULTS, get_prefs
 from .props import HANDS_ITEMS
 
 #: Seconds between two modal timer steps.
@@ -45,8 +47,9 @@ class CaptureJob:
         Before touching the scene, when the input cannot work (missing video, bad MANO folder...).
     """
 
-    def __init__(self, context, video: str, hands: str = "right", frame_range=None, threshold: float = 0.5,
-                 smooth: float = 0.5, key_location: bool = True, take_path: str = "", chunk_frames: int = 32):
+    def __init__(self, context, video: str, hands: str = "right", frame_range=None, threshold: float = DEFAULTS.threshold,
+                 smooth: float = DEFAULTS.smoothing, key_location: bool = True, take_path: str = "",
+                 chunk_frames: int = DEFAULT_CHUNK_FRAMES):
         compat.check_blender_version()
         self.prefs = get_prefs(context)
         video = bpy.path.abspath(video) if video else ""
@@ -182,8 +185,9 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
     use_frame_range: BoolProperty(name="Use frame range", default=False, options={"SKIP_SAVE"})
     frame_start: IntProperty(name="Start", min=0, default=0, options={"SKIP_SAVE"})
     frame_end: IntProperty(name="End", min=1, default=250, options={"SKIP_SAVE"})
-    threshold: FloatProperty(name="Confidence threshold", min=0.0, max=1.0, default=0.5, options={"SKIP_SAVE"})
-    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.5, options={"SKIP_SAVE"})
+    threshold: FloatProperty(name="Confidence threshold", min=0.0, max=1.0, default=DEFAULTS.threshold,
+                               options={"SKIP_SAVE"})
+    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=DEFAULTS.smoothing, options={"SKIP_SAVE"})
     key_location: BoolProperty(name="Key wrist location", default=True, options={"SKIP_SAVE"})
     take_path: StringProperty(name="Save take", subtype="FILE_PATH", default="",
                               description="Also save the take (.npz + .json) here; empty: next to the .blend "

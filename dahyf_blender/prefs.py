@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
+from dahyf.capture.settings import DEFAULT_SMOOTH, DEFAULT_THRESHOLD
 
 DEVICE_ITEMS = (
     ("AUTO", "Auto", "CUDA when available, else CPU"),
@@ -13,7 +14,8 @@ DEVICE_ITEMS = (
 )
 
 #: Defaults, also used when the add-on runs without its preferences entry (scripts, tests).
-DEFAULTS = SimpleNamespace(device="AUTO", mano_folder="", checkpoint="", threshold=0.5, smoothing=0.5)
+DEFAULTS = SimpleNamespace(device="AUTO", mano_folder="", checkpoint="", threshold=DEFAULT_THRESHOLD,
+                           smoothing=DEFAULT_SMOOTH)
 
 
 class DAHYF_AP_preferences(bpy.types.AddonPreferences):

@@ -5,6 +5,8 @@ import bpy
 from bpy.app.handlers import persistent
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from .prefs import DEFAULTS
+
 HANDS_ITEMS = (
     ("RIGHT", "Right", "Capture the right hand"),
     ("LEFT", "Left", "Capture the left hand"),
@@ -27,9 +29,9 @@ class DAHYF_PG_settings(bpy.types.PropertyGroup):
                                   description="Capture only part of the video (video frames, first frame is 0)")
     frame_start: IntProperty(name="Start", min=0, default=0, description="First video frame (0-based)")
     frame_end: IntProperty(name="End", min=1, default=250, description="Video frame after the last one captured")
-    threshold: FloatProperty(name="Confidence threshold", min=0.0, max=1.0, default=0.5,
+    threshold: FloatProperty(name="Confidence threshold", min=0.0, max=1.0, default=DEFAULTS.threshold,
                              description="Frames below this confidence hold the last confident pose (marked as holds)")
-    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.5,
+    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=DEFAULTS.smoothing,
                              description="Temporal smoothing: 0 none, 1 strong")
     key_location: BoolProperty(name="Key wrist location", default=True,
                                description="Key the wrist translation so the hand follows the video in camera view")

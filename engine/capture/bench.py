@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .errors import CaptureError
+from .settings import DEFAULT_SMOOTH
 from .tracking import HandDetector, HandTracker
 from .video import Frame, VideoInfo, VideoReader
 
@@ -119,7 +120,7 @@ def mediapipe_alone(video, frame_range=None) -> dict:
             "hand_frames": hand_frames, "hand_frames_per_side": per_side}
 
 
-def engine_run(engine, video, frame_range=None, hands="both", smooth=0.5):
+def engine_run(engine, video, frame_range=None, hands="both", smooth=DEFAULT_SMOOTH):
     """Full capture, timed by the pipeline; returns (figures, take)."""
     from .take import Take
 
@@ -257,7 +258,7 @@ def add_arguments(p) -> None:
     p.add_argument("--size", default="640x480", help="transcode to WxH first (centre crop); 'native' keeps it")
     p.add_argument("--frames", type=int, default=300, help="frames to use (default 300)")
     p.add_argument("--hands", default="both", choices=("right", "left", "both"))
-    p.add_argument("--smooth", type=float, default=0.5)
+    p.add_argument("--smooth", type=float, default=DEFAULT_SMOOTH)
     p.add_argument("--checkpoint", help="engine checkpoint (default: the bundled engine)")
     p.add_argument("--memory", metavar="MIN,MIN", help="also measure peak memory for looped videos of these "
                    "lengths in minutes, e.g. 1,10 (slow: runs the whole pipeline)")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from .errors import CaptureError
+from .settings import DEFAULT_SMOOTH, DEFAULT_THRESHOLD
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,9 +14,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, help="the take to write (.npz, plus a .json sidecar)")
     p.add_argument("--hands", choices=("right", "left", "both"), default="both",
                    help="which hands to capture (default: both)")
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="confidence below which a frame holds the last confident pose (default 0.5)")
-    p.add_argument("--smooth", type=float, default=0.5, help="temporal smoothing, 0 (off) to 1 (default 0.5)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"confidence below which a frame holds the last confident pose (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--smooth", type=float, default=DEFAULT_SMOOTH,
+                   help=f"temporal smoothing, 0 (off) to 1 (default {DEFAULT_SMOOTH})")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--preview", metavar="MP4", help="also write a preview video with the hands drawn over it")
     p.add_argument("--checkpoint", metavar="PATH", help="engine checkpoint (default: the bundled engine)")

@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 import torch
 
 from .errors import CaptureError
+from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
 from .pipeline import FILTERS, HANDS_CHOICES, CapturePipeline, Chunk
 from .take import Take
 from .video import VideoReader
@@ -69,8 +70,8 @@ class Engine:
                     raise CaptureError(f"Cannot load the {side} hand model {self.hand_model!r}: {exc}") from exc
         return {s: self._models[s] for s in sides}
 
-    def stream(self, video, hands: str = "both", frame_range=None, threshold: float = 0.5,
-               smooth: float = 0.5, chunk_frames: int = 32, cancel: threading.Event | None = None,
+    def stream(self, video, hands: str = "both", frame_range=None, threshold: float = DEFAULT_THRESHOLD,
+               smooth: float = DEFAULT_SMOOTH, chunk_frames: int = DEFAULT_CHUNK_FRAMES, cancel: threading.Event | None = None,
                progress: Callable[[int, int], None] | None = None, filter: str = "zero_lag",
                focal: float | None = None) -> Iterator[Chunk]:
         """Capture a video chunk by chunk (memory flat in the video's length).
@@ -119,8 +120,8 @@ class Engine:
             self.last_timings = dict(pipeline.timings)
             reader.close()
 
-    def capture(self, video, hands: str = "both", frame_range=None, threshold: float = 0.5,
-                smooth: float = 0.5, chunk_frames: int = 32, cancel: threading.Event | None = None,
+    def capture(self, video, hands: str = "both", frame_range=None, threshold: float = DEFAULT_THRESHOLD,
+                smooth: float = DEFAULT_SMOOTH, chunk_frames: int = DEFAULT_CHUNK_FRAMES, cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None, out=None, filter: str = "zero_lag",
                 focal: float | None = None) -> Take:
         """Run :meth:`stream` to the end and collect a :class:`Take` (saved to ``out`` if given).
