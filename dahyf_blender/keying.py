@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dahyf.hand import quaternion as Q
+
 from . import compat
 
 #: Custom property keyed with the per-frame confidence (0..1) of the capture.
@@ -20,40 +22,6 @@ CONFIDENCE_PROP = "dahyf_confidence"
 #: Key type of filled (low-confidence, held) frames, visible on the timeline and dope sheet.
 FILLED_KEY_TYPE = "MOVING_HOLD"
 NORMAL_KEY_TYPE = "KEYFRAME"
-
-
-# --- quaternion maths (w, x, y, z) ---------------------------------------------------------------
-def axis_angle_to_quaternion(aa: np.ndarray) -> np.ndarray:
-    """(..., 3) rad axis-angle → (..., 4) unit quaternions (w, x, y, z), float64."""
-    aa = np.asarray(aa, dtype=np.float64)
-    angle = np.linalg.norm(aa, axis=-1, keepdims=True)
-    half = 0.5 * angle
-    small = angle < 1e-8
-    k = np.where(small, 0.5 - angle**2 / 48.0, np.sin(half) / np.where(small, 1.0, angle))
-    return np.concatenate([np.cos(half), aa * k], axis=-1)
-
-
-def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a ⊗ b of (..., 4) quaternions (w, x, y, z), broadcasting."""
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    ], axis=-1)
-
-
-def quaternion_conjugate(q: np.ndarray) -> np.ndarray:
-    """(..., 4) → (..., 4), the inverse of a unit quaternion."""
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
-
-
-def quaternion_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate (..., 3) vectors by (..., 4) unit quaternions."""
-    vq = np.concatenate([np.zeros(v.shape[:-1] + (1,)), v], axis=-1)
-    return quaternion_multiply(quaternion_multiply(q, vq), quaternion_conjugate(q))[..., 1:]
 
 
 def make_continuous(q: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
@@ -89,8 +57,8 @@ def local_quaternions(pose: np.ndarray, bone_rest: np.ndarray, previous: np.ndar
     -------
     (N, 16, 4) unit quaternions (w, x, y, z), sign-continuous along N.
     """
-    R = axis_angle_to_quaternion(np.asarray(pose, dtype=np.float64).reshape(-1, 16, 3))
-    q = quaternion_multiply(quaternion_multiply(quaternion_conjugate(bone_rest)[None], R), bone_rest[None])
+    R = Q.from_axis_angle(np.asarray(pose, dtype=np.float64).reshape(-1, 16, 3))
+    q = Q.multiply(Q.multiply(Q.conjugate(bone_rest)[None], R), bone_rest[None])
     return make_continuous(q, previous)
 
 
@@ -107,7 +75,7 @@ def local_locations(transl: np.ndarray, wrist_rest: np.ndarray) -> np.ndarray:
     (N, 3) m in the wrist bone's rest frame.
     """
     transl = np.asarray(transl, dtype=np.float64).reshape(-1, 3)
-    return quaternion_rotate(np.broadcast_to(quaternion_conjugate(wrist_rest), transl.shape[:-1] + (4,)), transl)
+    return Q.rotate(np.broadcast_to(Q.conjugate(wrist_rest), transl.shape[:-1] + (4,)), transl)
 
 
 # --- writing F-curves ----------------------------------------------------------------------------

@@ -338,11 +338,4 @@ def _describe(exc: BaseException) -> str:
 classes = (DAHYF_OT_capture_video,)
 
 
-def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -79,13 +79,14 @@ def menu_func(self, context):
 classes = (DAHYF_OT_import_take,)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
 def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.TOPBAR_MT_file_import.append(menu_func)
 
 
 def unregister():
     bpy.types.TOPBAR_MT_file_import.remove(menu_func)
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

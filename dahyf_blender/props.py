@@ -63,9 +63,11 @@ def _on_load_post(*_args):
 classes = (DAHYF_PG_settings,)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
 def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.Scene.dahyf = PointerProperty(type=DAHYF_PG_settings)
     bpy.app.handlers.load_post.append(_on_load_post)
 
@@ -74,5 +76,4 @@ def unregister():
     if _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
     del bpy.types.Scene.dahyf
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -212,13 +212,14 @@ def menu_func(self, context):
 classes = (DAHYF_OT_add_hand_rig,)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
 def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.VIEW3D_MT_armature_add.append(menu_func)
 
 
 def unregister():
     bpy.types.VIEW3D_MT_armature_add.remove(menu_func)
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

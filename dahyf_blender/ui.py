@@ -54,11 +54,4 @@ class DAHYF_PT_tools(bpy.types.Panel):
 classes = (DAHYF_PT_capture, DAHYF_PT_tools)
 
 
-def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

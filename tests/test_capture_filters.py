@@ -3,24 +3,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from dahyf.hand import quaternion as Q
 from dahyf.capture.filters import (CentredSmoother, OneEuroFilter, OneEuroRotationFilter,
-                                   axis_angle_from_quat, centred_smooth, quat_from_axis_angle,
+                                   centred_smooth,
                                    so3_exp_apply, so3_log_relative)
 
 
 def _angle_between(a, b):
     """Geodesic angle (rad) between axis-angle rotations a and b (..., 3)."""
-    return np.linalg.norm(so3_log_relative(quat_from_axis_angle(a), quat_from_axis_angle(b)), axis=-1)
+    return np.linalg.norm(so3_log_relative(Q.from_axis_angle(a), Q.from_axis_angle(b)), axis=-1)
 
 
 def test_quaternion_round_trip_and_log_exp():
     rng = np.random.default_rng(0)
     aa = rng.normal(size=(200, 3))
     aa *= (rng.uniform(0, np.pi - 1e-3, 200) / np.linalg.norm(aa, axis=1))[:, None]
-    np.testing.assert_allclose(axis_angle_from_quat(quat_from_axis_angle(aa)), aa, atol=1e-9)
-    q0, q1 = quat_from_axis_angle(aa[:100]), quat_from_axis_angle(aa[100:])
+    np.testing.assert_allclose(Q.to_axis_angle(Q.from_axis_angle(aa)), aa, atol=1e-9)
+    q0, q1 = Q.from_axis_angle(aa[:100]), Q.from_axis_angle(aa[100:])
     v = so3_log_relative(q0, q1)
-    assert np.allclose(_angle_between(axis_angle_from_quat(so3_exp_apply(q0, v)), aa[100:]), 0, atol=1e-9)
+    assert np.allclose(_angle_between(Q.to_axis_angle(so3_exp_apply(q0, v)), aa[100:]), 0, atol=1e-9)
 
 
 def _spin(n, rate, axis=(0.0, 0.0, 1.0), start=0.0):
@@ -53,8 +54,8 @@ def test_smoothing_across_the_axis_angle_wrap_stays_on_the_rotation():
 def test_centred_smoother_removes_noise():
     rng = np.random.default_rng(1)
     clean = _spin(200, 0.02, axis=(1, 2, 0.5))
-    noisy_q = so3_exp_apply(quat_from_axis_angle(clean), rng.normal(scale=0.05, size=clean.shape))
-    noisy = axis_angle_from_quat(noisy_q)
+    noisy_q = so3_exp_apply(Q.from_axis_angle(clean), rng.normal(scale=0.05, size=clean.shape))
+    noisy = Q.to_axis_angle(noisy_q)
     out, _ = centred_smooth(np.arange(200), noisy, np.zeros((200, 3)), sigma=2.0, half_window=5)
     assert _angle_between(out, clean)[5:-5].mean() < 0.5 * _angle_between(noisy, clean)[5:-5].mean()
 

@@ -208,3 +208,19 @@ def test_cli_help_via_module_and_console_script(repo_dir):
     script = Path(sys.executable).with_name("dahyf")
     by_script = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert by_script.returncode == 0 and by_script.stdout == by_module.stdout
+
+
+def test_numpy_quaternions_agree_with_the_torch_rotations():
+    from dahyf.hand import quaternion as Q
+
+    rng = np.random.default_rng(2)
+    aa = rng.normal(size=(100, 3)) * 1.5
+    aa[0] = 0.0
+    v = rng.normal(size=(100, 3))
+    q = Q.from_axis_angle(aa)
+    np.testing.assert_allclose(q, K.axis_angle_to_quaternion(torch.tensor(aa)).numpy(), atol=1e-12)
+    R = K.batch_rodrigues(torch.tensor(aa)).numpy()
+    np.testing.assert_allclose(Q.rotate(q, v), (R @ v[..., None])[..., 0], atol=1e-12)
+    np.testing.assert_allclose(Q.multiply(q, Q.conjugate(q)), np.tile([1.0, 0, 0, 0], (100, 1)), atol=1e-12)
+    back = Q.to_axis_angle(q)
+    np.testing.assert_allclose(K.batch_rodrigues(torch.tensor(back)).numpy(), R, atol=1e-10)

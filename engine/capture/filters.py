@@ -22,55 +22,19 @@ from collections import deque
 
 import numpy as np
 
-_EPS = 1e-9
+from ..hand import quaternion as Q
+
 
 
 # --- SO(3) helpers (numpy, any leading shape) -----------------------------------------------------
-def quat_from_axis_angle(aa: np.ndarray) -> np.ndarray:
-    """(..., 3) rad axis-angle -> (..., 4) unit quaternion (w, x, y, z)."""
-    aa = np.asarray(aa, dtype=np.float64)
-    angle = np.linalg.norm(aa, axis=-1, keepdims=True)
-    half = 0.5 * angle
-    # sin(half)/angle, with its Taylor series near 0
-    k = np.where(angle > 1e-6, np.sin(half) / np.maximum(angle, _EPS), 0.5 - angle**2 / 48.0)
-    return np.concatenate([np.cos(half), aa * k], axis=-1)
-
-
-def axis_angle_from_quat(q: np.ndarray) -> np.ndarray:
-    """(..., 4) unit quaternion (w, x, y, z) -> (..., 3) rad axis-angle, angle in [0, pi]."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q * np.where(q[..., :1] < 0, -1.0, 1.0)
-    v = q[..., 1:]
-    s = np.linalg.norm(v, axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(s, q[..., :1])
-    k = np.where(s > 1e-9, angle / np.maximum(s, _EPS), 2.0 / np.maximum(q[..., :1], _EPS))
-    return v * k
-
-
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of (..., 4) quaternions (w, x, y, z)."""
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    ], axis=-1)
-
-
-def quat_conj(q: np.ndarray) -> np.ndarray:
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
-
-
 def so3_log_relative(q_ref: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Rotation vector (..., 3) rad of ``R_ref^T R`` (the tangent of ``q`` at ``q_ref``)."""
-    return axis_angle_from_quat(quat_mul(quat_conj(q_ref), q))
+    return Q.to_axis_angle(Q.multiply(Q.conjugate(q_ref), q))
 
 
 def so3_exp_apply(q_ref: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``R_ref exp(v)`` as a quaternion: step from ``q_ref`` along tangent ``v`` (..., 3) rad."""
-    return quat_mul(q_ref, quat_from_axis_angle(v))
+    return Q.multiply(q_ref, Q.from_axis_angle(v))
 
 
 # --- zero-lag centred smoother --------------------------------------------------------------------
@@ -102,7 +66,7 @@ def centred_smooth(frames: np.ndarray, rot: np.ndarray, vec: np.ndarray, sigma: 
     (rot (N, J, 3) rad, vec (N, D)) smoothed.
     """
     frames = np.asarray(frames)
-    q = quat_from_axis_angle(rot)
+    q = Q.from_axis_angle(rot)
     vec = np.asarray(vec, dtype=np.float64)
     w_table = gaussian_weights(sigma, half_window)
     out_r = np.empty_like(np.asarray(rot, dtype=np.float64))
@@ -120,7 +84,7 @@ def _weighted_mean(q_centre: np.ndarray, q_win: np.ndarray, v_win: np.ndarray, w
     w = w / w.sum()
     tangent = so3_log_relative(q_centre[None], q_win)            # (K, J, 3)
     step = np.einsum("k,kjc->jc", w, tangent)
-    return axis_angle_from_quat(so3_exp_apply(q_centre, step)), w @ v_win
+    return Q.to_axis_angle(so3_exp_apply(q_centre, step)), w @ v_win
 
 
 class CentredSmoother:
@@ -149,7 +113,7 @@ class CentredSmoother:
         return self.half_window
 
     def push(self, frame: int, rot: np.ndarray, vec: np.ndarray, payload=None) -> list:
-        self._buf.append((int(frame), quat_from_axis_angle(rot), np.asarray(vec, np.float64), payload))
+        self._buf.append((int(frame), Q.from_axis_angle(rot), np.asarray(vec, np.float64), payload))
         return self.advance_to(frame)
 
     def advance_to(self, frame: int) -> list:
@@ -226,10 +190,10 @@ class OneEuroRotationFilter:
         self._q = self._w = self._t = None
 
     def __call__(self, t: float, rot: np.ndarray) -> np.ndarray:
-        q = quat_from_axis_angle(rot)
+        q = Q.from_axis_angle(rot)
         if self._q is None or t <= self._t:
             self._q, self._w, self._t = q, np.zeros(q.shape[:-1] + (3,)), t
-            return axis_angle_from_quat(q)
+            return Q.to_axis_angle(q)
         dt = t - self._t
         delta = so3_log_relative(self._q, q)                      # (J, 3) rad
         self._w = self._w + _alpha(self.d_cutoff, dt) * (delta / dt - self._w)
@@ -237,4 +201,4 @@ class OneEuroRotationFilter:
         a = 1.0 / (1.0 + 1.0 / (2.0 * math.pi * cutoff * dt))
         self._q = so3_exp_apply(self._q, a * delta)
         self._t = t
-        return axis_angle_from_quat(self._q)
+        return Q.to_axis_angle(self._q)
