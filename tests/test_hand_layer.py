@@ -224,3 +224,13 @@ def test_numpy_quaternions_agree_with_the_torch_rotations():
     np.testing.assert_allclose(Q.multiply(q, Q.conjugate(q)), np.tile([1.0, 0, 0, 0], (100, 1)), atol=1e-12)
     back = Q.to_axis_angle(q)
     np.testing.assert_allclose(K.batch_rodrigues(torch.tensor(back)).numpy(), R, atol=1e-10)
+
+
+@pytest.mark.parametrize("fmt", ["csc", "csr"])
+def test_restricted_unpickler_densifies_sparse_matrices(fmt):
+    from dahyf.hand.mano_io import restricted_load
+
+    a = np.random.default_rng(0).random((5, 7))
+    a[a < 0.5] = 0
+    sparse = getattr(scipy.sparse, f"{fmt}_matrix")(a)
+    np.testing.assert_array_equal(restricted_load(pickle.dumps({"J": sparse}, protocol=2))["J"].to_numpy(), a)

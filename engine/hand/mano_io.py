@@ -35,25 +35,21 @@ class _Inert:
         self.state = state if isinstance(state, dict) else {"x": state}
 
     def to_numpy(self) -> np.ndarray:
-        if self._kind == "csc":
-            data, indices, indptr = (np.asarray(self.state[k]) for k in ("data", "indices", "indptr"))
-            shape = tuple(self.state.get("_shape") or self.state.get("shape"))
-            dense = np.zeros(shape, dtype=data.dtype)
-            for col in range(shape[1]):
-                rows = indices[indptr[col] : indptr[col + 1]]
-                dense[rows, col] = data[indptr[col] : indptr[col + 1]]
-            return dense
-        if self._kind == "csr":
-            data, indices, indptr = (np.asarray(self.state[k]) for k in ("data", "indices", "indptr"))
-            shape = tuple(self.state.get("_shape") or self.state.get("shape"))
-            dense = np.zeros(shape, dtype=data.dtype)
-            for row in range(shape[0]):
-                cols = indices[indptr[row] : indptr[row + 1]]
-                dense[row, cols] = data[indptr[row] : indptr[row + 1]]
-            return dense
+        if self._kind in ("csc", "csr"):
+            return _compressed_to_dense(self.state, by_column=self._kind == "csc")
         if "x" in self.state:
             return np.asarray(_to_plain(self.state["x"]))
         raise ModelFileError(f"cannot read a {self._kind} object from the model file (state keys: {sorted(self.state)})")
+
+
+def _compressed_to_dense(state: dict, by_column: bool) -> np.ndarray:
+    """Dense array of a pickled scipy.sparse CSC (``by_column``) or CSR matrix's state."""
+    data, indices, indptr = (np.asarray(state[k]) for k in ("data", "indices", "indptr"))
+    shape = tuple(state.get("_shape") or state.get("shape"))
+    dense = np.zeros(shape if by_column else shape[::-1], dtype=data.dtype)  # (cols, rows) for CSR
+    for major in range(len(indptr) - 1):
+        dense[indices[indptr[major]: indptr[major + 1]], major] = data[indptr[major]: indptr[major + 1]]
+    return dense if by_column else dense.T
 
 
 class _Chumpy(_Inert):
