@@ -7,6 +7,7 @@ dependencies come from the running venv) and installed with Blender's own
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
@@ -19,6 +20,23 @@ import pytest
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="dahyf-blender-user-"))
 
 bpy = pytest.importorskip("bpy", reason="Blender's Python module (bpy) is not installed")
+
+
+def _keep_modules_until_their_globals_are_cleared():
+    """bpy 4.2 runs Blender's exit code only when the ``bpy`` module object is freed, and
+    segfaults in static destructors after Python has gone if it never is. Python frees it only
+    once every module namespace holding ``bpy`` has been cleared, but it clears the namespaces of
+    live modules only: a module that dies early (no references but ``sys.modules``) leaves its
+    namespace to whatever still holds its functions and classes, e.g. objects Rigify leaves in
+    Blender after it is disabled, or ``typing``'s caches after a glTF import. Holding every module
+    here (``sys`` is cleared last) lets Python clear them all first. Later bpy (5.0.1 here)
+    detects the exit itself (``_bpy_detect_exit_singleton``) and needs none of this.
+    """
+    sys._dahyf_modules_kept_for_bpy_exit = [m for name, m in sys.modules.items() if name != "bpy"]
+
+
+if not hasattr(sys.modules["bpy.types"], "_bpy_detect_exit_singleton"):
+    atexit.register(_keep_modules_until_their_globals_are_cleared)
 
 REPO_ID = "user_default"
 EXT_ID = "dahyf_blender"
