@@ -22,12 +22,16 @@ from ..hand.tables import KEYPOINT_SOURCES, NUM_JOINTS, NUM_KEYPOINTS
 from .camera import default_focal, project_points, weak_to_full_perspective
 from .confidence import projection_confidence
 from .encoding import CROP_SIZE, global_direction, joint_mu, local_direction, positional_encoding
+from .refine import refine_pose
 from .regressor import Regressor
 
 #: The crop around the landmarks: a square of side (longer side of their box) × CROP_PAD.
 CROP_PAD = 1.3
 #: Smallest crop side, px (guards degenerate landmark sets).
 MIN_CROP_SIDE = 4.0
+#: Fit θ and the translation to the landmarks after the network (:func:`dahyf.net.refine.refine_pose`)
+#: unless the checkpoint's meta says otherwise (key ``refine_pose``).
+REFINE_POSE_DEFAULT = True
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,11 @@ class KeypointLayer(nn.Module):
     def forward(self, rotmats: torch.Tensor, betas: torch.Tensor,
                 transl: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """rotmats (B, 16, 3, 3), betas (B, 10), transl (B, 3) m → joints (B, 16, 3), keypoints (B, 21, 3) m."""
+        joints, keypoints, _ = self.posed(rotmats, betas, transl)
+        return joints, keypoints
+
+    def posed(self, rotmats: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor | None = None):
+        """:meth:`forward` plus the joints' world transforms (B, 16, 4, 4) (rotation part = world rotation)."""
         B = rotmats.shape[0]
         rest = self.j_template + K.blend_shapes(betas, self.j_shapedirs)
         joints, transforms = K.forward_kinematics(rotmats, rest, list(_PARENTS))
@@ -102,7 +111,7 @@ class KeypointLayer(nn.Module):
             joints = joints + transl[:, None]
             tips = tips + transl[:, None]
         keypoints = torch.cat([joints, tips], dim=1)[:, list(KEYPOINT_SOURCES)]
-        return joints, keypoints
+        return joints, keypoints, transforms
 
 
 from ..hand.tables import PARENTS as _PARENTS  # noqa: E402
@@ -218,6 +227,13 @@ class LandmarkEstimator:
     hand_model_name : the hand model it was trained with ('open' or a path).
     device : torch device string.
     refine : also fit the translation to the landmarks (:func:`refine_translation`).
+    refine_pose : then fit θ and the translation to the landmarks with a prior towards the network's
+        prediction (:func:`dahyf.net.refine.refine_pose`, batched Gauss-Newton); None: the checkpoint
+        meta's ``refine_pose``, else :data:`REFINE_POSE_DEFAULT`. Its keyword options (iterations,
+        priors) come from meta ``refine_pose_options`` and can be changed in ``refine_pose_options``.
+        The confidence stays the network's (``confidence_from = "network"``): a fitted pose agrees
+        with corrupted landmarks too, so scoring the fit would blur the confidence gate (measured in
+        benchmarks/landmark_engine.md); ``"refined"`` scores the fitted pose instead.
     cpu_threads : torch intra-op threads used by ``predict`` on the CPU (restored afterwards);
         the network is small, and extra threads only cost time on a busy machine (measured 10× slower
         with 2 threads on a loaded 2-core CPU). None leaves torch's setting alone.
@@ -227,7 +243,7 @@ class LandmarkEstimator:
     cpu_threads: int | None = 1
 
     def __init__(self, net: LandmarkDaHyF, hand_model_name: str = "open", device: str = "cpu", refine: bool = False,
-                 meta: dict | None = None):
+                 meta: dict | None = None, refine_pose: bool | None = None):
         from ..hand.model import load_hand_model
 
         self.device = torch.device(device)
@@ -235,6 +251,9 @@ class LandmarkEstimator:
         self.hand_model_name = hand_model_name
         self.refine = refine
         self.meta = dict(meta or {})
+        self.refine_pose = bool(self.meta.get("refine_pose", REFINE_POSE_DEFAULT) if refine_pose is None else refine_pose)
+        self.refine_pose_options: dict = dict(self.meta.get("refine_pose_options", {}))
+        self.confidence_from = "network"
         self.keypoints = KeypointLayer(load_hand_model(hand_model_name, "right")).to(self.device)
 
     @property
@@ -288,6 +307,14 @@ class LandmarkEstimator:
             _, kp = self.keypoints(out["rotmats"], out["betas"])
             out["transl"] = refine_translation(kp, lm_r, size, f, out["transl"])
         out = project_and_score(out, self.keypoints, size, f, self.net.config.crop_size)
+        if self.refine_pose:
+            rotmats, transl = refine_pose(self.keypoints, out["rotmats"], out["betas"], out["transl"], lm_r, size, f,
+                                          **self.refine_pose_options)
+            fitted = project_and_score({**out, "rotmats": rotmats, "transl": transl}, self.keypoints, size, f,
+                                       self.net.config.crop_size)
+            if self.confidence_from == "network":
+                fitted["confidence"] = out["confidence"]
+            out = fitted
         pose = K.matrix_to_axis_angle(out["rotmats"]).reshape(B, NUM_JOINTS, 3)
         transl, joints3d, proj = out["transl"], out["joints3d"], out["joints2d_proj"].clone()
         pose = torch.where(left[:, None, None], mirror_pose(pose), pose)

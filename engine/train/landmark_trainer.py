@@ -381,6 +381,9 @@ def add_eval_arguments(p) -> None:
     p.add_argument("--n", type=int, default=2000, help="samples per held-out set")
     p.add_argument("--refine", choices=("auto", "on", "off"), default="auto",
                    help="translation refinement: as stored in the checkpoint (auto), or forced")
+    p.add_argument("--refine-pose", choices=("auto", "on", "off"), default="auto",
+                   help="per-frame fit of θ and translation to the landmarks (dahyf.net.refine): "
+                        "the checkpoint's / estimator's default (auto), or forced")
     p.add_argument("--sets", default="heldout,hard,clean,offcentre_wide,confidence")
     p.add_argument("--json", action="store_true", help="print JSON only")
 
@@ -392,9 +395,12 @@ def run_eval(args) -> int:
     est = load_checkpoint(args.checkpoint)
     if args.refine != "auto":
         est.refine = args.refine == "on"
+    if args.refine_pose != "auto":
+        est.refine_pose = args.refine_pose == "on"
     res = evaluate_landmark(est, n=args.n, sets=tuple(s for s in args.sets.split(",") if s))
     res["checkpoint"] = str(args.checkpoint or "bundled default")
     res["refine"] = est.refine
+    res["refine_pose"] = getattr(est, "refine_pose", False)
     if args.json:
         print(json.dumps(res))
     else:
