@@ -7,6 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
+BPY42  := .venv-bpy42
 
 .PHONY: venv demo test bench addon clean venv-bpy42 test-bpy42
 
@@ -21,8 +22,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/dahyf demo --out $(OUT)
 
-test: $(STAMP)
+# The whole suite on bpy 5.0.1, then the Blender tests again on Blender 4.2 LTS (second tier below).
+test: $(STAMP) $(BPY42)/.installed
 	$(PY) -m pytest -q tests
+	$(BPY42)/bin/python -m pytest -q tests/blender
 
 bench: $(STAMP)
 	$(VENV)/bin/dahyf bench all
@@ -33,7 +36,6 @@ addon: $(STAMP)
 # Second test tier: the add-on against Blender 4.2 LTS (legacy action.fcurves). bpy 4.2.0 in its
 # own venv; everything else (torch, the editable engine, setuptools) from .venv, added by a .pth
 # (site.addsitedir, so .venv's own .pth files work) after bpy 4.2 on sys.path.
-BPY42 := .venv-bpy42
 $(BPY42)/.installed: $(STAMP)
 	test -x $(BPY42)/bin/python || $(PYTHON) -m venv $(BPY42)
 	$(BPY42)/bin/pip install -q --no-deps bpy==4.2.0
