@@ -24,6 +24,7 @@ import torch
 from .crops import CROP_SIZE, crop_box, hand_boxes
 from .errors import CaptureError
 from .filters import CentredSmoother, OneEuroFilter, OneEuroRotationFilter
+from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
 from .take import ROW_FIELDS, concat_rows, empty_rows
 from .tracking import SIDES, HandDetector, HandTracker
 
@@ -245,8 +246,8 @@ class CapturePipeline:
     detector_options : keyword arguments for HandDetector.
     """
 
-    def __init__(self, estimator, hand_models: dict, hands: str = "both", threshold: float = 0.5,
-                 smooth: float = 0.5, filter_kind: str = "zero_lag", chunk_frames: int = 32,
+    def __init__(self, estimator, hand_models: dict, hands: str = "both", threshold: float = DEFAULT_THRESHOLD,
+                 smooth: float = DEFAULT_SMOOTH, filter_kind: str = "zero_lag", chunk_frames: int = DEFAULT_CHUNK_FRAMES,
                  focal: float | None = None, detector_options: dict | None = None):
         if hands not in HANDS_CHOICES:
             raise CaptureError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}.")
