@@ -13,7 +13,8 @@ local rotation of joint j. Rotations are updated on SO(3): ``R_j ← R_j exp([Δ
 The Jacobian is analytic: rotating joint j by Δ_j (its own frame) moves every keypoint k below it by
 ``(G_j Δ_j) × (P_k − o_j)`` (G_j: the joint's world rotation, o_j: its position); the fingertips'
 pose-corrective offsets are left out of the Jacobian (they are in the residual). The translation
-moves every keypoint by Δt. All samples are solved at once: one (51 × 51) linear system each.
+moves every keypoint by Δt. All samples are solved at once: one (51 × 51) symmetric positive
+definite system each (Cholesky; the prior keeps it definite).
 β is kept (the capture pipeline fixes one β per track).
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ DEPTH_PRIOR = 2.0
 HUBER = 0.04
 #: Largest rotation update of one joint in one step, rad.
 MAX_STEP = 0.5
-ITERATIONS = 3
+ITERATIONS = 2
 
 
 def _ancestors_or_self(j: int) -> list[int]:
@@ -63,6 +64,8 @@ def keypoint_joint_mask() -> torch.Tensor:
 
 
 _MASK = keypoint_joint_mask()
+#: The (keypoint, joint) pairs of the mask (50 of the 336): only these Jacobian blocks are non-zero.
+_PAIR_K, _PAIR_J = _MASK.nonzero(as_tuple=True)
 
 
 def skew(v: torch.Tensor) -> torch.Tensor:
@@ -114,10 +117,13 @@ def residual_jacobian(keypoints: torch.Tensor, joints: torch.Tensor, global_rot:
     uv, d_uv = project(keypoints, focal, image_size)
     inv_s = (1 / hand_size)[:, None, None]
     r = ((uv - landmarks2d) * inv_s).reshape(B, -1)
-    arm = keypoints[:, :, None] - joints[:, None]                       # (B, 21, 16, 3)
-    d_p = -skew(arm) @ global_rot[:, None]                              # (B, 21, 16, 3, 3)
-    d_p = d_p * _MASK.to(d_p.device)[None, :, :, None, None]
-    d_rot = (d_uv[:, :, None] @ d_p) * inv_s[..., None, None]           # (B, 21, 16, 2, 3)
+    # Row u of d_uv against dP = (G Δ) × arm:  u · ((G Δ) × arm) = ((arm × u) G) · Δ.
+    pk, pj = _PAIR_K.to(keypoints.device), _PAIR_J.to(keypoints.device)
+    arm = keypoints[:, pk] - joints[:, pj]                              # (B, P, 3)
+    u = d_uv[:, pk]                                                     # (B, P, 2, 3)
+    rows = torch.linalg.cross(arm[:, :, None].expand_as(u), u) @ global_rot[:, pj]   # (B, P, 2, 3)
+    d_rot = keypoints.new_zeros(B, NUM_KEYPOINTS, NUM_JOINTS, 2, 3)
+    d_rot[:, pk, pj] = rows * inv_s[..., None]
     d_rot = d_rot.permute(0, 1, 3, 2, 4).reshape(B, 2 * NUM_KEYPOINTS, 3 * NUM_JOINTS)
     d_t = (d_uv * (inv_s * depth[:, None, None])[..., None]).reshape(B, 2 * NUM_KEYPOINTS, 3)
     return r, torch.cat([d_rot, d_t], -1)
@@ -178,7 +184,7 @@ def refine_pose(keypoint_layer, rotmats: torch.Tensor, betas: torch.Tensor, tran
         Jw = J * w[..., None]
         A = J.transpose(1, 2) @ Jw + prior_diag * eye + 1e-6 * eye
         g = (Jw.transpose(1, 2) @ r[..., None])[..., 0] + prior_diag * offset
-        delta = -torch.linalg.solve(A, g[..., None])[..., 0]
+        delta = -torch.cholesky_solve(g[..., None], torch.linalg.cholesky(A))[..., 0]
         d_rot = delta[:, :3 * NUM_JOINTS].reshape(B, NUM_JOINTS, 3)
         scale = (MAX_STEP / d_rot.norm(dim=-1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
         R = R @ K.batch_rodrigues(d_rot * scale)
