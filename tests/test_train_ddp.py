@@ -79,3 +79,33 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path):
     assert moved > 1e-4  # training really changed the weights
     diff = max((single[k] - ddp_state[k]).abs().max().item() for k in single)
     assert diff < 1e-5, f"DDP and single-process parameters differ by {diff}"
+
+
+BASELINE_SCRIPT = textwrap.dedent('''
+    import sys, torch
+    torch.set_num_threads(1)
+    from dataclasses import replace
+    from dahyf.hand.model import load_hand_model
+    from dahyf.train.configs import get_config, model_config
+    from dahyf.train.datasets import SyntheticImages
+    from dahyf.train.trainer import train
+    cfg = get_config("light_full", epochs=1, batch_size=4, lr=1e-3, num_workers=0, augment=False)
+    cfg = replace(cfg, model=model_config(sys.argv[2], "light", hidden=(64,), crop_size=112))
+    hand = load_hand_model("open", "right")
+    train(cfg, SyntheticImages(hand, n=8, seed=0, crop_size=112), sys.argv[1], device="cpu", resume=False,
+          steps_per_epoch=2, progress=False, hand=hand)
+    torch.distributed.destroy_process_group()
+''')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", ["baseline", "gdm"])
+def test_ddp_trains_rows_without_a_joint_head(tmp_path, row):
+    """Table 4 rows without a 2-D head leave parameters unused (fine branch, L_2d's log σ²); DDP must cope."""
+    (tmp_path / "run.py").write_text(BASELINE_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(tmp_path / "run.py"), str(tmp_path / "out"), row],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (tmp_path / "out" / "model.pt").is_file()

@@ -168,7 +168,9 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
         start_epoch, history = int(state["epoch"]), list(state["history"])
     ddp = module
     if world > 1:
-        ddp = nn.parallel.DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None)
+        # rows without a 2-D joint head leave the fine feature branch and L_2d's log σ² unused
+        ddp = nn.parallel.DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                                  find_unused_parameters=cfg.model.joint_head == "none")
     pdtype = next(module.parameters()).dtype
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=cfg.seed, drop_last=True)
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=cfg.num_workers,
