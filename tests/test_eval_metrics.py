@@ -82,6 +82,16 @@ def test_ho3d_extra_metrics_and_2d_epe():
     assert M.epe_2d(g2, g2 + [3.0, 4.0]) == pytest.approx(5.0)
 
 
+def test_ho3d_scale_translation_alignment_uses_the_wrist_to_middle_mcp_bone():
+    """HO3D's align_sc_tr takes the scale from the bone keypoint 0 → 9 only: moving a fingertip moves nothing else."""
+    rng = np.random.default_rng(8)
+    gt = rng.normal(scale=0.04, size=(1, 21, 3))
+    pred = gt * 1.3 + [0.2, 0.1, 0.0]
+    pred[0, 20] += [0.013, 0.0, 0.0]  # pinky tip off by 13 mm (10 mm at the ground truth's scale)
+    m = M.evaluate_ho3d(gt, pred)
+    assert m["mpjpe_sc_tr_mm"] == pytest.approx(10.0 / 21, abs=1e-9)
+
+
 def test_eval_command_writes_the_official_keys(tmp_path):
     from dahyf.cli import main
 

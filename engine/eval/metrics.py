@@ -58,17 +58,21 @@ def align_w_scale(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return (p @ r.T) * s * s1 + t1
 
 
-def align_sc_tr(gt: np.ndarray, pred: np.ndarray, root: int | None = None) -> np.ndarray:
-    """Align scale and translation only (HO3D's ``align_sc_tr``): match the root (or centroid) and the norm.
+def align_sc_tr(gt: np.ndarray, pred: np.ndarray, root: int = 0, scale_joint: int = 9) -> np.ndarray:
+    """Align scale and translation only, as HO3D's ``align_sc_tr``.
 
-    gt, pred : (N, 3) m; root : index of the reference point, None for the centroid. Returns (N, 3) m.
+    The prediction is scaled so that its bone ``root → scale_joint`` (wrist → middle-finger MCP in the
+    FreiHAND keypoint order) has the ground truth's length, then translated so that its root lands on
+    the ground truth's root. A zero-length predicted bone is not rescaled (as the official code).
+
+    gt, pred : (21, 3) m, FreiHAND keypoint order. Returns (21, 3) m.
     """
     gt = np.asarray(gt, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.float64)
-    tg = gt[root] if root is not None else gt.mean(0)
-    tp = pred[root] if root is not None else pred.mean(0)
-    scale = np.linalg.norm(gt - tg) / max(np.linalg.norm(pred - tp), 1e-12)
-    return (pred - tp) * scale + tg
+    s = np.linalg.norm(pred[scale_joint] - pred[root])
+    p = pred / s if s > 0 else pred
+    p = p * np.linalg.norm(gt[scale_joint] - gt[root])
+    return p - p[root] + gt[root]
 
 
 def point_errors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -150,7 +154,8 @@ def evaluate_ho3d(gt_joints, pred_joints, gt_verts=None, pred_verts=None, root: 
 
     Inputs as :func:`evaluate_freihand` (HO3D's OpenGL frame or OpenCV frame: the aligned metrics do not
     depend on it; the root-aligned one needs both sets in the same frame). Adds ``mpjpe_sc_tr_mm``
-    (scale + translation aligned on the root) and ``mpjpe_root_mm`` (root joint aligned).
+    (HO3D's scale + translation alignment: wrist → middle-MCP bone length and the root) and
+    ``mpjpe_root_mm`` (root joint aligned).
     """
     out = evaluate_freihand(gt_joints, pred_joints, gt_verts, pred_verts)
     gt = np.asarray(gt_joints, np.float64)
