@@ -91,10 +91,14 @@ def run(args) -> int:
 def _take_only(video: Path, out: Path, args, reason: str) -> int:
     import dahyf
 
-    engine = dahyf.load_engine(args.checkpoint)
-    take = engine.capture(str(video), hands=args.hands,
-                          frame_range=tuple(args.frame_range) if args.frame_range else None)
-    path = take.save(out / f"{video.stem}.take.npz")
+    try:
+        engine = dahyf.load_engine(args.checkpoint)
+        take = engine.capture(str(video), hands=args.hands,
+                              frame_range=tuple(args.frame_range) if args.frame_range else None)
+        path = take.save(out / f"{video.stem}.take.npz")
+    except dahyf.CaptureError as exc:
+        print(f"dahyf demo: error: {exc}", file=sys.stderr)
+        return 1
     print(f"take:    {path}")
     print(f"no .blend: {reason}. Import the take in Blender with File > Import > DaHyF Take.")
     return 0

@@ -201,3 +201,44 @@ def test_causal_one_euro_filter_capture(engine, hand_clip):
 
     # both filters calm the per-frame estimates down
     assert accel(causal) < accel(raw) and accel(zero_lag) < accel(raw)
+
+
+def test_cli_interrupted_during_the_preview_says_the_take_was_written(tmp_path, capsys, engine, monkeypatch):
+    # Ctrl-C while the preview is drawn: the take is already saved, and the message must say so.
+    from dahyf.capture import preview
+    from dahyf.cli import main
+    from dahyf.sample_video import SAMPLE_VIDEO
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(preview, "write_preview", interrupted)
+    out = tmp_path / "take.npz"
+    assert main(["capture", str(SAMPLE_VIDEO), "-o", str(out), "--preview", str(tmp_path / "p.mp4"),
+                 "--quiet", "--frames", "0:3", "--hands", "right"]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was written" not in err and str(out) in err
+    assert len(Take.load(out)) == 3
+
+
+def test_cli_bad_checkpoint_message_is_said_once(tmp_path, capsys):
+    from dahyf.cli import main
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["capture", str(bad), "-o", str(tmp_path / "t.npz"), "--checkpoint", str(bad), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "bad.pt is not a readable DaHyF checkpoint" in err and ".." not in err
+
+
+def test_demo_without_blender_reports_capture_errors(tmp_path, capsys):
+    # The take-only path of `dahyf demo` (no bpy): a bad checkpoint is a message, not a traceback.
+    import argparse
+
+    from dahyf import demo
+    from dahyf.sample_video import SAMPLE_VIDEO
+
+    args = argparse.Namespace(checkpoint=str(tmp_path / "missing.pt"), hands="right", frame_range=None)
+    assert demo._take_only(SAMPLE_VIDEO, tmp_path, args, "no bpy") == 1
+    assert "Checkpoint not found" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

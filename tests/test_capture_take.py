@@ -84,7 +84,7 @@ def test_load_refuses_pickles_and_foreign_files(tmp_path):
         Take.load(tmp_path / "nothing.npz")
 
 
-def test_saved_take_has_ordinary_file_permissions(tmp_path):
+def test_saved_take_is_0644_under_umask_022(tmp_path):
     import os
 
     mask = os.umask(0o022)

@@ -57,6 +57,7 @@ def run(args) -> int:
             print(f"dahyf capture: error: cannot create the folder for {target}: {exc}", file=sys.stderr)
             return 2
     bar = None
+    written: list[Path] = []
     try:
         engine = load_engine(args.checkpoint, device=args.device, hand_model=args.mano)
         bar = tqdm(total=0, unit="frame", desc="capture", disable=args.quiet, dynamic_ncols=True)
@@ -71,6 +72,7 @@ def run(args) -> int:
                               focal=args.focal)
         bar.close()
         path = take.save(out)
+        written.append(path)
         for t in take.tracks():
             print(f"track {t.index} ({t.handedness} hand): {len(t)} frames, {int(t.filled.sum())} held")
         print(f"wrote {path} and {path.with_suffix('.json')}")
@@ -97,6 +99,9 @@ def run(args) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        print("dahyf capture: interrupted; nothing was written.", file=sys.stderr)
+        if written:  # interrupted while writing the preview: the take itself is complete
+            print(f"dahyf capture: interrupted; wrote {written[0]} but no preview.", file=sys.stderr)
+        else:
+            print("dahyf capture: interrupted; nothing was written.", file=sys.stderr)
         return 130
     return 0

@@ -172,10 +172,14 @@ def load_engine(checkpoint=None, device: str = "auto", hand_model: str = "open")
         from ..net.checkpoint import load_checkpoint
     except ImportError as exc:
         raise CaptureError(f"This dahyf install has no network code ({exc}); reinstall dahyf.") from exc
+    from ..net.checkpoint import CheckpointError
+
     try:
         estimator = load_checkpoint(path, dev)
     except CaptureError:
         raise
+    except CheckpointError as exc:  # its message already names the file and what to do
+        raise CaptureError(str(exc)) from exc
     except Exception as exc:
         raise CaptureError(f"Could not load the engine checkpoint {path}: {exc}. "
                            "Use a checkpoint written by `dahyf train`.") from exc
