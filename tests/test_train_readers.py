@@ -101,6 +101,17 @@ def test_augmentation_moves_labels_with_the_pixels(tmp_path, hand):
         assert err < 0.03 * s["box"][2]
 
 
+def test_augmentation_differs_between_epochs_and_is_reproducible(tmp_path, hand):
+    root = tmp_path / "FreiHAND_pub_v2"
+    _write_freihand(root, hand, "training", n_ann=1, n_img=1)
+    ds = D.FreiHAND(root, "training", augment=D.Augmentation(), seed=3)
+    torch.manual_seed(0)
+    first, second = ds[0]["box"], ds[0]["box"]  # the same sample read in two epochs
+    assert not np.allclose(first, second)
+    torch.manual_seed(0)
+    assert np.allclose(ds[0]["box"], first)
+
+
 def _ho3d_meta(hand, seed, K):
     pose, betas, out = _posed(hand, seed)
     j16 = out.joints[0].numpy()

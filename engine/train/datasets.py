@@ -140,6 +140,15 @@ def crop_sample(image: np.ndarray, box: np.ndarray, image_size: np.ndarray, foca
     return {"crop": crop, "box": box, "joints2d": j2d_crop, "joints2d_img": j2d_img, "joints3d": joints3d, "pose": pose}
 
 
+def _augmentation_rng(seed: int, idx: int) -> np.random.Generator:
+    """A fresh generator for one augmented read of sample ``idx``.
+
+    It mixes in a draw from torch's RNG (seeded by the trainer; in DataLoader workers seeded per worker
+    and advancing every epoch), so a sample gets a new augmentation each epoch, reproducibly.
+    """
+    return np.random.default_rng((seed, idx, int(torch.randint(0, 2**31 - 1, ()).item())))
+
+
 def normalise_crop(crop: np.ndarray) -> np.ndarray:
     """(224, 224, 3) uint8 RGB → (3, 224, 224) float32, ImageNet mean / std."""
     x = crop.astype(np.float32) / 255.0
@@ -244,7 +253,7 @@ class FreiHAND(Dataset):
         focal = 0.5 * (K[0, 0] + K[1, 1])
         image_size = np.array([2 * K[0, 2], 2 * K[1, 2]])
         pose, betas = self.mano_params(a)
-        rng = np.random.default_rng((self.seed, idx)) if self.augment else None
+        rng = _augmentation_rng(self.seed, idx) if self.augment else None
         c = crop_sample(image, joints_box(uv), image_size, focal, uv, xyz, pose, rng, self.augment)
         return _finish(c, image_size, focal, betas, has_mano=pose is not None)
 
@@ -304,7 +313,7 @@ class HO3D(Dataset):
         K = np.asarray(meta["camMat"], np.float64)
         focal = 0.5 * (K[0, 0] + K[1, 1])
         image_size = np.array([2 * K[0, 2], 2 * K[1, 2]])
-        rng = np.random.default_rng((self.seed, idx)) if self.augment else None
+        rng = _augmentation_rng(self.seed, idx) if self.augment else None
         j3 = np.asarray(meta.get("handJoints3D"), np.float64) if meta.get("handJoints3D") is not None else None
         if j3 is not None and j3.shape == (21, 3):
             xyz = (j3 @ _OPENGL_TO_OPENCV.T)[list(KEYPOINT_SOURCES)]
