@@ -113,6 +113,10 @@ class CentredSmoother:
         return self.half_window
 
     def push(self, frame: int, rot: np.ndarray, vec: np.ndarray, payload=None) -> list:
+        """Add the row of ``frame`` (frames increasing): ``rot`` (J, 3) rad axis-angle, ``vec`` (D,).
+
+        Returns the rows that became final, as ``(frame, rot (J, 3) rad, vec (D,), payload)``.
+        """
         self._buf.append((int(frame), Q.from_axis_angle(rot), np.asarray(vec, np.float64), payload))
         return self.advance_to(frame)
 
@@ -121,6 +125,7 @@ class CentredSmoother:
         return self._emit(lambda f: f + self.half_window <= frame)
 
     def flush(self) -> list:
+        """End of the stream: every row not emitted yet, smoothed over what the window holds."""
         return self._emit(lambda f: True)
 
     def _emit(self, ready) -> list:

@@ -42,6 +42,7 @@ def empty_rows() -> dict[str, np.ndarray]:
 
 
 def concat_rows(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Concatenate per-row dicts (ROW_FIELDS, (n_i, ...) each) into one (sum n_i, ...), in the given order."""
     parts = [p for p in parts if len(p["frame"])]
     if not parts:
         return empty_rows()

@@ -38,6 +38,7 @@ class Detection:
 
     @property
     def centre(self) -> np.ndarray:
+        """(2,) px, mean of the 21 landmarks."""
         return self.landmarks.mean(axis=0)
 
     @property
