@@ -234,3 +234,12 @@ def test_restricted_unpickler_densifies_sparse_matrices(fmt):
     a[a < 0.5] = 0
     sparse = getattr(scipy.sparse, f"{fmt}_matrix")(a)
     np.testing.assert_array_equal(restricted_load(pickle.dumps({"J": sparse}, protocol=2))["J"].to_numpy(), a)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_hand_model_takes_an_empty_batch(side):
+    # e.g. `hand(track.pose, track.betas, track.transl)` for a take's track with no rows
+    hand = load_hand_model("open", side)
+    out = hand(np.zeros((0, 16, 3), np.float32), np.zeros((0, 10), np.float32), np.zeros((0, 3), np.float32))
+    assert out.vertices.shape == (0, hand.num_vertices, 3) and out.keypoints.shape == (0, 21, 3)
+    assert K.pose_feature(torch.zeros(0, 16, 3, 3)).shape == (0, 135)

@@ -87,6 +87,12 @@ def test_bad_landmark_input_is_refused_with_a_clear_message(estimator):
         estimator.predict(bad, torch.ones(1, dtype=torch.bool), torch.tensor([[640, 480]]))
 
 
+def test_empty_batch_gives_empty_outputs(estimator):
+    # A batch of 0 hands (B = 0) must not trip over reshape(0, -1) in the pose-corrective feature.
+    out = estimator.predict(torch.zeros(0, 21, 2), torch.zeros(0, dtype=torch.bool), torch.tensor([[640.0, 480.0]]))
+    assert out["pose"].shape == (0, 16, 3) and out["joints3d"].shape == (0, 21, 3) and out["confidence"].shape == (0,)
+
+
 def test_synthetic_sampler_is_deterministic_for_a_seed(sampler):
     a = sampler.sample(torch.Generator().manual_seed(3), 32)
     b = sampler.sample(torch.Generator().manual_seed(3), 32)

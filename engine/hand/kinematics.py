@@ -145,7 +145,7 @@ def pose_feature(rot_mats: torch.Tensor) -> torch.Tensor:
     (B, 135).
     """
     eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
-    return (rot_mats[:, 1:] - eye).reshape(rot_mats.shape[0], -1)
+    return (rot_mats[:, 1:] - eye).flatten(1)  # (B, 9 (J - 1)); flatten, not reshape(B, -1): B may be 0
 
 
 def forward_kinematics(

@@ -110,7 +110,7 @@ class HandModel(nn.Module):
         v_shaped = buf["v_template"] + K.blend_shapes(betas, buf["shapedirs"][..., : betas.shape[-1]])
         rest_joints = torch.einsum("jv,bvk->bjk", buf["J_regressor"], v_shaped)
         rot_mats = K.batch_rodrigues(pose)
-        v_posed = v_shaped + (K.pose_feature(rot_mats) @ buf["posedirs"]).reshape(B, -1, 3)
+        v_posed = v_shaped + (K.pose_feature(rot_mats) @ buf["posedirs"]).reshape(v_shaped.shape)
         joints, transforms = K.forward_kinematics(rot_mats, rest_joints, PARENTS)
         vertices = K.skin(v_posed, buf["lbs_weights"], transforms)
         if transl is not None:

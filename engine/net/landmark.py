@@ -101,11 +101,10 @@ class KeypointLayer(nn.Module):
 
     def posed(self, rotmats: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor | None = None):
         """:meth:`forward` plus the joints' world transforms (B, 16, 4, 4) (rotation part = world rotation)."""
-        B = rotmats.shape[0]
         rest = self.j_template + K.blend_shapes(betas, self.j_shapedirs)
         joints, transforms = K.forward_kinematics(rotmats, rest, list(_PARENTS))
         tips = self.tip_template + K.blend_shapes(betas, self.tip_shapedirs)
-        tips = tips + (K.pose_feature(rotmats) @ self.tip_posedirs).reshape(B, -1, 3)
+        tips = tips + (K.pose_feature(rotmats) @ self.tip_posedirs).reshape(tips.shape)
         tips = K.skin(tips, self.tip_weights, transforms)
         if transl is not None:
             joints = joints + transl[:, None]
