@@ -242,3 +242,20 @@ def test_demo_without_blender_reports_capture_errors(tmp_path, capsys):
     assert demo._take_only(SAMPLE_VIDEO, tmp_path, args, "no bpy") == 1
     assert "Checkpoint not found" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_keypoint_function_matches_the_hand_model_and_takes_no_rows():
+    import torch
+
+    from dahyf.capture.pipeline import keypoint_function
+    from dahyf.hand.model import load_hand_model
+
+    hand = load_hand_model("open", "left")
+    f = keypoint_function(hand)
+    assert f(np.zeros((0, 16, 3)), np.zeros((0, 10)), np.zeros((0, 3))).shape == (0, 21, 3)
+    rng = np.random.default_rng(1)
+    pose, betas = rng.normal(scale=0.3, size=(3, 16, 3)), rng.normal(size=(3, 10))
+    transl = np.array([[0.0, 0.0, 0.5]] * 3)
+    want = hand(torch.tensor(pose, dtype=torch.float32), torch.tensor(betas, dtype=torch.float32),
+                torch.tensor(transl, dtype=torch.float32)).keypoints.numpy()
+    np.testing.assert_allclose(f(pose, betas, transl), want, atol=1e-5)

@@ -65,6 +65,7 @@ def keypoint_function(hand_model) -> Callable[[np.ndarray, np.ndarray, np.ndarra
     full model's keypoints, a fraction of the cost).
     """
     from ..hand import kinematics as K
+    from ..hand.tables import NUM_JOINTS
     from ..net.landmark import KeypointLayer
 
     layer = KeypointLayer(hand_model).eval()
@@ -72,7 +73,7 @@ def keypoint_function(hand_model) -> Callable[[np.ndarray, np.ndarray, np.ndarra
     def keypoints(pose, betas, transl):
         with torch.inference_mode():
             rot = K.batch_rodrigues(torch.from_numpy(np.ascontiguousarray(pose, np.float32)).reshape(-1, 3))
-            _, kp = layer(rot.reshape(len(pose), -1, 3, 3), torch.from_numpy(np.asarray(betas, np.float32)),
+            _, kp = layer(rot.reshape(len(pose), NUM_JOINTS, 3, 3), torch.from_numpy(np.asarray(betas, np.float32)),
                           torch.from_numpy(np.asarray(transl, np.float32)))
         return kp.float().numpy()
 
