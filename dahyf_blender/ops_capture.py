@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import traceback
+from types import SimpleNamespace
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
@@ -51,12 +52,17 @@ class CaptureJob:
                  smooth: float = DEFAULTS.smoothing, key_location: bool = True, take_path: str = "",
                  chunk_frames: int = DEFAULT_CHUNK_FRAMES):
         compat.check_blender_version()
-        self.prefs = get_prefs(context)
+        self.prefs = prefs_snapshot(get_prefs(context))  # plain values: the worker thread reads them
         video = bpy.path.abspath(video) if video else ""
         if not video:
             raise engine_api.UserError("No video chosen. Pick a video file in the DaHyF panel.")
         if not os.path.isfile(video):
             raise engine_api.UserError(f"Video not found: {video}. Pick an existing video file.")
+        if take_path:
+            folder = os.path.dirname(os.path.abspath(bpy.path.abspath(take_path)))
+            if not os.path.isdir(folder):
+                raise engine_api.UserError(f"Cannot save the take to {take_path}: folder {folder} does not exist. "
+                                           "Create it, or choose another 'Save take' path.")
         if frame_range is not None and not (0 <= frame_range[0] < frame_range[1]):
             raise engine_api.UserError(f"Invalid frame range {frame_range}: need 0 <= start < end.")
         sides = ("right", "left") if hands == "both" else (hands,)
@@ -155,9 +161,13 @@ class CaptureJob:
         import dahyf
 
         meta = {"source": self.video, "take": self.session.take_name, "cancelled": self.cancel.is_set()}
-        self.take = dahyf.Take.from_chunks(self.chunks, meta=meta)
-        if self.take_path:
-            self.take.save(bpy.path.abspath(self.take_path))
+        try:
+            self.take = dahyf.Take.from_chunks(self.chunks, meta=meta)
+            if self.take_path:
+                self.take.save(bpy.path.abspath(self.take_path))
+        except BaseException:  # e.g. the take folder vanished or the disk is full: leave nothing behind
+            self.session.rollback()
+            raise
         return self.take
 
     def abort(self) -> None:
@@ -166,6 +176,30 @@ class CaptureJob:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.session.rollback()
+
+
+def prefs_snapshot(prefs) -> SimpleNamespace:
+    """Plain copy of the preferences (no bpy data): the engine reads them on the worker thread."""
+    return SimpleNamespace(**{name: getattr(prefs, name, default) for name, default in vars(DEFAULTS).items()})
+
+
+#: Modal captures in progress, for :func:`unregister` (Blender frees a modal operator whose class is
+#: unregistered without calling its ``cancel``).
+_RUNNING: list[SimpleNamespace] = []
+
+
+def stop_running_captures() -> None:
+    """Stop every modal capture's engine and remove its timer, progress and status text."""
+    while _RUNNING:
+        run = _RUNNING.pop()
+        run.job.cancel.set()
+        try:
+            run.wm.event_timer_remove(run.timer)
+            run.wm.progress_end()
+            if run.workspace is not None:
+                run.workspace.status_text_set(None)
+        except ReferenceError:  # window manager or workspace already freed
+            pass
 
 
 def _hands_value(op) -> str:
@@ -195,6 +229,7 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
 
     _job: CaptureJob | None = None
     _timer = None
+    _running: SimpleNamespace | None = None
 
     # --- shared setup -----------------------------------------------------------------------------
     def _fill_from_scene(self, context) -> None:
@@ -279,8 +314,16 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
         self._timer = wm.event_timer_add(TIMER_STEP_S, window=context.window)
         wm.progress_begin(0, 1000)
         wm.modal_handler_add(self)
+        self._running = SimpleNamespace(job=self._job, timer=self._timer, wm=wm, workspace=context.workspace)
+        _RUNNING.append(self._running)
         self._status(context, "starting the engine…")
         return {"RUNNING_MODAL"}
+
+    def cancel(self, context):
+        """Blender ends the capture (window closed, another file loaded): stop the engine, clean up."""
+        if self._job is not None:
+            self._job.cancel.set()
+        self._cleanup(context)
 
     def modal(self, context, event):
         job = self._job
@@ -318,6 +361,8 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
             context.workspace.status_text_set(f"DaHyF capture: {text}")
 
     def _cleanup(self, context) -> None:
+        if self._running in _RUNNING:
+            _RUNNING.remove(self._running)
         wm = context.window_manager
         if self._timer is not None:
             wm.event_timer_remove(self._timer)
@@ -338,4 +383,9 @@ def _describe(exc: BaseException) -> str:
 classes = (DAHYF_OT_capture_video,)
 
 
-register, unregister = bpy.utils.register_classes_factory(classes)
+register, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
+def unregister():
+    stop_running_captures()
+    _unregister_classes()

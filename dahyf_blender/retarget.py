@@ -371,7 +371,8 @@ def retarget_objects(context, source, target, preset: str = "AUTO", frame_range:
     ----------
     source, target : armature objects (the DaHyF hand rig with its take; the artist's armature).
     preset : preset name, 'AUTO' or 'auto'.
-    frame_range : (first, last) frames; default the source Action's frame range, else the scene's.
+    frame_range : (first, last) frames; default the keyed frames of the source's bones (not its
+        visibility keys, which sit one frame before and after the capture), else the scene's.
 
     Returns
     -------
@@ -379,10 +380,11 @@ def retarget_objects(context, source, target, preset: str = "AUTO", frame_range:
     """
     plan = make_plan(source, target, preset, "AUTO", target_side)
     if frame_range is None:
-        anim = source.animation_data
-        if anim is not None and anim.action is not None:
-            a, b = anim.action.frame_range
-            frame_range = (int(round(a)), int(round(b)))
+        owner = compat.channel_owner(source)
+        ranges = [fc.range() for fc in (owner.fcurves if owner is not None else ())
+                  if fc.data_path.startswith("pose.bones") and len(fc.keyframe_points)]
+        if ranges:
+            frame_range = (int(round(min(r[0] for r in ranges))), int(round(max(r[1] for r in ranges))))
         else:
             frame_range = (context.scene.frame_start, context.scene.frame_end)
     return bake(plan, context, *frame_range), plan

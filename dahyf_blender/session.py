@@ -135,8 +135,14 @@ class TakeSession:
         return [self.rigs[t][0] for t in sorted(self.rigs)]
 
     def rollback(self) -> None:
-        """Remove everything this session created and restore the scene settings."""
-        for coll_name, block in reversed(self._created):
+        """Remove everything this session created and restore the scene settings.
+
+        Objects go first (each object is recorded before its data, so plain reverse order removed
+        the data first): removing the camera data, with its video background, while the camera
+        object still used it crashed Blender (bpy 5.0.1).
+        """
+        created = list(reversed(self._created))
+        for coll_name, block in [c for c in created if c[0] == "objects"] + [c for c in created if c[0] != "objects"]:
             try:
                 getattr(bpy.data, coll_name).remove(block)
             except (ReferenceError, RuntimeError):

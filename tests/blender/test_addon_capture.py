@@ -142,3 +142,18 @@ def test_unreadable_video_is_reported_and_leaves_the_scene_unchanged(ctx, tmp_pa
     with pytest.raises(RuntimeError, match="broken.mp4"):
         bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(bad), hands="RIGHT")
     assert scene_fingerprint() == before
+
+
+def test_a_take_that_cannot_be_saved_leaves_the_scene_unchanged(ctx, tmp_path, shared_video, engine_available, sub):
+    """The take's folder vanishes during the capture: the error is raised and the keyed rigs go too."""
+    import dahyf
+
+    ops_capture = sub("ops_capture")
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    before = scene_fingerprint()
+    job = ops_capture.CaptureJob(ctx, str(shared_video), "right", frame_range=(0, 6), take_path=str(folder / "t.npz"))
+    folder.rmdir()
+    with pytest.raises(dahyf.CaptureError, match="does not exist"):
+        job.run()
+    assert scene_fingerprint() == before

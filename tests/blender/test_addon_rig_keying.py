@@ -301,3 +301,78 @@ def test_hands_show_only_on_the_frames_they_were_captured(ctx, tmp_path, sub):
         for frame, hide in ((3, True), (4, False), (9, False), (10, True), (40, True)):
             ctx.scene.frame_set(frame)
             assert (mesh.hide_render, mesh.hide_viewport, arm.hide_viewport) == (hide, hide, hide), frame
+
+
+def test_capture_job_hands_the_worker_thread_a_plain_copy_of_the_preferences(ctx, tmp_path, sub, addon):
+    """The engine is loaded on the worker thread, which must never read Blender data (the preferences)."""
+    ops_capture = sub("ops_capture")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0" * 16)
+    prefs = ctx.preferences.addons[addon.__name__].preferences
+    prefs.device = "CPU"
+    try:
+        job = ops_capture.CaptureJob(ctx, str(video), "right")
+        assert not isinstance(job.prefs, bpy.types.bpy_struct)
+        prefs.device = "CUDA"  # a change in the preferences during a capture does not reach the worker
+        assert (job.prefs.device, job.prefs.mano_folder, job.prefs.checkpoint) == ("CPU", "", prefs.checkpoint)
+    finally:
+        prefs.device = "AUTO"
+
+
+def test_unregister_and_cancel_stop_a_running_capture(ctx, tmp_path, sub):
+    """Blender frees a modal operator whose class is unregistered without calling its cancel():
+    unregister() itself must stop the engine and remove the timer; cancel() does the same."""
+    from types import SimpleNamespace
+
+    ops_capture = sub("ops_capture")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0" * 16)
+    wm = ctx.window_manager
+    job = ops_capture.CaptureJob(ctx, str(video), "right")
+    run = SimpleNamespace(job=job, timer=wm.event_timer_add(0.1), wm=wm, workspace=ctx.workspace)
+    ops_capture._RUNNING.append(run)
+    ops_capture.unregister()
+    try:
+        assert job.cancel.is_set() and not ops_capture._RUNNING
+    finally:
+        ops_capture.register()
+    op_cls = bpy.types.DAHYF_OT_capture_video
+    job = ops_capture.CaptureJob(ctx, str(video), "right")
+    op = SimpleNamespace(_job=job, _timer=wm.event_timer_add(0.1), _running=None)
+    op._cleanup = lambda context: op_cls._cleanup(op, context)
+    op_cls.cancel(op, ctx)
+    assert job.cancel.is_set() and op._timer is None
+
+
+def test_a_missing_take_folder_is_reported_before_capturing(ctx, tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0" * 16)
+    before = scene_fingerprint()
+    with pytest.raises(RuntimeError, match=r"Cannot save the take to .*folder .*missing does not exist"):
+        bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(video), take_path=str(tmp_path / "missing" / "t.npz"))
+    assert scene_fingerprint() == before
+
+
+def test_retarget_after_capture_bakes_the_captured_frames_only(ctx, tmp_path, sub):
+    """The capture's 'Existing armature' target bakes the rig's keyed frames, not its visibility keys
+    (one frame before and after the capture)."""
+    retarget = sub("retarget")
+    take = _two_hand_take(n=6, seed=4)  # video frames 3..8 = scene frames 4..9
+    arm = _import(ctx, tmp_path, take)[0]
+    assert bpy.ops.dahyf.add_hand_rig(side="RIGHT" if arm["dahyf_side"] == "right" else "LEFT") == {"FINISHED"}
+    target = ctx.view_layer.objects.active
+    action, _ = retarget.retarget_objects(ctx, arm, target)
+    assert tuple(action.frame_range) == (4.0, 9.0)
+
+
+def test_rollback_after_keying_removes_everything_it_made(ctx, sub, shared_video):
+    """What a capture that fails after keying some chunks does (this used to crash Blender: the
+    armature/mesh/camera data went before the objects that used them)."""
+    session, engine_api, prefs = sub("session"), sub("engine_api"), sub("prefs")
+    before = scene_fingerprint(), sorted(bpy.data.armatures.keys()), sorted(bpy.data.meshes.keys())
+    sess = session.TakeSession(ctx, prefs.get_prefs(ctx), str(shared_video))  # the video as background
+    sess.add_rows(engine_api.as_rows(_two_hand_take(n=4)))
+    sess.flush()
+    assert len(sess.armatures) == 2 and sess.camera.data.background_images[0].clip is not None
+    sess.rollback()
+    assert (scene_fingerprint(), sorted(bpy.data.armatures.keys()), sorted(bpy.data.meshes.keys())) == before
