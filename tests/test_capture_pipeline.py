@@ -259,3 +259,15 @@ def test_keypoint_function_matches_the_hand_model_and_takes_no_rows():
     want = hand(torch.tensor(pose, dtype=torch.float32), torch.tensor(betas, dtype=torch.float32),
                 torch.tensor(transl, dtype=torch.float32)).keypoints.numpy()
     np.testing.assert_allclose(f(pose, betas, transl), want, atol=1e-5)
+
+
+def test_cli_preview_that_cannot_be_written_is_a_message_not_a_traceback(tmp_path, capsys, engine):
+    from dahyf.cli import main
+    from dahyf.sample_video import SAMPLE_VIDEO
+
+    (tmp_path / "p.mp4").mkdir()                                  # the preview path is a folder
+    out = tmp_path / "take.npz"
+    assert main(["capture", str(SAMPLE_VIDEO), "-o", str(out), "--preview", str(tmp_path / "p.mp4"),
+                 "--quiet", "--frames", "0:3", "--hands", "right"]) == 1
+    assert "Could not write the preview" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.mp4", "take.json", "take.npz"]   # no .partial left

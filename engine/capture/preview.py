@@ -100,7 +100,11 @@ def write_preview(video, take: Take, out, hand_models: dict, frame_range=None,
         raise CaptureError(f"The take is {w}x{h} but {reader.info.name} is "
                            f"{reader.info.width}x{reader.info.height}: give the video the take was captured from.")
     thickness = max(1, round(max(w, h) / 640))
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".partial.mp4", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".partial.mp4", dir=folder)
+    except OSError as exc:
+        reader.close()
+        raise CaptureError(f"Cannot write the preview {out}: {exc}. Check the folder's permissions.") from exc
     os.close(fd)
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(take.fps), (w, h))
     try:
@@ -124,8 +128,12 @@ def write_preview(video, take: Take, out, hand_models: dict, frame_range=None,
             if progress is not None:
                 progress(frame.index)
         writer.release()
-        os.chmod(tmp, user_file_mode())   # mkstemp makes 0600 files
-        os.replace(tmp, out)
+        try:
+            os.chmod(tmp, user_file_mode())   # mkstemp makes 0600 files
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise CaptureError(f"Could not write the preview {out}: {exc}. Check free disk space, "
+                               "permissions, and that the path is not a folder.") from exc
         tmp = None
     finally:
         writer.release()
