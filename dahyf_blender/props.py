@@ -44,13 +44,19 @@ class DAHYF_PG_settings(bpy.types.PropertyGroup):
 
 
 def apply_preference_defaults(scene) -> None:
-    """Give a scene that never had DaHyF settings the preferences' default threshold and smoothing."""
+    """Give a scene that never had DaHyF settings the preferences' default threshold and smoothing.
+
+    A value the artist already set in the panel is kept (e.g. in the file that was open when the
+    add-on was enabled: no file load has applied the defaults there yet).
+    """
     from .prefs import get_prefs
 
     s = scene.dahyf
     if not s.defaults_applied:
         prefs = get_prefs()
-        s.threshold, s.smoothing = prefs.threshold, prefs.smoothing
+        for name in ("threshold", "smoothing"):
+            if not s.is_property_set(name):
+                setattr(s, name, getattr(prefs, name))
         s.defaults_applied = True
 
 

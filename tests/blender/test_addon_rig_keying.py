@@ -267,6 +267,7 @@ def test_streamed_chunks_key_the_same_curves_as_one_batch(ctx, sub):
 
 def test_new_scenes_take_threshold_and_smoothing_from_the_preferences(addon, tmp_path):
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
+    old = prefs.threshold, prefs.smoothing
     prefs.threshold, prefs.smoothing = 0.8, 0.2
     try:
         bpy.ops.wm.read_homefile(use_empty=True)
@@ -277,7 +278,7 @@ def test_new_scenes_take_threshold_and_smoothing_from_the_preferences(addon, tmp
         bpy.ops.wm.open_mainfile(filepath=bpy.data.filepath)
         assert bpy.context.scene.dahyf.threshold == pytest.approx(0.3)
     finally:
-        prefs.threshold, prefs.smoothing = 0.5, 0.5
+        prefs.threshold, prefs.smoothing = old  # later tests see the real defaults
 
 
 def test_capture_button_uses_the_panel_settings(ctx, tmp_path):
@@ -376,3 +377,23 @@ def test_rollback_after_keying_removes_everything_it_made(ctx, sub, shared_video
     assert len(sess.armatures) == 2 and sess.camera.data.background_images[0].clip is not None
     sess.rollback()
     assert (scene_fingerprint(), sorted(bpy.data.armatures.keys()), sorted(bpy.data.meshes.keys())) == before
+
+
+def test_panel_values_set_before_the_defaults_were_applied_are_kept(addon):
+    """The file open when the add-on is enabled never had the preference defaults applied (no file
+    load since): a threshold set in its panel must survive the first Capture click."""
+    prefs = bpy.context.preferences.addons[addon.__name__].preferences
+    old = prefs.threshold, prefs.smoothing
+    prefs.threshold, prefs.smoothing = 0.8, 0.2
+    try:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        s = bpy.context.scene.dahyf
+        s.property_unset("threshold")
+        s.property_unset("smoothing")
+        s.defaults_applied = False  # as in a file opened before the add-on was enabled
+        s.threshold = 0.3
+        with pytest.raises(RuntimeError, match="No video chosen"):
+            bpy.ops.dahyf.capture_video("EXEC_DEFAULT")
+        assert (s.threshold, s.smoothing, s.defaults_applied) == (pytest.approx(0.3), pytest.approx(0.2), True)
+    finally:
+        prefs.threshold, prefs.smoothing = old
