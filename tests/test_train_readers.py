@@ -190,3 +190,26 @@ def test_hanco_negatives_avoid_the_hand(tmp_path):
     assert cx + side / 2 <= uv[:, 0].min() + 1e-6  # entirely left of the hand
     with pytest.raises(D.DatasetLayoutError, match="HanCo"):
         D.HanCoNegatives(tmp_path)
+
+
+def _write_hanco(root, frames):
+    K = np.array([[300.0, 0, 112.0], [0, 300.0, 112.0], [0, 0, 1]])
+    xyz = np.array([[0.08 + 0.01 * (i % 4), -0.05 + 0.005 * i, 0.5] for i in range(21)])
+    for seq, frame in frames:
+        for sub in ("rgb/" + seq + "/cam0", "calib/" + seq, "xyz/" + seq):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "rgb" / seq / "cam0" / f"{frame}.jpg"), np.full((64, 64, 3), 90, np.uint8))
+        (root / "calib" / seq / f"{frame}.json").write_text(json.dumps({"K": [K.tolist()] * 8, "M": [np.eye(4).tolist()] * 8}))
+        (root / "xyz" / seq / f"{frame}.json").write_text(json.dumps(xyz.tolist()))
+
+
+def test_hanco_negatives_are_capped_and_spread_over_the_set(tmp_path, hand):
+    from dahyf.train.trainer import build_dataset
+
+    root = tmp_path / "HanCo"
+    _write_hanco(root, [(seq, f"{i:08d}") for seq in ("0000", "0001", "0002") for i in range(4)])
+    ds = D.HanCoNegatives(root, cameras=(0,), max_items=3)
+    assert len(ds) == 3 and {seq for seq, _, _ in ds.items} == {"0000", "0001", "0002"}
+    # training: one negative per 8 samples, not the whole of HanCo
+    train_ds = build_dataset("synthetic", "synthetic", False, 0, hand=hand, synthetic_size=16, negatives=root)
+    assert len(train_ds) == 18 + 18 // 8

@@ -341,7 +341,7 @@ class HanCoNegatives(Dataset):
     """Non-hand crops from HanCo (Zimmermann et al., 2021) for the contrastive loss L_c.
 
     Each sample is the largest square (side ≥ ``min_side`` px) left of, right of, above or below the
-    projected hand's box; frames where none fits are skipped at indexing time.
+    projected hand's box. ``max_items`` keeps that many frames, evenly spread over the whole set.
     """
 
     def __init__(self, root, image_dir: str = "rgb", cameras: tuple[int, ...] = tuple(range(8)), min_side: int = 40,
@@ -356,8 +356,9 @@ class HanCoNegatives(Dataset):
             for cam in cameras:
                 for img in sorted((seq_dir / f"cam{cam}").glob("*.jpg")):
                     self.items.append((seq_dir.name, cam, img.stem))
-                    if max_items and len(self.items) >= max_items:
-                        break
+        if max_items and len(self.items) > max_items:  # evenly spread over all sequences and cameras
+            keep = np.linspace(0, len(self.items) - 1, int(max_items)).round().astype(int)
+            self.items = [self.items[i] for i in keep]
         if not self.items:
             raise DatasetLayoutError(f"no images under {rgb}/SEQ/camC/*.jpg")
 

@@ -275,7 +275,8 @@ def build_dataset(kind: str, data: str, augment: bool, seed: int, hand=None, syn
     else:
         raise ValueError(f"unknown dataset {kind!r}")
     if negatives is not None:
-        ds = ConcatDataset([ds, D.HanCoNegatives(negatives)])
+        # as many negatives as the synthetic set has (1 per 8 hands): HanCo's ~860k frames would swamp the hands
+        ds = ConcatDataset([ds, D.HanCoNegatives(negatives, max_items=max(1, len(ds) // 8))])
     return ds
 
 
