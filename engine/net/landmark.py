@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..hand import kinematics as K
-from ..hand.mirror import mirror_points, mirror_pose
+from ..hand.mirror import mirror_image_points, mirror_points, mirror_pose
 from ..hand.tables import KEYPOINT_SOURCES, NUM_JOINTS, NUM_KEYPOINTS
 from .camera import default_focal, project_points, weak_to_full_perspective
 from .confidence import projection_confidence
@@ -299,8 +299,7 @@ class LandmarkEstimator:
         if not torch.isfinite(lm).all():
             raise ValueError("landmarks2d contains NaN or inf values")
         left = ~right
-        lm_r = lm.clone()
-        lm_r[left, :, 0] = size[left, None, 0] - lm[left, :, 0]
+        lm_r = torch.where(left[:, None, None], mirror_image_points(lm, size[:, None, 0]), lm)
         out = self.net(lm_r, size, f)
         if self.refine:
             _, kp = self.keypoints(out["rotmats"], out["betas"])
@@ -315,11 +314,11 @@ class LandmarkEstimator:
                 fitted["confidence"] = out["confidence"]
             out = fitted
         pose = K.matrix_to_axis_angle(out["rotmats"]).reshape(B, NUM_JOINTS, 3)
-        transl, joints3d, proj = out["transl"], out["joints3d"], out["joints2d_proj"].clone()
+        transl, joints3d, proj = out["transl"], out["joints3d"], out["joints2d_proj"]
         pose = torch.where(left[:, None, None], mirror_pose(pose), pose)
         transl = torch.where(left[:, None], mirror_points(transl), transl)
         joints3d = torch.where(left[:, None, None], mirror_points(joints3d), joints3d)
-        proj[left, :, 0] = size[left, None, 0] - proj[left, :, 0]
+        proj = torch.where(left[:, None, None], mirror_image_points(proj, size[:, None, 0]), proj)
         return {"pose": pose, "betas": out["betas"], "transl": transl, "joints3d": joints3d,
                 "joints2d_proj": proj, "confidence": out["confidence"]}
 
