@@ -157,6 +157,19 @@ def test_checkpoint_round_trip_and_unsafe_files_are_refused(tmp_path):
         load_checkpoint(tmp_path / "k.pt")
 
 
+def test_saved_checkpoint_has_ordinary_file_permissions(tmp_path):
+    import os
+
+    net = LandmarkDaHyF(LandmarkConfig(width=32, depth=1))
+    mask = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "c.pt", "landmark", net.config.to_dict(), net.state_dict())
+    finally:
+        os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o644          # not mkstemp's 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
 def test_auroc_matches_the_pairwise_definition():
     rng = np.random.default_rng(0)
     pos, neg = rng.normal(1, 1, 50), rng.normal(0, 1, 70)

@@ -75,10 +75,13 @@ def save_checkpoint(path: str | Path, kind: str, config: dict, state_dict: dict,
     payload = {"kind": kind, "config": config,
                "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
                "meta": meta}
+    from ..capture.take import user_file_mode
+
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, user_file_mode())  # mkstemp makes 0600 files; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
