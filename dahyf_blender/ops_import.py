@@ -39,6 +39,7 @@ def import_take(context, filepath: str, video: str = "", key_location: bool = Tr
     name = source or os.path.splitext(path)[0]
     sess = session.TakeSession(context, get_prefs(context), name, key_location=key_location,
                                video_background=bool(source and os.path.isfile(source)))
+    sess.video = source  # the video looked for ('' when the take records none)
     try:
         sess.add_rows(engine_api.as_rows(take))
         sess.flush()
@@ -69,6 +70,10 @@ class DAHYF_OT_import_take(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         self.report({"INFO"}, f"Imported {sess.num_frames} hand frames onto "
                               f"{', '.join(a.name for a in sess.armatures)}")
+        if not sess.video_background:
+            where = f" ({sess.video}) was not found" if sess.video else " is not recorded in it"
+            self.report({"WARNING"}, f"The take's video{where}, so the camera has no video background: "
+                                     "import again with 'Video' set to the video file.")
         return {"FINISHED"}
 
 

@@ -397,3 +397,11 @@ def test_panel_values_set_before_the_defaults_were_applied_are_kept(addon):
         assert (s.threshold, s.smoothing, s.defaults_applied) == (pytest.approx(0.3), pytest.approx(0.2), True)
     finally:
         prefs.threshold, prefs.smoothing = old
+
+
+def test_import_without_its_video_says_how_to_get_the_background(ctx, tmp_path, capfd):
+    take = _two_hand_take(n=3, seed=6, source=str(tmp_path / "moved_away.mp4"))
+    _import(ctx, tmp_path, take)
+    assert not ctx.scene.camera.data.background_images
+    out = capfd.readouterr()
+    assert "moved_away.mp4) was not found" in out.out + out.err and "'Video'" in out.out + out.err
