@@ -271,3 +271,26 @@ def test_cli_preview_that_cannot_be_written_is_a_message_not_a_traceback(tmp_pat
                  "--quiet", "--frames", "0:3", "--hands", "right"]) == 1
     assert "Could not write the preview" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.mp4", "take.json", "take.npz"]   # no .partial left
+
+
+def test_truncated_video_is_captured_but_flagged(tmp_path, capsys, engine):
+    # An AVI cut in half still decodes (its header announces 24 frames, 12 or so are there): the take
+    # covers what decodes, meta says it ended early, and the CLI warns instead of pretending all is well.
+    from dahyf.cli import main
+    from dahyf.sample_video import SAMPLE_VIDEO
+
+    cap = cv2.VideoCapture(str(SAMPLE_VIDEO))
+    whole = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for _ in range(24):
+        writer.write(cap.read()[1])
+    writer.release()
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    assert engine.capture(whole, hands="right").meta["ended_early"] is False
+    take = engine.capture(cut, hands="right")
+    assert take.meta["ended_early"] is True and 0 < take.meta["frames_done"] < 24
+    assert main(["capture", str(cut), "-o", str(tmp_path / "t.npz"), "--hands", "right", "--quiet"]) == 0
+    assert "may be truncated" in capsys.readouterr().err
+    assert Take.load(tmp_path / "t.npz").meta["ended_early"] is True

@@ -71,6 +71,11 @@ def run(args) -> int:
                               threshold=args.threshold, smooth=args.smooth, progress=progress,
                               focal=args.focal)
         bar.close()
+        if take.meta.get("ended_early"):
+            print(f"dahyf capture: warning: {Path(args.video).name} stopped decoding after {take.meta['frames_done']} "
+                  "frames, before the frame count its container announces: the file may be truncated or damaged, "
+                  "and the take covers only what could be decoded. Re-export the video if frames are missing.",
+                  file=sys.stderr)
         path = take.save(out)
         written.append(path)
         for t in take.tracks():

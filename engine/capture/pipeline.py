@@ -321,7 +321,10 @@ class CapturePipeline:
                     yield self._collect(pending, frames_total, progress, cancelled=False, base=base)
                 pending = (job, frames_done, end)
                 if end:
-                    yield self._collect(pending, frames_total, progress, cancelled=cancelled, base=base)
+                    # the decoder has finished: did it stop before the container's frame count?
+                    ended_early = bool(not cancelled and getattr(reader, "ended_early", False))
+                    final = {**base, "meta": {**base["meta"], "ended_early": ended_early}}
+                    yield self._collect(pending, frames_total, progress, cancelled=cancelled, base=final)
                     pending = None
                     break
         finally:
@@ -331,7 +334,6 @@ class CapturePipeline:
             self.timings["decode_s"] = decoder.seconds
             self.timings["total_s"] = time.perf_counter() - t_start
             self.timings["frames"] = frames_done
-            self.ended_early = bool(getattr(reader, "ended_early", False))
 
     def _collect(self, pending, frames_total, progress, cancelled: bool, base: dict) -> Chunk:
         job, done, end = pending
