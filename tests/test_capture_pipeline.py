@@ -294,3 +294,6 @@ def test_truncated_video_is_captured_but_flagged(tmp_path, capsys, engine):
     assert main(["capture", str(cut), "-o", str(tmp_path / "t.npz"), "--hands", "right", "--quiet"]) == 0
     assert "may be truncated" in capsys.readouterr().err
     assert Take.load(tmp_path / "t.npz").meta["ended_early"] is True
+    # a range inside the announced length but past what decodes: not "no hand was found in 0 frames"
+    with pytest.raises(CaptureError, match="no frame could be decoded in frames 20:24"):
+        engine.capture(cut, hands="right", frame_range=(20, 24))

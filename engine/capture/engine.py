@@ -135,6 +135,11 @@ class Engine:
                                   smooth=smooth, chunk_frames=chunk_frames, cancel=cancel,
                                   progress=progress, filter=filter, focal=focal))
         take = Take.from_chunks(chunks)
+        if take.meta["frames_done"] == 0:
+            where = f" in frames {frame_range[0]}:{frame_range[1] or ''}" if frame_range else ""
+            raise CaptureError(
+                f"{take.meta.get('source', video)}: no frame could be decoded{where}. The file may be truncated "
+                "or damaged, or the frame range lies past its end: check the range, or re-export the video.")
         if len(take) == 0:
             which = "no hand" if hands == "both" else f"no {hands} hand"
             hint = "" if hands == "both" else " (try --hands both)"
