@@ -113,3 +113,13 @@ def test_eval_command_writes_the_official_keys(tmp_path):
     out2 = tmp_path / "m2.json"
     assert main(["eval", "--data", str(tmp_path), "--pred", str(pred), "--out", str(out2)]) == 2
     assert not out2.exists()
+
+
+@pytest.mark.parametrize("content", ["{}", "[[], null]", "[1, 2]"])
+def test_eval_command_refuses_a_prediction_file_not_in_the_competition_format(tmp_path, capsys, content):
+    from dahyf.cli import main
+
+    (tmp_path / "evaluation_xyz.json").write_text(json.dumps(np.zeros((1, 21, 3)).tolist()))
+    (tmp_path / "pred.json").write_text(content)
+    assert main(["eval", "--data", str(tmp_path), "--pred", str(tmp_path / "pred.json")]) == 2
+    assert "[xyz_list, verts_list]" in capsys.readouterr().err

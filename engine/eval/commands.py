@@ -49,7 +49,7 @@ def _load_json(path: Path, what: str):
 def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a competition-format prediction file → (S, 21, 3), (S, V, 3) or None, metres."""
     data = _load_json(path, "a prediction file [xyz_list, verts_list]")
-    if not isinstance(data, list) or len(data) != 2:
+    if not isinstance(data, list) or len(data) != 2 or not all(isinstance(d, list) for d in data):
         raise ValueError(f"{path}: expected a JSON list [xyz_list, verts_list] (FreiHAND competition format)")
     xyz = np.asarray(data[0], dtype=np.float64)
     verts = np.asarray(data[1], dtype=np.float64) if len(data[1]) else None
