@@ -361,8 +361,7 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
             context.workspace.status_text_set(f"DaHyF capture: {text}")
 
     def _cleanup(self, context) -> None:
-        if self._running in _RUNNING:
-            _RUNNING.remove(self._running)
+        _RUNNING[:] = [r for r in _RUNNING if r is not self._running]
         wm = context.window_manager
         if self._timer is not None:
             wm.event_timer_remove(self._timer)
