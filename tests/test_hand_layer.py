@@ -130,6 +130,8 @@ def test_restricted_unpickler_refuses_code_execution(tmp_path):
 
 
 def test_wrong_mano_file_gives_clear_errors(tmp_path):
+    with pytest.raises(ModelFileError, match="hand model not found: .*MANO_RIGHT.pkl / MANO_LEFT.pkl"):
+        load_hand_model(tmp_path / "typo", side="right")           # a folder that does not exist
     with pytest.raises(ModelFileError, match="no MANO_RIGHT.pkl"):
         load_hand_model(tmp_path, side="right")
     (tmp_path / "MANO_RIGHT.pkl").write_bytes(b"this is not a pickle")

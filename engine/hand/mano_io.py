@@ -193,7 +193,8 @@ def load_model_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"hand model file not found: {path}")
+        raise ModelFileError(f"hand model file not found: {path}. Check the path; if it is the bundled "
+                             "open_hand_*.npz, reinstall dahyf (or rebuild it: python -m dahyf.hand.open_hand).")
     with np.load(path, allow_pickle=False) as z:
         data = {k: z[k] for k in z.files}
     arrays = validate_model_arrays({k: data[k] for k in MANO_ARRAY_SHAPES if k in data}, source=path.name)

@@ -156,6 +156,10 @@ def load_hand_model(model: str | Path = "open", side: str = "right", device: str
         hand = HandModel(arrays, extras["tip_vertex_ids"], side, name="open")
     else:
         path = Path(model).expanduser()
+        if not path.exists():
+            raise ModelFileError(
+                f"hand model not found: {path}. Give the folder that holds MANO_RIGHT.pkl / MANO_LEFT.pkl "
+                "(from https://mano.is.tue.mpg.de), a MANO-format .pkl / .npz file, or 'open' for the bundled model.")
         if path.is_dir():
             path = _mano_file(path, side)
         if path.suffix == ".npz":
