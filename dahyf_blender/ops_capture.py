@@ -153,6 +153,8 @@ class CaptureJob:
         self.session.flush()
         if self.session.num_frames == 0:
             self.session.rollback()
+            if self.cancel.is_set():
+                raise engine_api.UserError("Capture cancelled before any hand frame was keyed; the scene is unchanged.")
             where = f" (frames {self.frame_range[0]}-{self.frame_range[1] - 1})" if self.frame_range else ""
             raise engine_api.UserError(
                 f"No {'hands' if self.hands == 'both' else self.hands + ' hand'} found in "

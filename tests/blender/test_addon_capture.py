@@ -157,3 +157,22 @@ def test_a_take_that_cannot_be_saved_leaves_the_scene_unchanged(ctx, tmp_path, s
     with pytest.raises(dahyf.CaptureError, match="does not exist"):
         job.run()
     assert scene_fingerprint() == before
+
+
+def test_cancel_before_the_first_keys_says_cancelled_not_no_hands(ctx, tmp_path, engine_available, sub):
+    """Esc before any hand was found: the report says the capture was cancelled, not that the video has no hands."""
+    import cv2
+
+    path = str(tmp_path / "late_hand.mp4")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (320, 240))
+    for _ in range(5):
+        writer.write(np.full((240, 320, 3), 100, dtype=np.uint8))
+    writer.release()
+    ops_capture = sub("ops_capture")
+    before = scene_fingerprint()
+    job = ops_capture.CaptureJob(ctx, path, "both")
+    job.cancel.set()  # Esc pressed while the engine was starting
+    with pytest.raises(Exception, match="Capture cancelled before any hand frame was keyed") as err:
+        job.run()
+    assert "found" not in str(err.value)
+    assert scene_fingerprint() == before
