@@ -81,6 +81,10 @@ def test_freihand_training_and_evaluation_layouts(tmp_path, hand):
     assert s["is_hand"] == 1 and s["has_mano"] == 1 and s["has_joints3d"] == 1
     ev = D.FreiHAND(root, "evaluation")
     assert len(ev) == 1 and ev[0]["joints3d"].shape == (21, 3)
+    # evaluation crops the whole image: the ground truth never places the box
+    h, w = cv2.imread(str(root / "evaluation" / "rgb" / "00000000.jpg")).shape[:2]
+    np.testing.assert_allclose(ev[0]["box"], [w / 2, h / 2, max(w, h)])
+    assert not np.allclose(D.FreiHAND(root, "evaluation", crop="joints")[0]["box"], ev[0]["box"])
     with pytest.raises(D.DatasetLayoutError, match="FreiHAND"):
         D.FreiHAND(tmp_path / "nothing", "training")
 
@@ -92,6 +96,7 @@ def test_augmentation_moves_labels_with_the_pixels(tmp_path, hand):
     K = np.array([[480.0, 0, 110.0], [0, 482.0, 115.0], [0, 0, 1]])
     for seed in range(3):
         ds.seed = seed
+        torch.manual_seed(seed)  # the augmentation also draws from torch's RNG (a new draw each epoch)
         s = ds[0]
         img = s["image"].transpose(1, 2, 0) * np.array([0.229, 0.224, 0.225]) + np.array([0.485, 0.456, 0.406])
         u, v = np.round(s["joints2d"][0]).astype(int)

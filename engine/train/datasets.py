@@ -210,12 +210,19 @@ class FreiHAND(Dataset):
         to the flat_hand_mean convention; None: the ``hands_mean`` of ``hand_model``.
     seed : base seed of the per-sample augmentation.
     hand_model : 'open' or a MANO folder / file (the model the network is trained with).
+    crop : 'joints' (a box around the annotated 2-D joints) or 'image' (the whole, already
+        hand-centred image); default 'joints' for training and 'image' for evaluation, so that
+        evaluation never looks at the ground truth to place its crop.
     """
 
     def __init__(self, root, split: str = "training", augment: Augmentation | None = None,
-                 hands_mean: np.ndarray | None = None, seed: int = 0, hand_model: str = "open"):
+                 hands_mean: np.ndarray | None = None, seed: int = 0, hand_model: str = "open",
+                 crop: str | None = None):
         if split not in ("training", "evaluation"):
             raise ValueError(f"split must be 'training' or 'evaluation', got {split!r}")
+        self.crop = crop or ("image" if split == "evaluation" else "joints")
+        if self.crop not in ("joints", "image"):
+            raise ValueError(f"crop must be 'joints' or 'image', got {crop!r}")
         self.root, self.split, self.augment, self.seed = Path(root), split, augment, seed
         rgb = self.root / split / "rgb"
         if not rgb.is_dir():
@@ -254,7 +261,12 @@ class FreiHAND(Dataset):
         image_size = np.array([2 * K[0, 2], 2 * K[1, 2]])
         pose, betas = self.mano_params(a)
         rng = _augmentation_rng(self.seed, idx) if self.augment else None
-        c = crop_sample(image, joints_box(uv), image_size, focal, uv, xyz, pose, rng, self.augment)
+        if self.crop == "image":
+            h, w = image.shape[:2]
+            box = np.array([w / 2, h / 2, max(w, h)], dtype=np.float64)
+        else:
+            box = joints_box(uv)
+        c = crop_sample(image, box, image_size, focal, uv, xyz, pose, rng, self.augment)
         return _finish(c, image_size, focal, betas, has_mano=pose is not None)
 
 
