@@ -50,13 +50,8 @@ def concat_rows(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]
             for k, (_, dt) in ROW_FIELDS.items()}
 
 
-@dataclass
-class TrackRows:
-    """The rows of one track (a view of a Take); same per-row arrays, sorted by frame."""
-
-    index: int
-    handedness: str
-    rows: dict[str, np.ndarray]
+class _RowAccess:
+    """Per-row arrays as attributes (``take.pose`` is ``take.rows['pose']``) and ``len`` = rows."""
 
     def __getattr__(self, name):
         rows = self.__dict__.get("rows")
@@ -69,7 +64,16 @@ class TrackRows:
 
 
 @dataclass
-class Take:
+class TrackRows(_RowAccess):
+    """The rows of one track (a view of a Take); same per-row arrays, sorted by frame."""
+
+    index: int
+    handedness: str
+    rows: dict[str, np.ndarray]
+
+
+@dataclass
+class Take(_RowAccess):
     """A captured take.
 
     Attributes
@@ -93,15 +97,6 @@ class Take:
     meta: dict = field(default_factory=dict)
 
     # --- accessors ------------------------------------------------------------------------------
-    def __getattr__(self, name):
-        rows = self.__dict__.get("rows")
-        if rows is not None and name in rows:
-            return rows[name]
-        raise AttributeError(name)
-
-    def __len__(self) -> int:
-        return len(self.rows["frame"])
-
     @property
     def num_tracks(self) -> int:
         return len(self.handedness)
