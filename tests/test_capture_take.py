@@ -82,6 +82,10 @@ def test_load_refuses_pickles_and_foreign_files(tmp_path):
         Take.load(tmp_path / "other.npz")
     with pytest.raises(CaptureError, match="not found"):
         Take.load(tmp_path / "nothing.npz")
+    good = take.save(tmp_path / "good.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(good[: len(good) // 2])  # starts with PK, cut short
+    with pytest.raises(CaptureError, match="not a readable dahyf take"):
+        Take.load(tmp_path / "truncated.npz")
 
 
 def test_saved_take_is_0644_under_umask_022(tmp_path):

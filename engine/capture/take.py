@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -217,7 +218,7 @@ class Take(_RowAccess):
                            tuple(str(h) for h in z["handedness"]), rows, json.loads(str(z["meta_json"])))
         except CaptureError:
             raise
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
             raise CaptureError(f"{path.name} is not a readable dahyf take ({exc}). Re-capture the video.") from exc
         take.validate()
         return take
