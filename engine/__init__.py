@@ -27,14 +27,6 @@ _LAZY = {
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
+from ._lazy import lazy_getattr  # noqa: E402
 
-def __getattr__(name: str):
-    # Lazy so that `import dahyf` stays light (no torch / mediapipe import until needed).
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'dahyf' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

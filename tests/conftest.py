@@ -31,6 +31,24 @@ def shared_video(shared_dir: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def estimator():
+    """The bundled default engine (landmark variant)."""
+    from dahyf.net.checkpoint import load_checkpoint
+
+    return load_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    """Synthetic right hands with the calibrated landmark noise."""
+    from dahyf.hand import load_hand_model
+    from dahyf.train import synthetic as S
+    from dahyf.train.noise_calibration import load_noise_model
+
+    return S.SyntheticHands(load_hand_model("open", "right"), load_noise_model())
+
+
 def pytest_configure(config):
     # Keep Blender (bpy) from touching a real user profile in every test process.
     import tempfile

@@ -1,7 +1,6 @@
 """The default engine (landmark variant of DaHyF): shipped checkpoint, accuracy, symmetry, sampler, training."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +16,6 @@ from dahyf.train.landmark_trainer import LandmarkTrainConfig, auroc, evaluate_la
 from dahyf.train.noise_calibration import load_noise_model
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def estimator():
-    return load_checkpoint()
-
-
-@pytest.fixture(scope="module")
-def sampler():
-    return S.SyntheticHands(load_hand_model("open", "right"), load_noise_model())
 
 
 def test_shipped_checkpoint_is_small_and_loads_into_the_estimator_interface(estimator):

@@ -3,30 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 import torch
 
 from dahyf.hand import kinematics as K
 from dahyf.hand.mirror import mirror_points, mirror_pose
 from dahyf.hand.model import load_hand_model
-from dahyf.net.checkpoint import load_checkpoint
 from dahyf.net.landmark import KeypointLayer
 from dahyf.net.refine import keypoint_joint_mask, refine_pose, residual_jacobian
-from dahyf.train import synthetic as S
 from dahyf.train.landmark_trainer import pa_mpjpe
-from dahyf.train.noise_calibration import load_noise_model
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def estimator():
-    return load_checkpoint()
-
-
-@pytest.fixture(scope="module")
-def sampler():
-    return S.SyntheticHands(load_hand_model("open", "right"), load_noise_model())
 
 
 def _predict(est, b, refine: bool, right: bool = True):

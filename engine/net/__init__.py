@@ -10,13 +10,6 @@ _LAZY = {
     "DaHyFEstimator": ("dahyf.net.dahyf_net", "DaHyFEstimator"),
 }
 
+from .._lazy import lazy_getattr  # noqa: E402
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'dahyf.net' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
