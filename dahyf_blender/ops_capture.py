@@ -333,6 +333,11 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
             job.cancel.set()  # the engine ends its stream with the rows so far
             self._status(context, "cancelling…")
             return {"RUNNING_MODAL"}
+        if _is_undo_key(event):
+            # Undo would free the objects being keyed under the running capture: hold it until the
+            # capture ends (it is one undo step then).
+            self.report({"WARNING"}, "Undo is paused while capturing: press Esc to stop first")
+            return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         try:
@@ -371,6 +376,11 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
         wm.progress_end()
         if context.workspace is not None:
             context.workspace.status_text_set(None)
+
+
+def _is_undo_key(event) -> bool:
+    """Ctrl/Cmd+Z and Ctrl/Cmd+Shift+Z (undo, redo) key presses."""
+    return event.type == "Z" and event.value == "PRESS" and (event.ctrl or event.oskey)
 
 
 def _describe(exc: BaseException) -> str:

@@ -345,6 +345,26 @@ def test_unregister_and_cancel_stop_a_running_capture(ctx, tmp_path, sub):
     assert job.cancel.is_set() and op._timer is None
 
 
+def test_undo_keys_are_held_during_a_modal_capture(ctx, tmp_path, sub):
+    """Ctrl+Z during a capture would free the rigs being keyed: the modal handler swallows it."""
+    from types import SimpleNamespace
+
+    ops_capture = sub("ops_capture")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0" * 16)
+    job = ops_capture.CaptureJob(ctx, str(video), "right")
+    reports = []
+    op = SimpleNamespace(_job=job, report=lambda kind, msg: reports.append((kind, msg)))
+    op_cls = bpy.types.DAHYF_OT_capture_video
+    for ctrl, oskey, shift in ((True, False, False), (False, True, False), (True, False, True)):
+        event = SimpleNamespace(type="Z", value="PRESS", ctrl=ctrl, oskey=oskey, shift=shift)
+        assert op_cls.modal(op, ctx, event) == {"RUNNING_MODAL"}
+    assert len(reports) == 3 and "Esc" in reports[0][1]
+    other = SimpleNamespace(type="Z", value="PRESS", ctrl=False, oskey=False, shift=False)
+    assert op_cls.modal(op, ctx, other) == {"PASS_THROUGH"}
+    job.cancel.set()
+
+
 def test_a_missing_take_folder_is_reported_before_capturing(ctx, tmp_path):
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0" * 16)
