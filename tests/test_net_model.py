@@ -172,3 +172,12 @@ def test_capture_pipeline_runs_an_image_checkpoint_unchanged(tmp_path, hand, sha
     engine = dahyf.load_engine(ckpt, device="cpu")
     take = engine.capture(shared_video, hands="both", frame_range=(0, 3), smooth=0.0)
     assert len(take) > 0
+
+
+def test_empty_batch_gives_empty_outputs():
+    """A batch with no hands (a frame range without detections) is not an error."""
+    net = DaHyF(DaHyFConfig(backbone="light")).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(0, 3, 224, 224), torch.zeros(0, 3), torch.zeros(0, 2), torch.zeros(0))
+    assert out["vertices"].shape[0] == 0 and out["joints3d"].shape == (0, 21, 3)
+    assert out["confidence"].shape == (0,)

@@ -131,7 +131,7 @@ def hand_from_rotmats(hand, rot_mats: torch.Tensor, betas: torch.Tensor) -> tupl
     B = rot_mats.shape[0]
     v_shaped = hand.v_template + K.blend_shapes(betas, hand.shapedirs[..., : betas.shape[-1]])
     rest = torch.einsum("jv,bvk->bjk", hand.J_regressor, v_shaped)
-    v_posed = v_shaped + (K.pose_feature(rot_mats) @ hand.posedirs).reshape(B, -1, 3)
+    v_posed = v_shaped + (K.pose_feature(rot_mats) @ hand.posedirs).reshape(B, v_shaped.shape[1], 3)
     joints, transforms = K.forward_kinematics(rot_mats, rest, PARENTS)
     vertices = K.skin(v_posed, hand.lbs_weights, transforms)
     keypoints = torch.cat([joints, vertices[:, hand.tip_vertex_ids]], dim=1)[:, list(KEYPOINT_SOURCES)]
