@@ -28,6 +28,7 @@ except ImportError:  # running from the repository (tests, development)
     from rigs import handframe, presets
 
 from . import compat
+from .ui import SidebarPanel
 
 SIDE_ITEMS = (("AUTO", "Auto", "Same side as the source when the target has it, else the other hand (mirrored)"),
               ("RIGHT", "Right", "Right hand"), ("LEFT", "Left", "Left hand"))
@@ -658,12 +659,9 @@ def _swap_side(name: str) -> str:
     return bpy.utils.flip_name(name)
 
 
-class DAHYF_PT_retarget(bpy.types.Panel):
+class DAHYF_PT_retarget(SidebarPanel, bpy.types.Panel):
     bl_label = "Retarget"
     bl_idname = "DAHYF_PT_retarget"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "DaHyF"
     bl_options = {"DEFAULT_CLOSED"}
     bl_order = 100  # below the capture panels
 

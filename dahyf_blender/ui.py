@@ -4,12 +4,17 @@ from __future__ import annotations
 import bpy
 
 
-class DAHYF_PT_capture(bpy.types.Panel):
-    bl_label = "Capture from Video"
-    bl_idname = "DAHYF_PT_capture"
+class SidebarPanel:
+    """Where every DaHyF panel lives: the 3D viewport's sidebar (N), tab DaHyF."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "DaHyF"
+
+
+class DAHYF_PT_capture(SidebarPanel, bpy.types.Panel):
+    bl_label = "Capture from Video"
+    bl_idname = "DAHYF_PT_capture"
 
     def draw(self, context):
         s = context.scene.dahyf
@@ -36,12 +41,9 @@ class DAHYF_PT_capture(bpy.types.Panel):
         col.operator("dahyf.capture_video", text="Capture from video", icon="REC")
 
 
-class DAHYF_PT_tools(bpy.types.Panel):
+class DAHYF_PT_tools(SidebarPanel, bpy.types.Panel):
     bl_label = "Rig and Takes"
     bl_idname = "DAHYF_PT_tools"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "DaHyF"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
