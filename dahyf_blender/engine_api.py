@@ -9,9 +9,10 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+from dahyf.errors import DaHyFUserError
 
 
-class UserError(Exception):
+class UserError(DaHyFUserError):
     """Something the user can fix (a path, a setting); the message says how."""
 
 

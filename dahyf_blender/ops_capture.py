@@ -20,6 +20,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 
 from . import compat, engine_api, session
 from dahyf.capture.settings import DEFAULT_CHUNK_FRAMES
+from dahyf.errors import DaHyFUserError
 
 from .prefs import DEFAULTS, get_prefs
 from .props import HANDS_ITEMS
@@ -384,11 +385,10 @@ def _is_undo_key(event) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    """User-facing text of an engine error (CaptureError / UserError messages are already so)."""
-    name = type(exc).__name__
-    if name in ("CaptureError", "ModelFileError", "UserError"):
+    """User-facing text of an error: a :class:`~dahyf.errors.DaHyFUserError`'s message is already so."""
+    if isinstance(exc, DaHyFUserError):
         return str(exc)
-    return f"Capture failed ({name}: {exc}). See the system console for details."
+    return f"Capture failed ({type(exc).__name__}: {exc}). See the system console for details."
 
 
 classes = (DAHYF_OT_capture_video,)

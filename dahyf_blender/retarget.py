@@ -20,6 +20,7 @@ import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 from mathutils import Matrix
 
+from dahyf.errors import DaHyFUserError
 from dahyf.hand.tables import BONE_NAMES, FINGER_JOINTS, FINGERS, JOINT_NAMES
 
 try:  # inside the built extension, build_addon.py ships rigs/ as a subpackage
@@ -42,7 +43,7 @@ _OVERRIDING = {"COPY_ROTATION", "COPY_TRANSFORMS", "CHILD_OF", "DAMPED_TRACK", "
                "STRETCH_TO", "IK", "ARMATURE", "TRANSFORM"}
 
 
-class RetargetError(RuntimeError):
+class RetargetError(DaHyFUserError, RuntimeError):
     """Retargeting cannot run; the message says why and what to do."""
 
 

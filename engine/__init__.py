@@ -19,6 +19,7 @@ _LAZY = {
     "ModelFileError": ("dahyf.hand.mano_io", "ModelFileError"),
     "mirror_pose": ("dahyf.hand.mirror", "mirror_pose"),
     "mirror_points": ("dahyf.hand.mirror", "mirror_points"),
+    "DaHyFUserError": ("dahyf.errors", "DaHyFUserError"),
     "load_engine": ("dahyf.capture.engine", "load_engine"),
     "Engine": ("dahyf.capture.engine", "Engine"),
     "Take": ("dahyf.capture.take", "Take"),

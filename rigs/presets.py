@@ -30,6 +30,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dahyf.errors import DaHyFUserError
 from dahyf.hand.tables import FINGER_JOINTS, FINGERS, JOINT_NAMES
 
 #: Folder of the built-in presets (this package).
@@ -42,7 +43,7 @@ FINGER_JOINT_NAMES: tuple[str, ...] = JOINT_NAMES[1:]
 LONG_FINGERS: tuple[str, ...] = tuple(f for f in FINGERS if f != "thumb")
 
 
-class PresetError(ValueError):
+class PresetError(DaHyFUserError, ValueError):
     """A preset file is malformed; the message names the file and what to fix."""
 
 

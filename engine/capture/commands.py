@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import DaHyFUserError
 from .errors import CaptureError
 from .settings import DEFAULT_SMOOTH, DEFAULT_THRESHOLD
 
@@ -96,7 +97,7 @@ def run(args) -> int:
                           frame_range=_frame_range(args.frames), progress=pprog)
             pbar.close()
             print(f"wrote {args.preview}")
-    except CaptureError as exc:
+    except DaHyFUserError as exc:  # CaptureError, ModelFileError, CheckpointError …: messages meant for the user
         if bar is not None:
             bar.close()
         print(f"dahyf capture: error: {exc}", file=sys.stderr)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DaHyFUserError
 from .tables import MANO_ARRAY_SHAPES, NUM_JOINTS, PARENTS
 
 
-class ModelFileError(ValueError):
+class ModelFileError(DaHyFUserError, ValueError):
     """A hand model file is missing, unsafe or not in MANO format; the message says what to do."""
 
 

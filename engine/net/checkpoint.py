@@ -17,6 +17,8 @@ from typing import Callable
 
 import torch
 
+from ..errors import DaHyFUserError
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: The shipped default engine (the landmark variant).
 DEFAULT_CHECKPOINT = ASSETS / "default_engine.pt"
@@ -29,7 +31,7 @@ _BUILDERS: dict[str, str | Callable] = {
 }
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(DaHyFUserError, RuntimeError):
     """A checkpoint file that cannot be used; the message says what to do."""
 
 

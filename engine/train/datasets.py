@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import DaHyFUserError
 from ..hand.tables import KEYPOINT_SOURCES, NUM_KEYPOINTS
 from ..net.dahyf_net import IMAGE_MEAN, IMAGE_STD
 
@@ -51,7 +52,7 @@ FREIHAND_TRAIN_SIZE = 32560
 _OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 
 
-class DatasetLayoutError(FileNotFoundError):
+class DatasetLayoutError(DaHyFUserError, FileNotFoundError):
     """A dataset folder does not look like the published layout."""
 
 
