@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from dahyf.hand import quaternion as Q
-from dahyf.capture.filters import (CentredSmoother, OneEuroFilter, OneEuroRotationFilter,
+from dahyf.capture.filters import (CentredSmoother, OneEuroFilter, OneEuroRotationFilter, PoseSample,
                                    centred_smooth,
                                    so3_exp_apply, so3_log_relative)
 
@@ -69,14 +69,15 @@ def test_streaming_smoother_equals_offline_and_holds_a_bounded_window():
     sm = CentredSmoother(sigma=1.5, half_window=4)
     out, max_buf = [], 0
     for f, r, v in zip(frames, rot, vec):
-        out += sm.push(f, r, v, payload=int(f))
+        out += sm.push(PoseSample(int(f), f / 30.0, r, v))
         max_buf = max(max_buf, len(sm._buf))
         # a row is emitted exactly `lag` frames after it arrived
-        assert all(o[0] <= f - sm.lag for o in out)
+        assert all(o.frame <= f - sm.lag for o in out)
     out += sm.flush()
-    assert [o[3] for o in out] == frames.tolist()
-    np.testing.assert_allclose(np.stack([o[1] for o in out]), ref_r, atol=1e-12)
-    np.testing.assert_allclose(np.stack([o[2] for o in out]), ref_v, atol=1e-12)
+    assert [o.frame for o in out] == frames.tolist()
+    assert [o.time_s for o in out] == (frames / 30.0).tolist()
+    np.testing.assert_allclose(np.stack([o.pose for o in out]), ref_r, atol=1e-12)
+    np.testing.assert_allclose(np.stack([o.transl for o in out]), ref_v, atol=1e-12)
     assert max_buf <= 2 * 4 + 2
 
 
@@ -91,3 +92,49 @@ def test_one_euro_smooths_still_signal_and_follows_fast_motion():
     out = np.array([rf(ti, r[None])[0] for ti, r in zip(t, fast)])
     # causal: it lags a little, but keeps up within a few degrees on fast steady motion
     assert _angle_between(out[60:], fast[60:]).max() < np.deg2rad(10)
+
+
+def _samples(n, rng, gap_after=None):
+    frames = np.arange(n) + (np.arange(n) > gap_after) * 5 if gap_after is not None else np.arange(n)
+    return [PoseSample(int(f), f / 30.0, rng.normal(scale=0.3, size=(16, 3)), rng.normal(size=3)) for f in frames]
+
+
+def test_every_registered_filter_keeps_the_pose_filter_contract():
+    # Each row pushed comes out exactly once, in frame order, with its own frame and time; causal
+    # filters give it back from its own push, the others at most `lag` frames later.
+    from dahyf.capture.filters import FILTER_KINDS, make_filter
+
+    rng = np.random.default_rng(4)
+    rows = _samples(40, rng, gap_after=20)
+    for kind, cls in FILTER_KINDS.items():
+        for smooth in (0.0, 0.5, 1.0):
+            flt = make_filter(kind, smooth, 30.0)
+            assert isinstance(flt, cls) and isinstance(cls.causal, bool)
+            out = []
+            for r in rows:
+                got = flt.push(r)
+                if cls.causal:
+                    assert [g.frame for g in got] == [r.frame], kind
+                assert all(g.frame <= r.frame - flt.lag for g in got), kind
+                out += got
+                out += flt.advance_to(r.frame)
+            out += flt.flush()
+            assert [o.frame for o in out] == [r.frame for r in rows], (kind, smooth)
+            assert [o.time_s for o in out] == [r.time_s for r in rows], (kind, smooth)
+            assert all(o.pose.shape == (16, 3) and o.transl.shape == (3,) for o in out)
+
+
+def test_filters_keep_the_fields_of_a_sample_subclass():
+    import dataclasses
+
+    from dahyf.capture.filters import FILTER_KINDS, make_filter
+
+    @dataclasses.dataclass(frozen=True)
+    class Tagged(PoseSample):
+        tag: str
+
+    for kind in FILTER_KINDS:
+        flt = make_filter(kind, 0.5, 30.0)
+        out = [o for i in range(5) for o in flt.push(Tagged(i, i / 30, np.zeros((16, 3)), np.zeros(3), f"t{i}"))]
+        out += flt.flush()
+        assert [type(o) for o in out] == [Tagged] * 5 and [o.tag for o in out] == [f"t{i}" for i in range(5)]

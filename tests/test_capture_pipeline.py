@@ -13,7 +13,8 @@ import pytest
 
 from dahyf.capture.engine import DEFAULT_CHECKPOINT, load_engine
 from dahyf.capture.errors import CaptureError
-from dahyf.capture.pipeline import _TrackState
+from dahyf.capture.filters import make_filter
+from dahyf.capture.stages import TrackSample, TrackState
 from dahyf.capture.take import ROW_FIELDS, Take
 from test_capture_media import (VFR_DURATIONS, hand_clip, hand_frames, rotated_copy,  # noqa: F401
                                 vfr_copy, write_clip)
@@ -73,20 +74,21 @@ def test_cancel_keeps_a_valid_take(engine, hand_clip, tmp_path):
 
 
 def test_confidence_gate_holds_the_last_confident_pose():
-    st = _TrackState(0, "right", threshold=0.5, filter_kind="zero_lag", smooth=0.0, fps=30.0)
+    st = TrackState(0, "right", threshold=0.5, pose_filter=make_filter("zero_lag", 0.0, 30.0), fps=30.0)
     rng = np.random.default_rng(0)
     poses = rng.normal(scale=0.3, size=(6, 16, 3))
     transl = rng.normal(size=(6, 3))
     conf = [0.9, 0.2, 0.1, 0.8, 0.3, 0.9]
-    out = []
     for i in range(6):
-        out += st.push(i, i / 30, poses[i], np.zeros(10), transl[i], conf[i], {})
-    out += st.flush()
+        st.push(TrackSample(i, i / 30, poses[i], transl[i], np.zeros((21, 2)), conf[i]), np.zeros(10))
+    st.advance(5, flush=True)
+    out = st.pending
     held_from = [0, 0, 0, 3, 3, 5]
-    for (f, pose, tr, payload), src in zip(out, held_from):
-        np.testing.assert_allclose(pose, poses[src], atol=1e-9)
-        np.testing.assert_allclose(tr, transl[src], atol=1e-9)
-        assert payload["filled"] == (src != f)
+    assert [s.frame for s in out] == list(range(6))
+    for s, src in zip(out, held_from):
+        np.testing.assert_allclose(s.pose, poses[src], atol=1e-9)
+        np.testing.assert_allclose(s.transl, transl[src], atol=1e-9)
+        assert s.filled == (src != s.frame) and s.confidence == conf[s.frame]
 
 
 def test_cli_capture_with_preview(hand_clip, tmp_path, engine):
@@ -297,3 +299,43 @@ def test_truncated_video_is_captured_but_flagged(tmp_path, capsys, engine):
     # a range inside the announced length but past what decodes: not "no hand was found in 0 frames"
     with pytest.raises(CaptureError, match="no frame could be decoded in frames 20:24"):
         engine.capture(cut, hands="right", frame_range=(20, 24))
+
+
+class _PassThrough:
+    """A third filter (no smoothing at all), registered by the test only: the pipeline must take
+    it by name, with no code of its own for it."""
+
+    causal, lag = True, 0
+
+    @classmethod
+    def from_smoothing(cls, smooth, fps):
+        return cls()
+
+    def push(self, sample):
+        return [sample]
+
+    def advance_to(self, frame):
+        return []
+
+    def flush(self):
+        return []
+
+
+def test_a_new_filter_plugs_into_the_pipeline_by_name(engine, hand_clip, monkeypatch):
+    from dahyf.capture.filters import FILTER_KINDS
+    from dahyf.capture.pipeline import CapturePipeline
+    from dahyf.capture.video import VideoReader
+
+    monkeypatch.setitem(FILTER_KINDS, "pass_through", _PassThrough)
+    models = engine.hand_models(("right",))
+
+    def run(kind, smooth):
+        pipe = CapturePipeline(engine.estimator, models, hands="right", filter_kind=kind, smooth=smooth, chunk_frames=8)
+        return Take.from_chunks(list(pipe.run(VideoReader(hand_clip))))
+
+    mine, unsmoothed = run("pass_through", 0.7), run("zero_lag", 0.0)
+    np.testing.assert_array_equal(mine.frame, unsmoothed.frame)
+    np.testing.assert_array_equal(mine.filled, unsmoothed.filled)
+    np.testing.assert_allclose(mine.pose, unsmoothed.pose, atol=1e-5)   # sigma 0: the same rows
+    with pytest.raises(CaptureError, match="pass_through, got 'nope'"):
+        CapturePipeline(engine.estimator, models, filter_kind="nope")

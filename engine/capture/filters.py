@@ -1,6 +1,8 @@
 """Temporal filters for hand poses: rotations are filtered on SO(3), never on axis-angle components.
 
-Two filters:
+Every track filter implements :class:`PoseFilter` (push / advance_to / flush of :class:`PoseSample`
+rows) and is listed in :data:`FILTER_KINDS`, so the capture pipeline builds any of them from a
+name and a 0..1 smoothing strength without knowing which it is. Two filters:
 
 - :class:`OneEuroFilter` / :class:`OneEuroRotationFilter` — causal (live use). The One-Euro
   filter (Casiez, Roussel & Vogel, CHI 2012) is an exponential smoother whose cut-off frequency
@@ -17,13 +19,64 @@ Rotations are handled as unit quaternions (w, x, y, z) internally.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
+from typing import ClassVar, Protocol
 
 import numpy as np
 
 from ..hand import quaternion as Q
 
+#: Gaussian width of the zero-lag smoother at smooth = 1, in seconds.
+SMOOTH_SIGMA_S = 0.15
+#: One-Euro parameters at smooth = 1 (min_cutoff Hz, beta); smooth scales the cut-off down.
+ONE_EURO_MIN_CUTOFF_HZ = 1.0
+ONE_EURO_BETA = 0.3
+
+
+# --- the interface ----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class PoseSample:
+    """One track's pose at one frame, as it goes through a filter.
+
+    frame : frame index (increasing along a track; gaps allowed).
+    time_s : s, the frame's timestamp.
+    pose : (J, 3) rad axis-angle rotations (MANO pose, J = 16).
+    transl : (D,) vector (translation, m).
+
+    Filters return copies made with ``dataclasses.replace(sample, pose=..., transl=...)``, so a
+    subclass's extra fields (landmarks, confidence ...) travel through unchanged.
+    """
+
+    frame: int
+    time_s: float
+    pose: np.ndarray
+    transl: np.ndarray
+
+
+class PoseFilter(Protocol):
+    """A per-track temporal filter of :class:`PoseSample` rows (frames pushed in increasing order).
+
+    ``push``, ``advance_to`` and ``flush`` return the rows that became final, in frame order; every
+    row pushed comes out exactly once. ``lag``: frames a row is held back (0 for causal filters).
+    """
+
+    #: True when every row comes out of the ``push`` that put it in (usable live).
+    causal: ClassVar[bool]
+    lag: int
+
+    @classmethod
+    def from_smoothing(cls, smooth: float, fps: float) -> "PoseFilter":
+        """The filter for a smoothing strength ``smooth`` in [0, 1] (0: none) at ``fps`` frames/s."""
+
+    def push(self, sample: PoseSample) -> list[PoseSample]: ...
+
+    def advance_to(self, frame: int) -> list[PoseSample]:
+        """The stream has reached ``frame`` (even without a row of this track there)."""
+
+    def flush(self) -> list[PoseSample]:
+        """End of the stream: every row still held."""
 
 
 # --- SO(3) helpers (numpy, any leading shape) -----------------------------------------------------
@@ -88,11 +141,11 @@ def _weighted_mean(q_centre: np.ndarray, q_win: np.ndarray, v_win: np.ndarray, w
 
 
 class CentredSmoother:
-    """Streaming zero-lag smoother for one track.
+    """Streaming zero-lag smoother for one track (a :class:`PoseFilter`).
 
-    ``push(frame, rot, vec, payload)`` and ``flush()`` return the rows that are final: a row at
-    frame t is final once a row at frame >= t + half_window has arrived (or the stream ended, or
-    ``advance_to`` says the video has moved past it). Memory: at most 2 * half_window + 1 rows.
+    ``push(sample)`` and ``flush()`` return the rows that are final: a row at frame t is final
+    once a row at frame >= t + half_window has arrived (or the stream ended, or ``advance_to`` says
+    the video has moved past it). Memory: at most 2 * half_window + 1 rows.
 
     Parameters
     ----------
@@ -100,35 +153,40 @@ class CentredSmoother:
     half_window : frames on each side (default ceil(2.5 sigma)).
     """
 
+    causal = False
+
     def __init__(self, sigma: float, half_window: int | None = None):
         self.sigma = float(sigma)
         self.half_window = int(math.ceil(2.5 * sigma)) if half_window is None else int(half_window)
         self._w = gaussian_weights(self.sigma, self.half_window)
-        self._buf: deque = deque()   # (frame, quat (J,4), vec (D,), payload)
+        self._buf: deque = deque()   # (frame, quat (J,4), vec (D,), sample)
         self._next = 0               # index in _buf of the next row to emit
+
+    @classmethod
+    def from_smoothing(cls, smooth: float, fps: float) -> "CentredSmoother":
+        """Gaussian σ = smooth × SMOOTH_SIGMA_S seconds."""
+        return cls(sigma=smooth * SMOOTH_SIGMA_S * fps)
 
     @property
     def lag(self) -> int:
         """Frames between a row's arrival and its emission."""
         return self.half_window
 
-    def push(self, frame: int, rot: np.ndarray, vec: np.ndarray, payload=None) -> list:
-        """Add the row of ``frame`` (frames increasing): ``rot`` (J, 3) rad axis-angle, ``vec`` (D,).
+    def push(self, sample: PoseSample) -> list[PoseSample]:
+        """Add the row of ``sample.frame`` (frames increasing); returns the rows that became final."""
+        self._buf.append((int(sample.frame), Q.from_axis_angle(sample.pose), np.asarray(sample.transl, np.float64),
+                          sample))
+        return self.advance_to(sample.frame)
 
-        Returns the rows that became final, as ``(frame, rot (J, 3) rad, vec (D,), payload)``.
-        """
-        self._buf.append((int(frame), Q.from_axis_angle(rot), np.asarray(vec, np.float64), payload))
-        return self.advance_to(frame)
-
-    def advance_to(self, frame: int) -> list:
+    def advance_to(self, frame: int) -> list[PoseSample]:
         """Emit the rows at frames <= ``frame - half_window`` (the video has reached ``frame``)."""
         return self._emit(lambda f: f + self.half_window <= frame)
 
-    def flush(self) -> list:
+    def flush(self) -> list[PoseSample]:
         """End of the stream: every row not emitted yet, smoothed over what the window holds."""
         return self._emit(lambda f: True)
 
-    def _emit(self, ready) -> list:
+    def _emit(self, ready) -> list[PoseSample]:
         out = []
         while self._next < len(self._buf) and ready(self._buf[self._next][0]):
             out.append(self._smooth_row(self._next))
@@ -141,12 +199,12 @@ class CentredSmoother:
             self._next -= 1
         return out
 
-    def _smooth_row(self, i: int):
-        f, q, _, payload = self._buf[i]
+    def _smooth_row(self, i: int) -> PoseSample:
+        f, q, _, sample = self._buf[i]
         rows = [r for r in self._buf if abs(r[0] - f) <= self.half_window]
         w = self._w[np.array([r[0] - f for r in rows]) + self.half_window]
         rot, vec = _weighted_mean(q, np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]), w)
-        return f, rot, vec, payload
+        return dataclasses.replace(sample, pose=rot, transl=vec)
 
 
 # --- One-Euro (causal) ----------------------------------------------------------------------------
@@ -207,3 +265,40 @@ class OneEuroRotationFilter:
         self._q = so3_exp_apply(self._q, a * delta)
         self._t = t
         return Q.to_axis_angle(self._q)
+
+
+class OneEuroPoseFilter:
+    """Causal One-Euro filter of a track (a :class:`PoseFilter`): rotations on SO(3), translation
+    as a vector, both driven by the samples' timestamps; each row comes out of its own ``push``."""
+
+    causal = True
+    lag = 0
+
+    def __init__(self, min_cutoff: float = ONE_EURO_MIN_CUTOFF_HZ, beta: float = ONE_EURO_BETA):
+        self.rot_filter = OneEuroRotationFilter(min_cutoff, beta)
+        self.vec_filter = OneEuroFilter(min_cutoff, beta)
+
+    @classmethod
+    def from_smoothing(cls, smooth: float, fps: float) -> "OneEuroPoseFilter":
+        """Cut-off ONE_EURO_MIN_CUTOFF_HZ / smooth (no smoothing at 0); ``fps`` is not needed."""
+        cutoff = ONE_EURO_MIN_CUTOFF_HZ / max(smooth, 1e-3) if smooth > 0 else 1e6
+        return cls(cutoff, ONE_EURO_BETA)
+
+    def push(self, sample: PoseSample) -> list[PoseSample]:
+        return [dataclasses.replace(sample, pose=self.rot_filter(sample.time_s, sample.pose),
+                                    transl=self.vec_filter(sample.time_s, sample.transl))]
+
+    def advance_to(self, frame: int) -> list[PoseSample]:
+        return []
+
+    def flush(self) -> list[PoseSample]:
+        return []
+
+
+#: Filter name -> class (each a :class:`PoseFilter`); a new filter plugs in by adding itself here.
+FILTER_KINDS: dict[str, type] = {"zero_lag": CentredSmoother, "one_euro": OneEuroPoseFilter}
+
+
+def make_filter(kind: str, smooth: float, fps: float) -> PoseFilter:
+    """The :class:`PoseFilter` named ``kind`` (see FILTER_KINDS) for smoothing ``smooth`` at ``fps``."""
+    return FILTER_KINDS[kind].from_smoothing(smooth, fps)

@@ -4,6 +4,10 @@ frames (decoder thread) -> MediaPipe landmarks + handedness -> one track per han
 for estimators that want them) -> batched estimator forward -> per-track β (median) ->
 confidence gate -> temporal filter on SO(3) -> chunks of finished rows, in frame order.
 
+The stages after decoding are shared with live capture (:mod:`.live`): :class:`~.stages.HandFinder`
+(detect, assign to tracks) and :class:`PoseStages` (estimate, per-track gate / β / filter, take
+rows). :class:`CapturePipeline` drives them over a video file, batched and overlapped.
+
 Memory does not grow with the video: the decoder queue, one chunk of frames and the smoother's
 window are all that is held.
 """
@@ -17,30 +21,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 import torch
 
 from .crops import CROP_SIZE, crop_box, hand_boxes
 from .errors import CaptureError
-from .filters import CentredSmoother, OneEuroFilter, OneEuroRotationFilter
+from .filters import FILTER_KINDS, make_filter
 from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
-from .take import ROW_FIELDS, concat_rows, empty_rows
-from .tracking import SIDES, HandDetector, HandTracker
-
-#: Gaussian width of the zero-lag smoother at smooth = 1, in seconds.
-SMOOTH_SIGMA_S = 0.15
-#: One-Euro parameters at smooth = 1 (min_cutoff Hz, beta); smooth scales the cut-off down.
-ONE_EURO_MIN_CUTOFF_HZ = 1.0
-ONE_EURO_BETA = 0.3
-#: A track's β is the median over its first BETA_SAMPLES confident frames, or over what it has
-#: BETA_WINDOW_S seconds after its first frame, whichever comes first; its rows wait until then,
-#: so every row of a track carries the same β (and rows still stream, with bounded memory).
-BETA_SAMPLES = 30
-BETA_WINDOW_S = 2.0
+from .stages import FrameHands, HandFinder, TrackSample, TrackState
+from .take import concat_rows, empty_rows
+from .tracking import SIDES, Detection
 
 HANDS_CHOICES = ("right", "left", "both")
-FILTERS = ("zero_lag", "one_euro")
+#: Temporal filter names (see filters.FILTER_KINDS).
+FILTERS = tuple(FILTER_KINDS)
 
 
 def default_focal(width: int, height: int) -> float:
@@ -104,80 +98,113 @@ class Chunk:
         return len(self.rows["frame"])
 
 
-class _TrackState:
-    """Per-track post-processing: β median, confidence gate, temporal filter."""
+@dataclass
+class Estimates:
+    """The estimator's output for B hands: pose (B, 16, 3) rad, betas (B, 10), transl (B, 3) m,
+    confidence (B,)."""
 
-    def __init__(self, index: int, side: str, threshold: float, filter_kind: str, smooth: float, fps: float):
-        self.index, self.side, self.threshold = index, side, threshold
-        self.filter_kind = filter_kind
-        self._betas: list[np.ndarray] = []
-        self._betas_any: list[np.ndarray] = []
-        self._beta_median: np.ndarray | None = None
-        self._held: tuple[np.ndarray, np.ndarray] | None = None
-        self.first_frame: int | None = None
-        self.frozen = False
-        self.pending: list = []          # filtered rows waiting for β to be fixed
-        self.beta_window = max(1, int(round(BETA_WINDOW_S * fps)))
-        if filter_kind == "zero_lag":
-            self.smoother = CentredSmoother(sigma=smooth * SMOOTH_SIGMA_S * fps)
-        else:
-            cutoff = ONE_EURO_MIN_CUTOFF_HZ / max(smooth, 1e-3) if smooth > 0 else 1e6
-            self.rot_filter = OneEuroRotationFilter(cutoff, ONE_EURO_BETA)
-            self.vec_filter = OneEuroFilter(cutoff, ONE_EURO_BETA)
+    pose: np.ndarray
+    betas: np.ndarray
+    transl: np.ndarray
+    confidence: np.ndarray
 
-    @property
-    def lag(self) -> int:
-        return self.smoother.lag if self.filter_kind == "zero_lag" else 0
 
-    def betas(self) -> np.ndarray:
-        """(10,) the track's β (see BETA_SAMPLES); fixed once :meth:`freeze` ran."""
-        if self._beta_median is None:
-            raise RuntimeError("β is not fixed yet")
-        return self._beta_median
+def estimate_hands(estimator, hands: list[tuple[FrameHands, str, Detection]], image_size: tuple[int, int],
+                   focal: float) -> Estimates:
+    """One batched forward of ``estimator`` over (frame, side, detection) triples (B >= 1)."""
+    dev = getattr(estimator, "device", "cpu")
+    lm = np.stack([d.landmarks for _, _, d in hands]).astype(np.float32)
+    B = len(hands)
+    kwargs = {}
+    if getattr(estimator, "needs_crops", False):
+        boxes = hand_boxes(lm)
+        crops = np.stack([crop_box(fh.rgb, b, CROP_SIZE) for (fh, _, _), b in zip(hands, boxes)])
+        kwargs = {"crops": torch.from_numpy(crops).to(dev), "boxes": torch.from_numpy(boxes).to(dev)}
+    with torch.inference_mode():
+        out = estimator.predict(
+            torch.from_numpy(lm).to(dev),
+            torch.tensor([s == "right" for _, s, _ in hands], dtype=torch.bool, device=dev),
+            torch.tensor([image_size] * B, dtype=torch.float32, device=dev),
+            torch.full((B,), focal, dtype=torch.float32, device=dev),
+            **kwargs)
+    return Estimates(**{k: out[k].detach().float().cpu().numpy() for k in ("pose", "betas", "transl", "confidence")})
 
-    def maybe_freeze(self, frame: int, force: bool = False) -> None:
-        """Fix β when enough confident frames are in, the window has passed, or ``force``."""
-        if self.frozen or self.first_frame is None:
+
+class PoseStages:
+    """Estimate → per-track confidence gate, β, temporal filter → take rows; file and live capture.
+
+    Parameters
+    ----------
+    estimator : object with ``predict(...)``, ``needs_crops``, ``device`` (see dahyf.net).
+    keypoints : {side: keypoint_function(hand model)} for the sides captured.
+    sides : track sides in track order.
+    threshold, filter_kind, smooth, fps : see :class:`CapturePipeline` (fps: nominal frames/s).
+    image_size : (W, H) px; focal : px.
+    hold_for_beta : see :class:`~.stages.TrackState` (False for live capture).
+    """
+
+    def __init__(self, estimator, keypoints: dict, sides, threshold: float, filter_kind: str, smooth: float,
+                 fps: float, image_size: tuple[int, int], focal: float, hold_for_beta: bool = True):
+        self.estimator, self.keypoints = estimator, keypoints
+        self.image_size, self.focal = image_size, focal
+        self.tracks = [TrackState(i, s, threshold, make_filter(filter_kind, smooth, fps), fps, hold_for_beta)
+                       for i, s in enumerate(sides)]
+        self._by_side = {t.side: t for t in self.tracks}
+
+    def push(self, batch: list[FrameHands]) -> None:
+        """Estimate every hand of ``batch`` (frames in order) in one forward, and feed the tracks."""
+        hands = [(fh, side, det) for fh in batch for side, det in fh.found.items()]
+        if not hands:
             return
-        if force or len(self._betas) >= BETA_SAMPLES or frame >= self.first_frame + self.beta_window:
-            pool = self._betas or self._betas_any
-            self._beta_median = np.median(np.stack(pool), axis=0)
-            self.frozen = True
+        est = estimate_hands(self.estimator, hands, self.image_size, self.focal)
+        for i, (fh, side, det) in enumerate(hands):
+            sample = TrackSample(fh.index, fh.time_s, est.pose[i], est.transl[i], det.landmarks,
+                                 float(est.confidence[i]))
+            self._by_side[side].push(sample, est.betas[i])
 
-    def ready_until(self) -> float:
-        """Last frame whose rows this track no longer holds back (inf when none are waiting)."""
-        return math.inf if (self.frozen or self.first_frame is None) else self.first_frame - 1
+    def release(self, last: int, flush: bool = False) -> list[list[TrackSample]]:
+        """Final rows of each track (track order) once the stream reached frame ``last`` (``flush``:
+        ended) and every track's β is fixed (see ``hold_for_beta``)."""
+        for st in self.tracks:
+            st.advance(last, flush)
+            st.maybe_freeze(last, force=flush)
+        until = min(st.ready_until() for st in self.tracks)
+        return [st.take_pending(until) for st in self.tracks]
 
-    def take_pending(self, until: float) -> list:
-        n = 0
-        while n < len(self.pending) and self.pending[n][0] <= until:
-            n += 1
-        out, self.pending = self.pending[:n], self.pending[n:]
-        return out
+    def process(self, batch: list[FrameHands], flush: bool = False) -> dict[str, np.ndarray]:
+        """:meth:`push` then :meth:`release` up to the batch's last frame; the rows that came out."""
+        self.push(batch)
+        return self.rows(self.release(batch[-1].index if batch else -1, flush))
 
-    def push(self, frame: int, time_s: float, pose, betas, transl, conf: float, payload: dict) -> list:
-        if self.first_frame is None:
-            self.first_frame = frame
-        if len(self._betas_any) < BETA_SAMPLES:
-            self._betas_any.append(betas)
-        confident = conf >= self.threshold
-        if confident:
-            if not self.frozen and len(self._betas) < BETA_SAMPLES:
-                self._betas.append(betas)
-            self._held = (pose, transl)
-        elif self._held is not None:
-            pose, transl = self._held   # confidence gate: hold the last confident pose
-        payload["filled"] = not confident
-        payload["time_s"] = time_s
-        if self.filter_kind == "zero_lag":
-            return self.smoother.push(frame, pose, transl, payload)
-        return [(frame, self.rot_filter(time_s, pose), self.vec_filter(time_s, transl), payload)]
+    def rows(self, released: list[list[TrackSample]], betas: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Take rows (take.ROW_FIELDS) of per-track samples, in frame then track order; joints from
+        the hand model with each track's β (or ``betas[track]``)."""
+        parts = []
+        for st, samples in zip(self.tracks, released):
+            if samples:
+                parts.append(self._track_rows(st, samples, st.betas() if betas is None else betas[st.index]))
+        if not parts:
+            return empty_rows()
+        rows = concat_rows(parts)
+        order = np.lexsort((rows["track"], rows["frame"]))
+        return {k: v[order] for k, v in rows.items()}
 
-    def advance_to(self, frame: int) -> list:
-        return self.smoother.advance_to(frame) if self.filter_kind == "zero_lag" else []
-
-    def flush(self) -> list:
-        return self.smoother.flush() if self.filter_kind == "zero_lag" else []
+    def _track_rows(self, st: TrackState, samples: list[TrackSample], betas: np.ndarray) -> dict[str, np.ndarray]:
+        n = len(samples)
+        pose = np.stack([s.pose for s in samples]).astype(np.float32)
+        transl = np.stack([s.transl for s in samples]).astype(np.float32)
+        betas = np.repeat(np.asarray(betas)[None].astype(np.float32), n, axis=0)
+        joints3d = self.keypoints[st.side](pose, betas, transl)
+        return {
+            "track": np.full(n, st.index, np.int32),
+            "frame": np.array([s.frame for s in samples], np.int64),
+            "time_s": np.array([s.time_s for s in samples], np.float64),
+            "pose": pose, "betas": betas, "transl": transl, "joints3d": joints3d,
+            "joints2d_proj": project(joints3d, self.focal, self.image_size).astype(np.float32),
+            "landmarks2d": np.stack([s.landmarks2d for s in samples]).astype(np.float32),
+            "confidence": np.array([s.confidence for s in samples], np.float32),
+            "filled": np.array([s.filled for s in samples], bool),
+        }
 
 
 class _Decoder(threading.Thread):
@@ -232,7 +259,7 @@ class _Decoder(threading.Thread):
 
 
 class CapturePipeline:
-    """Runs one capture; see :meth:`run`.
+    """Runs one capture of a video file; see :meth:`run`.
 
     Parameters
     ----------
@@ -241,7 +268,8 @@ class CapturePipeline:
     hands : 'right', 'left' or 'both'.
     threshold : confidence below which a frame holds the last confident pose (flag ``filled``).
     smooth : 0 (none) .. 1 (strong) temporal smoothing.
-    filter_kind : 'zero_lag' (captures; rows emitted a few frames late) or 'one_euro' (causal).
+    filter_kind : a name of FILTERS: 'zero_lag' (captures; rows emitted a few frames late) or
+        'one_euro' (causal).
     chunk_frames : frames per batched forward and per emitted chunk.
     focal : px, None for sqrt(W^2 + H^2).
     detector_options : keyword arguments for HandDetector.
@@ -250,18 +278,9 @@ class CapturePipeline:
     def __init__(self, estimator, hand_models: dict, hands: str = "both", threshold: float = DEFAULT_THRESHOLD,
                  smooth: float = DEFAULT_SMOOTH, filter_kind: str = "zero_lag", chunk_frames: int = DEFAULT_CHUNK_FRAMES,
                  focal: float | None = None, detector_options: dict | None = None):
-        if hands not in HANDS_CHOICES:
-            raise CaptureError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}.")
-        if filter_kind not in FILTERS:
-            raise CaptureError(f"filter must be one of {', '.join(FILTERS)}, got {filter_kind!r}.")
-        if not 0.0 <= smooth <= 1.0:
-            raise CaptureError(f"smooth must be between 0 and 1, got {smooth}.")
-        if not 0.0 <= threshold <= 1.0:
-            raise CaptureError(f"threshold must be between 0 and 1, got {threshold}.")
+        check_options(hands, filter_kind, smooth, threshold, focal)
         if chunk_frames < 1:
             raise CaptureError(f"chunk_frames must be >= 1, got {chunk_frames}.")
-        if focal is not None and not (math.isfinite(focal) and focal > 0):
-            raise CaptureError(f"focal must be a positive number of pixels, got {focal}.")
         self.estimator, self.hand_models = estimator, hand_models
         self.sides = SIDES if hands == "both" else (hands,)
         self.threshold, self.smooth, self.filter_kind = threshold, smooth, filter_kind
@@ -270,6 +289,16 @@ class CapturePipeline:
         self._keypoints = {side: keypoint_function(m) for side, m in hand_models.items()}
         self.timings = {"decode_s": 0.0, "detect_s": 0.0, "engine_s": 0.0, "total_s": 0.0, "frames": 0}
 
+    def stages(self, fps: float, image_size: tuple[int, int], focal: float, hold_for_beta: bool = True) -> PoseStages:
+        """The :class:`PoseStages` of this pipeline's settings for a source of ``fps`` and ``image_size``."""
+        return PoseStages(self.estimator, self._keypoints, self.sides, self.threshold, self.filter_kind,
+                          self.smooth, fps, image_size, focal, hold_for_beta)
+
+    def finder(self, image_size: tuple[int, int], source_name: str) -> HandFinder:
+        """The :class:`~.stages.HandFinder` of this pipeline's sides and detector options."""
+        return HandFinder(self.sides, image_size, source_name, bool(getattr(self.estimator, "needs_crops", False)),
+                          self.detector_options)
+
     def run(self, reader, cancel: threading.Event | None = None,
             progress: Callable[[int, int], None] | None = None, meta: dict | None = None) -> Iterator[Chunk]:
         """Stream a capture of ``reader`` (a VideoReader or anything with ``info`` and frame iteration)."""
@@ -277,13 +306,11 @@ class CapturePipeline:
         image_size = (int(info.width), int(info.height))
         focal = float(self.focal or default_focal(*image_size))
         frames_total = int(getattr(reader, "frames_total", 0) or 0)
-        states = [_TrackState(i, s, self.threshold, self.filter_kind, self.smooth, info.fps)
-                  for i, s in enumerate(self.sides)]
+        stages = self.stages(info.fps, image_size, focal)
         base = dict(fps=float(info.fps), image_size=image_size, focal=focal,
                     handedness=tuple(self.sides), meta=dict(meta or {}))
         t_start = time.perf_counter()
-        detector = HandDetector(**self.detector_options)
-        tracker = HandTracker()
+        finder = self.finder(image_size, info.name)
         decoder = _Decoder(reader, maxsize=2 * self.chunk_frames)
         decoder.start()
         frames_done = 0
@@ -293,29 +320,21 @@ class CapturePipeline:
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dahyf-engine")
         pending = None   # (future, frames_done, end)
         try:
-            batch: list = []  # (frame, rgb or None, {side: Detection})
+            batch: list[FrameHands] = []
             frames = decoder.frames()
             while True:
                 frame = next(frames, None)
                 if frame is not None:
                     t0 = time.perf_counter()
-                    rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-                    if frame.image.shape[1::-1] != image_size:
-                        raise CaptureError(
-                            f"{info.name}: frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]} "
-                            f"but the video started at {image_size[0]}x{image_size[1]}; videos whose frame size "
-                            "changes are not supported. Re-encode it at one size.")
-                    found = tracker.update(frame.index, detector.detect(rgb))
-                    found = {s: d for s, d in found.items() if s in self.sides}
+                    batch.append(finder.find(frame))
                     self.timings["detect_s"] += time.perf_counter() - t0
-                    batch.append((frame, rgb if (found and self.estimator.needs_crops) else None, found))
                     frames_done += 1
                     if cancel is not None and cancel.is_set():
                         cancelled = True
                 end = frame is None or cancelled
                 if not (end or len(batch) >= self.chunk_frames):
                     continue
-                job = worker.submit(self._timed_process, batch, states, image_size, focal, end)
+                job = worker.submit(self._timed_process, stages, batch, end)
                 batch = []
                 if pending is not None:
                     yield self._collect(pending, frames_total, progress, cancelled=False, base=base)
@@ -330,7 +349,7 @@ class CapturePipeline:
         finally:
             worker.shutdown(wait=True, cancel_futures=True)
             decoder.shutdown()
-            detector.close()
+            finder.close()
             self.timings["decode_s"] = decoder.seconds
             self.timings["total_s"] = time.perf_counter() - t_start
             self.timings["frames"] = frames_done
@@ -342,79 +361,23 @@ class CapturePipeline:
             progress(done, frames_total)
         return Chunk(rows, done, frames_total, final=end, cancelled=cancelled, **base)
 
-    def _timed_process(self, batch, states, image_size, focal, end: bool):
+    def _timed_process(self, stages: PoseStages, batch: list[FrameHands], end: bool) -> dict[str, np.ndarray]:
         t0 = time.perf_counter()
         try:
-            if batch:
-                return self._process(batch, states, image_size, focal, flush=end)
-            return self._release(states, image_size, focal, -1, flush=True)
+            return stages.process(batch, flush=end)
         finally:
             self.timings["engine_s"] += time.perf_counter() - t0
 
-    # --- one chunk ------------------------------------------------------------------------------
-    def _process(self, batch, states, image_size, focal, flush: bool) -> dict[str, np.ndarray]:
-        items = [(f, rgb, side, det) for f, rgb, found in batch for side, det in found.items()]
-        by_side = {s.side: s for s in states}
-        if items:
-            pred = self._predict(items, image_size, focal)
-            for i, (f, _, side, det) in enumerate(items):
-                st = by_side[side]
-                payload = {"frame": f.index, "landmarks2d": det.landmarks, "confidence": float(pred["confidence"][i])}
-                st.pending += st.push(f.index, f.time_s, pred["pose"][i], pred["betas"][i],
-                                      pred["transl"][i], float(pred["confidence"][i]), payload)
-        last = batch[-1][0].index if batch else -1
-        return self._release(states, image_size, focal, last, flush)
 
-    def _release(self, states, image_size, focal, last: int, flush: bool) -> dict[str, np.ndarray]:
-        """Move filtered rows out of the tracks, in frame order, once every track's β is fixed."""
-        for st in states:
-            st.pending += st.flush() if flush else st.advance_to(last)
-            st.maybe_freeze(last, force=flush)
-        until = min(st.ready_until() for st in states)
-        return self._finish([st.take_pending(until) for st in states], states, image_size, focal)
-
-    def _predict(self, items, image_size, focal) -> dict[str, np.ndarray]:
-        est = self.estimator
-        dev = getattr(est, "device", "cpu")
-        lm = np.stack([d.landmarks for _, _, _, d in items]).astype(np.float32)
-        B = len(items)
-        kwargs = {}
-        if getattr(est, "needs_crops", False):
-            boxes = hand_boxes(lm)
-            crops = np.stack([crop_box(rgb, b, CROP_SIZE) for (_, rgb, _, _), b in zip(items, boxes)])
-            kwargs = {"crops": torch.from_numpy(crops).to(dev), "boxes": torch.from_numpy(boxes).to(dev)}
-        with torch.inference_mode():
-            out = est.predict(
-                torch.from_numpy(lm).to(dev),
-                torch.tensor([s == "right" for _, _, s, _ in items], dtype=torch.bool, device=dev),
-                torch.tensor([image_size] * B, dtype=torch.float32, device=dev),
-                torch.full((B,), focal, dtype=torch.float32, device=dev),
-                **kwargs)
-        return {k: out[k].detach().float().cpu().numpy() for k in ("pose", "betas", "transl", "confidence")}
-
-    def _finish(self, emitted, states, image_size, focal) -> dict[str, np.ndarray]:
-        """Turn emitted (frame, pose, transl, payload) rows into take rows; joints from the hand model."""
-        parts = []
-        for st, rows in zip(states, emitted):
-            if not rows:
-                continue
-            n = len(rows)
-            pose = np.stack([r[1] for r in rows]).astype(np.float32)
-            transl = np.stack([r[2] for r in rows]).astype(np.float32)
-            betas = np.repeat(st.betas()[None].astype(np.float32), n, axis=0)
-            joints3d = self._keypoints[st.side](pose, betas, transl)
-            parts.append({
-                "track": np.full(n, st.index, np.int32),
-                "frame": np.array([r[0] for r in rows], np.int64),
-                "time_s": np.array([r[3]["time_s"] for r in rows], np.float64),
-                "pose": pose, "betas": betas, "transl": transl, "joints3d": joints3d,
-                "joints2d_proj": project(joints3d, focal, image_size).astype(np.float32),
-                "landmarks2d": np.stack([r[3]["landmarks2d"] for r in rows]).astype(np.float32),
-                "confidence": np.array([r[3]["confidence"] for r in rows], np.float32),
-                "filled": np.array([r[3]["filled"] for r in rows], bool),
-            })
-        if not parts:
-            return empty_rows()
-        rows = concat_rows(parts)
-        order = np.lexsort((rows["track"], rows["frame"]))
-        return {k: v[order] for k, v in rows.items()}
+def check_options(hands: str, filter_kind: str, smooth: float, threshold: float, focal: float | None) -> None:
+    """Raise CaptureError, saying what is allowed, for an invalid capture option."""
+    if hands not in HANDS_CHOICES:
+        raise CaptureError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}.")
+    if filter_kind not in FILTER_KINDS:
+        raise CaptureError(f"filter must be one of {', '.join(FILTER_KINDS)}, got {filter_kind!r}.")
+    if not 0.0 <= smooth <= 1.0:
+        raise CaptureError(f"smooth must be between 0 and 1, got {smooth}.")
+    if not 0.0 <= threshold <= 1.0:
+        raise CaptureError(f"threshold must be between 0 and 1, got {threshold}.")
+    if focal is not None and not (math.isfinite(focal) and focal > 0):
+        raise CaptureError(f"focal must be a positive number of pixels, got {focal}.")
