@@ -533,35 +533,33 @@ def hand_size_px(joints2d: np.ndarray) -> np.ndarray:
 
 
 def mediapipe_check(video_path: str | Path, gt: Mapping, stride: int = 1) -> dict:
-    """Run MediaPipe Hands (tracking mode) on the decoded clip and compare with the GT.
+    """Run the MediaPipe hand landmarker (video mode) on the decoded clip and compare with the GT.
 
     Every frame is fed to the tracker (so tracking behaves as in capture); every ``stride``-th
     frame is scored. Returns ``detection_rate``, ``median_err_px``, ``median_err_pct`` (of hand
     size), ``p90_err_pct`` and ``frames`` (scored).
     """
     import cv2
-    import mediapipe as mp
+
+    from .capture.tracking import HandDetector
 
     j2d = np.asarray(gt["joints2d"], dtype=np.float64)
     cap = cv2.VideoCapture(str(video_path))
     if not cap.isOpened():
         raise FileNotFoundError(f"cannot open {video_path}")
     errs, pct, found, scored = [], [], 0, 0
-    with mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=1, model_complexity=1,
-                                  min_detection_confidence=0.5, min_tracking_confidence=0.5) as hands:
+    with HandDetector(max_hands=1) as detector:
         t = 0
         while True:
             ok, frame = cap.read()
             if not ok or t >= len(j2d):
                 break
-            res = hands.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            hands = detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
             if t % stride == 0:
                 scored += 1
-                if res.multi_hand_landmarks:
+                if hands:
                     found += 1
-                    H, W = frame.shape[:2]
-                    lm = np.array([[p.x * W, p.y * H] for p in res.multi_hand_landmarks[0].landmark])
-                    e = np.linalg.norm(lm - j2d[t], axis=1)
+                    e = np.linalg.norm(hands[0].landmarks - j2d[t], axis=1)
                     errs.append(np.median(e))
                     pct.append(100.0 * np.median(e) / hand_size_px(j2d[t]))
             t += 1

@@ -106,7 +106,7 @@ def mediapipe_alone(video, frame_range=None) -> dict:
         t1 = time.perf_counter()
         if f is None:
             break
-        found = tracker.update(f.index, det.detect(cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB)))
+        found = tracker.update(f.index, det.detect(cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB), 1000.0 * f.time_s))
         t2 = time.perf_counter()
         t_dec += t1 - t0
         t_det += t2 - t1

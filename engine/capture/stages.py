@@ -78,7 +78,7 @@ class HandFinder:
                 f"{self.source_name}: frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]} "
                 f"but the video started at {w}x{h}; videos whose frame size changes are not supported. "
                 "Re-encode it at one size.")
-        found = self.tracker.update(frame.index, self.detector.detect(rgb))
+        found = self.tracker.update(frame.index, self.detector.detect(rgb, 1000.0 * frame.time_s))
         found = {s: d for s, d in found.items() if s in self.sides}
         return FrameHands(frame.index, frame.time_s, found, rgb if (found and self.keep_rgb) else None)
 

@@ -1,6 +1,6 @@
 """Measure the MediaPipe hand landmarker's 2-D error on real images, for the synthetic noise model.
 
-Runs the real landmarker (``mediapipe.solutions.hands``, ``static_image_mode=True``) on the
+Runs the real landmarker (MediaPipe Tasks ``HandLandmarker``, image mode) on the
 annotated FreiHAND images in ``../shared/media/freihand`` (COCO-style json, same keypoint order as
 MediaPipe) and writes per-keypoint error statistics in units of *hand size* (the longer side of the
 ground-truth keypoints' bounding box) to ``engine/assets/landmark_noise.json``.
@@ -68,22 +68,19 @@ def run_mediapipe(images: list[Path], upscale: int = 2) -> list[np.ndarray | Non
     small hand in a larger frame is what the landmarker sees in a video; results are mapped back.
     """
     import cv2
-    import mediapipe as mp
+
+    from ..capture.tracking import HandDetector
 
     out = []
-    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, min_detection_confidence=0.3) as hands:
+    with HandDetector(max_hands=1, min_detection_confidence=0.3, mode="image") as detector:
         for path in images:
             bgr = cv2.imread(str(path))
             if bgr is None:
                 raise FileNotFoundError(f"cannot read image {path}")
             h, w = bgr.shape[:2]
             big = cv2.resize(bgr, (w * upscale, h * upscale), interpolation=cv2.INTER_CUBIC)
-            res = hands.process(cv2.cvtColor(big, cv2.COLOR_BGR2RGB))
-            if not res.multi_hand_landmarks:
-                out.append(None)
-                continue
-            lm = res.multi_hand_landmarks[0].landmark
-            out.append(np.array([[p.x * w, p.y * h] for p in lm], dtype=np.float64))
+            found = detector.detect(cv2.cvtColor(big, cv2.COLOR_BGR2RGB))
+            out.append(found[0].landmarks.astype(np.float64) / upscale if found else None)
     return out
 
 
@@ -147,7 +144,7 @@ def calibrate(folder: Path) -> dict:
                        "(longer side of the GT keypoint bounding box), split into a whole-hand similarity "
                        "(shift, log-scale, in-plane rotation) and a per-keypoint residual. "
                        "sigma: regularised per-axis std of the residual per keypoint.",
-        "source": "mediapipe.solutions.hands static_image_mode=True on ../shared/media/freihand (2x upscaled)",
+        "source": "MediaPipe Tasks HandLandmarker (image mode, the bundled hand_landmarker.task) on ../shared/media/freihand (2x upscaled)",
         "images_found": found,
         "images_total": len(samples),
         "distinct_poses": 2,
