@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("prefs", "props", "rig", "ops_capture", "ops_import", "retarget", "ui")
+_SUBMODULES = ("prefs", "props", "rig", "ops_capture", "ops_import", "retarget", "ui", "live_ui")
 
 
 def _modules():

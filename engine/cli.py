@@ -13,6 +13,7 @@ import sys
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "capture": ("dahyf.capture.commands", "capture hand motion from a video into a take (.npz)"),
+    "live": ("dahyf.capture.live_commands", "live capture from a camera, stream or video file in real time"),
     "train": ("dahyf.train.commands", "train a DaHyF network or the default landmark engine"),
     "eval": ("dahyf.eval.commands", "evaluate predictions with the official FreiHAND / HO3D metrics"),
     "bench": ("dahyf.eval.bench", "measure throughput and memory, write BENCHMARKS figures"),

@@ -120,6 +120,14 @@ class Engine:
             self.last_timings = dict(pipeline.timings)
             reader.close()
 
+    def live(self, source, **options):
+        """A :class:`~.live.LiveCapture` of ``source`` (camera index, device path, URL or video file
+        played in real time); ``options``: hands, threshold, smooth, filter, mirror, focal ...
+        Call ``start()`` on it."""
+        from .live import LiveCapture
+
+        return LiveCapture(self, source, **options)
+
     def capture(self, video, hands: str = "both", frame_range=None, threshold: float = DEFAULT_THRESHOLD,
                 smooth: float = DEFAULT_SMOOTH, chunk_frames: int = DEFAULT_CHUNK_FRAMES, cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None, out=None, filter: str = "zero_lag",

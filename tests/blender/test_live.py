@@ -1,0 +1,182 @@
+"""Live capture in real headless Blender: the timer callback drives the live rig, Record keys a new
+Action per take at scene time, errors keep what was recorded.
+
+The source is the bundled sample clip (cut to 1.5 s) played in real time; background Blender runs
+no event loop, so the tests call the registered timer function themselves, as Blender would.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+from mathutils import Quaternion, Vector  # noqa: E402
+
+from blender_helpers import scene_fingerprint  # noqa: E402
+
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
+
+CLIP_FRAMES = 45
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from dahyf.capture.video import VideoReader
+    from dahyf.sample_video import SAMPLE_VIDEO
+    from test_capture_media import write_clip
+
+    frames = [f.image for f in VideoReader(SAMPLE_VIDEO, (0, CLIP_FRAMES))]
+    return write_clip(tmp_path_factory.mktemp("live") / "clip.mp4", frames)
+
+
+def _drive_timer(live_ui, record_after_s=None, stop_after_s=None, timeout=30.0):
+    """Call the registered timer like Blender's event loop would, until it asks to be removed."""
+    t0 = time.perf_counter()
+    interval = 0.0
+    while interval is not None and time.perf_counter() - t0 < timeout:
+        time.sleep(interval)
+        s = live_ui.SESSION
+        if record_after_s is not None and s.state == "live" and not s.recording and \
+                time.perf_counter() - t0 >= record_after_s:
+            assert bpy.ops.dahyf.live_record() == {"FINISHED"}
+            record_after_s = None
+        if stop_after_s is not None and s.state == "live" and time.perf_counter() - t0 >= stop_after_s:
+            assert bpy.ops.dahyf.live_stop() == {"FINISHED"}
+            return None
+        interval = live_ui._timer()
+    return interval
+
+
+def _assert_action_matches_take(arm, action_name, take, start_frame, fps, compat, live):
+    from dahyf.hand.tables import BONE_NAMES
+
+    assert arm.animation_data.action.name == action_name
+    tr = take.track_rows(0)
+    frames, keep = live.scene_frames(tr.time_s, fps, start_frame)
+    curves = {(fc.data_path, fc.array_index): fc for fc in compat.channel_owner(arm).fcurves}
+    for j, b in enumerate(BONE_NAMES):
+        B = arm.data.bones[b].matrix_local.to_quaternion()
+        keys = [curves[(f'pose.bones["{b}"].rotation_quaternion', i)].keyframe_points for i in range(4)]
+        assert [len(k) for k in keys] == [len(frames)] * 4
+        np.testing.assert_array_equal([k.co[0] for k in keys[0]], frames)
+        for k, r in enumerate(keep):
+            aa = Vector(tr.pose[r, j].astype(np.float64))
+            R = Quaternion(aa.normalized(), aa.length) if aa.length > 0 else Quaternion()
+            want = np.array(B.inverted() @ R @ B)
+            got = np.array([keys[i][k].co[1] for i in range(4)])
+            np.testing.assert_allclose(got, want if got @ want >= 0 else -want, atol=1e-5)
+
+
+def test_live_session_driven_by_the_timer_keys_a_valid_take(ctx, clip, tmp_path, engine_available, sub):
+    import dahyf
+
+    live_ui, live, compat = sub("live_ui"), sub("live"), sub("compat")
+    scene = ctx.scene
+    scene.frame_current = 10
+    s = scene.dahyf_live
+    s.source, s.hands, s.take_path = str(clip), "RIGHT", str(tmp_path / "live.npz")
+    assert bpy.ops.dahyf.live_start() == {"FINISHED"}
+    session = live_ui.SESSION
+    arm = bpy.data.objects["DaHyF Live R"]
+    rest = [tuple(pb.rotation_quaternion) for pb in arm.pose.bones]
+    assert _drive_timer(live_ui, record_after_s=0.0) is None     # the clip ended: the timer removes itself
+    assert session.state == "stopped", session.message
+    assert [tuple(pb.rotation_quaternion) for pb in arm.pose.bones] != rest   # the rig followed
+    take = dahyf.Take.load(tmp_path / "live.npz")
+    assert take.meta["live"] and len(take) > 0 and take.handedness == ("right",)
+    fps = scene.render.fps / scene.render.fps_base
+    _assert_action_matches_take(arm, "live.take001.right0", take, 10, fps, compat, live)
+    assert bpy.data.actions["live.take001.right0"].use_fake_user
+    ticks = session.tick_stats()
+    print(f"\nmain-thread time per tick over {ticks['ticks']} ticks: p50 {ticks['p50']:.3f} ms, "
+          f"p95 {ticks['p95']:.3f} ms, max {ticks['max']:.3f} ms")
+    assert ticks["ticks"] > CLIP_FRAMES / 2
+    # a second take: a new Action, the first one kept
+    assert bpy.ops.dahyf.live_start() == {"FINISHED"}
+    assert _drive_timer(live_ui, record_after_s=0.0, stop_after_s=0.8) is None
+    assert arm.animation_data.action.name == "live.take002.right0"
+    assert "live.take001.right0" in bpy.data.actions
+    assert (tmp_path / "live.002.npz").is_file()
+
+
+def test_missing_camera_is_reported_and_leaves_the_scene_unchanged(ctx, engine_available, sub):
+    live_ui = sub("live_ui")
+    before = scene_fingerprint()
+    ctx.scene.dahyf_live.source = "97"
+    assert bpy.ops.dahyf.live_start() == {"FINISHED"}            # opening happens off the UI thread
+    assert _drive_timer(live_ui) is None
+    assert live_ui.SESSION.state == "failed" and "Cannot open camera 97" in live_ui.SESSION.message
+    assert scene_fingerprint() == before
+
+
+def test_a_source_failing_mid_take_keeps_the_recorded_part(ctx, tmp_path, engine_available, sub):
+    import cv2
+
+    from dahyf.capture.video import VideoReader
+    from dahyf.sample_video import SAMPLE_VIDEO
+
+    live_ui = sub("live_ui")
+    whole = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for f in VideoReader(SAMPLE_VIDEO, (0, 30)):
+        writer.write(f.image)
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    s = ctx.scene.dahyf_live
+    s.source, s.take_path = str(cut), str(tmp_path / "cut.npz")
+    assert bpy.ops.dahyf.live_start() == {"FINISHED"}
+    assert _drive_timer(live_ui, record_after_s=0.0) is None
+    session = live_ui.SESSION
+    assert session.state == "failed" and "stopped decoding" in session.message and "Kept" in session.message
+    assert "live.take001.right0" in bpy.data.actions
+    import dahyf
+
+    assert 0 < len(dahyf.Take.load(tmp_path / "cut.npz")) < 30
+
+
+def test_live_drives_a_retargeted_rig(ctx, clip, engine_available, sub):
+    # The live rig drives another armature (a hand with Mixamo bone names, found by the AUTO preset)
+    # through the retarget live-preview constraints: its fingers point where the live hand's do,
+    # and Stop removes the constraints again.
+    from dahyf.hand.tables import BONE_NAMES
+
+    live_ui = sub("live_ui")
+    assert bpy.ops.dahyf.add_hand_rig(side="RIGHT") == {"FINISHED"}
+    target = ctx.view_layer.objects.active
+    target.name = "Character"
+    mixamo = {"wrist": "mixamorig:RightHand"}
+    mixamo.update({f"{f}{k}": f"mixamorig:RightHand{f.capitalize()}{k}"
+                   for f in ("index", "middle", "ring", "pinky", "thumb") for k in (1, 2, 3)})
+    for bone in list(target.data.bones):
+        bone.name = mixamo[bone.name]
+    s = ctx.scene.dahyf_live
+    s.source, s.drive_armature = str(clip), target
+    assert bpy.ops.dahyf.live_start() == {"FINISHED"}
+    live_ui.SESSION.wait_started()
+    source = bpy.data.objects["DaHyF Live R"]
+    assert any(c.name.startswith("DaHyF live") for pb in target.pose.bones for c in pb.constraints)
+    for _ in range(500):                                         # until a pose has been applied
+        time.sleep(0.02)
+        live_ui._timer()
+        if live_ui.SESSION._last_index >= 0:
+            break
+    ctx.view_layer.update()
+
+    def in_hand(obj, names):   # each finger bone's direction (its Y axis) in the wrist bone's frame
+        wrist = obj.pose.bones[names[0]].matrix.to_3x3().inverted()
+        return np.array([wrist @ obj.pose.bones[b].matrix.to_3x3().col[1] for b in names[1:]])
+
+    def angle(a, b):
+        return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
+
+    src = in_hand(source, BONE_NAMES)
+    tgt = in_hand(target, [mixamo[b] for b in BONE_NAMES])
+    rest = np.array([source.data.bones[BONE_NAMES[0]].matrix_local.to_3x3().inverted()
+                     @ source.data.bones[b].matrix_local.to_3x3().col[1] for b in BONE_NAMES[1:]])
+    assert angle(src, rest).max() > 10                           # the live hand is not flat
+    assert angle(src, tgt).max() < 1.0                           # the same rest pose: the same directions
+    assert bpy.ops.dahyf.live_stop() == {"FINISHED"}
+    assert not any(c.name.startswith("DaHyF") for pb in target.pose.bones for c in pb.constraints)
