@@ -37,9 +37,10 @@ def clip(tmp_path_factory):
     return write_clip(tmp_path_factory.mktemp("live") / "clip.mp4", frames)
 
 
-def _run_to_end(live, record=True):
+def _run_to_end(live, record_after: int = 0):
+    """Run ``live`` to the end of its source, recording from its ``record_after``-th result on."""
     live.start()
-    if record:
+    if record_after == 0:
         live.record()
     poses, last = [], -1
     while live.running:
@@ -47,6 +48,8 @@ def _run_to_end(live, record=True):
         if pose is not None and pose.index != last:
             poses.append(pose)
             last = pose.index
+            if len(poses) == record_after:
+                live.record()
     return poses, live.stop()
 
 
@@ -91,7 +94,7 @@ def test_mirror_flips_the_frames_left_right(clip):
 
 def test_live_rows_come_out_with_their_frame_and_record_a_take_like_a_file_capture(engine, clip, tmp_path):
     live = engine.live(clip, hands="right")
-    poses, take = _run_to_end(live)
+    poses, take = _run_to_end(live, record_after=1)
     assert live.error is None and take is not None
     for p in poses:                                              # causal: no row waits for later frames
         assert set(p.rows["frame"].tolist()) <= {p.index}
@@ -101,7 +104,8 @@ def test_live_rows_come_out_with_their_frame_and_record_a_take_like_a_file_captu
     assert stats["latency_ms"]["p50"] > 0 and stats["latency_ms"]["p95"] >= stats["latency_ms"]["p50"]
     take = Take.load(take.save(tmp_path / "live.npz"))           # the file format, re-readable
     assert take.meta["live"] and take.meta["filter"] == "one_euro" and take.handedness == ("right",)
-    assert take.frame[0] == 0 and np.all(np.diff(take.frame) > 0)
+    first = take.meta["first_source_frame"]                      # counted from the first recorded frame
+    assert first > poses[0].index and take.frame[0] == 0 and np.all(np.diff(take.frame) > 0)
     assert np.all(take.betas == take.betas[0])                   # one β per track, as in file capture
     np.testing.assert_allclose(take.time_s, take.frame / 30.0, atol=1e-3)
     # the same checks as a file capture of the clip: every processed frame has the hand,
@@ -111,7 +115,6 @@ def test_live_rows_come_out_with_their_frame_and_record_a_take_like_a_file_captu
     size = np.linalg.norm(take.landmarks2d.max(1) - take.landmarks2d.min(1), axis=-1)
     err = np.linalg.norm(take.joints2d_proj - take.landmarks2d, axis=-1).mean(-1) / size
     assert np.median(err) < 0.1
-    first = take.meta["first_source_frame"]
     ref = filecap.track_for("right")
     _, i_ref, i_live = np.intersect1d(ref.frame, take.frame + first, return_indices=True)
     assert len(i_live) == len(take)

@@ -117,11 +117,13 @@ class LiveCapture:
 
     # --- control (any thread) ----------------------------------------------------------------------
     def start(self) -> "LiveCapture":
-        """Start the source and the engine threads (returns at once)."""
+        """Start the source and the engine threads. The hand landmarker is made first, so the source's
+        clock starts when the engine is ready (a file's first second is not lost to start-up)."""
         self._stages = self._pipeline.stages(self.fps, self.image_size, self.focal_px, hold_for_beta=False)
+        finder = self._pipeline.finder(self.image_size, self.source.name)
         self.t_start = time.perf_counter()
         self.source.start()
-        self._thread = threading.Thread(target=self._run, name="dahyf-live-engine", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(finder,), name="dahyf-live-engine", daemon=True)
         self._thread.start()
         return self
 
@@ -168,8 +170,7 @@ class LiveCapture:
         return self.stop_recording()
 
     # --- the engine thread --------------------------------------------------------------------------
-    def _run(self) -> None:
-        finder = self._pipeline.finder(self.image_size, self.source.name)
+    def _run(self, finder) -> None:
         last_at = time.perf_counter()
         try:
             while not self._stop.is_set():
@@ -220,10 +221,8 @@ class LiveCapture:
 
         if not any(rec.samples):
             return None
-        # β: the track's fixed β, or the median so far (the same rule, fewer frames) — the live
-        # tracks go on unchanged
-        betas = [st.betas() if s else None for st, s in zip(self._stages.tracks, rec.samples)]
-        rows = self._stages.rows(rec.samples, betas=betas)
+        # β: each track's fixed β, or the median so far (the same rule, over fewer frames)
+        rows = self._stages.rows(rec.samples)
         rows["frame"] = rows["frame"] - rec.first_index
         rows["time_s"] = rows["time_s"] - rec.first_time
         frames_span = int(rows["frame"].max()) + 1

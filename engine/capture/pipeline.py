@@ -176,13 +176,13 @@ class PoseStages:
         self.push(batch)
         return self.rows(self.release(batch[-1].index if batch else -1, flush))
 
-    def rows(self, released: list[list[TrackSample]], betas: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def rows(self, released: list[list[TrackSample]]) -> dict[str, np.ndarray]:
         """Take rows (take.ROW_FIELDS) of per-track samples, in frame then track order; joints from
-        the hand model with each track's β (or ``betas[track]``)."""
+        the hand model with each track's β (TrackState.betas)."""
         parts = []
         for st, samples in zip(self.tracks, released):
             if samples:
-                parts.append(self._track_rows(st, samples, st.betas() if betas is None else betas[st.index]))
+                parts.append(self._track_rows(st, samples, st.betas()))
         if not parts:
             return empty_rows()
         rows = concat_rows(parts)

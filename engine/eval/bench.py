@@ -12,6 +12,7 @@ import importlib.util
 BENCHES = {
     "capture": ("dahyf.capture.bench", "capture throughput (vs MediaPipe alone), quality vs raw landmarks, memory"),
     "network": ("dahyf.eval.bench_network", "network accuracy and speed"),
+    "live": ("dahyf.capture.live_bench", "live capture of a video played in real time: latency, drops, jitter"),
 }
 
 
@@ -52,9 +53,9 @@ def _run_all(args) -> int:
         parser = argparse.ArgumentParser(prog=f"dahyf bench {name}")
         mod.add_arguments(parser)
         argv = []
-        if name == "capture":
+        if name in ("capture", "live"):
             video = args.video or str(_sample_video())
-            argv = [video, "--out", "benchmarks/capture_sample.json"] if not args.video else [video]
+            argv = [video, "--out", f"benchmarks/{name}_sample.json"] if not args.video else [video]
         print(f"== dahyf bench {name} {' '.join(argv)}")
         rc = max(rc, int(mod.run(parser.parse_args(argv)) or 0))
     return rc
