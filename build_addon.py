@@ -61,7 +61,7 @@ BLENDER_PROVIDED = ("numpy",)
 
 
 #: Repository tools that live beside the add-on but are not part of the extension.
-DEV_ONLY = {"render_sample.py", "bench_keying.py"}
+DEV_ONLY = {"render_sample.py", "bench_keying.py", "bench_live.py"}
 
 def engine_requirements(variant: str, platform: str) -> list[str]:
     """The pinned runtime requirements of the engine (pyproject.toml), adapted to the variant."""

@@ -13,7 +13,7 @@ import pytest
 
 from dahyf.capture.engine import DEFAULT_CHECKPOINT, load_engine
 from dahyf.capture.errors import CaptureError
-from dahyf.capture.filters import make_filter
+from dahyf.capture.filters import FILTER_KINDS, PoseSample, make_filter
 from dahyf.capture.stages import TrackSample, TrackState
 from dahyf.capture.take import ROW_FIELDS, Take
 from test_capture_media import (VFR_DURATIONS, hand_clip, hand_frames, rotated_copy,  # noqa: F401
@@ -73,22 +73,34 @@ def test_cancel_keeps_a_valid_take(engine, hand_clip, tmp_path):
     assert len(back) == len(take)
 
 
-def test_confidence_gate_holds_the_last_confident_pose():
-    st = TrackState(0, "right", threshold=0.5, pose_filter=make_filter("zero_lag", 0.0, 30.0), fps=30.0)
+@pytest.mark.parametrize("smooth", (0.0, 0.6))
+@pytest.mark.parametrize("kind", sorted(FILTER_KINDS))
+def test_confidence_gate_holds_the_last_confident_pose(kind, smooth):
+    # threshold 0.5: a confidence equal to it is confident; a low first frame has nothing to hold
+    # (flagged, kept); the gate acts before the filter, with or without smoothing
+    conf = [0.3, 0.9, 0.5, 0.1, 0.8, 0.5, 0.49, 0.9]
+    held_from = [0, 1, 2, 2, 4, 5, 5, 7]
+    filled = [True, False, False, True, False, False, True, False]
     rng = np.random.default_rng(0)
-    poses = rng.normal(scale=0.3, size=(6, 16, 3))
-    transl = rng.normal(size=(6, 3))
-    conf = [0.9, 0.2, 0.1, 0.8, 0.3, 0.9]
-    for i in range(6):
-        st.push(TrackSample(i, i / 30, poses[i], transl[i], np.zeros((21, 2)), conf[i]), np.zeros(10))
-    st.advance(5, flush=True)
+    poses = rng.normal(scale=0.3, size=(8, 16, 3))
+    transl = rng.normal(size=(8, 3))
+    st = TrackState(0, "right", threshold=0.5, pose_filter=make_filter(kind, smooth, 30.0), fps=30.0)
+    for i in range(8):
+        st.push(TrackSample(i, i / 30, poses[i], transl[i], np.full((21, 2), i), conf[i]), np.zeros(10))
+    st.advance(7, flush=True)
+    ref = make_filter(kind, smooth, 30.0)                        # the same filter on the gated input
+    want = [o for i, h in enumerate(held_from) for o in ref.push(PoseSample(i, i / 30, poses[h], transl[h]))]
+    want += ref.flush()
     out = st.pending
-    held_from = [0, 0, 0, 3, 3, 5]
-    assert [s.frame for s in out] == list(range(6))
-    for s, src in zip(out, held_from):
-        np.testing.assert_allclose(s.pose, poses[src], atol=1e-9)
-        np.testing.assert_allclose(s.transl, transl[src], atol=1e-9)
-        assert s.filled == (src != s.frame) and s.confidence == conf[s.frame]
+    assert [s.frame for s in out] == list(range(8)) and [w.frame for w in want] == list(range(8))
+    assert [s.filled for s in out] == filled
+    assert [s.confidence for s in out] == conf and [s.landmarks2d[0, 0] for s in out] == list(range(8))
+    for s, w in zip(out, want):
+        np.testing.assert_allclose(s.pose, w.pose, atol=1e-12)
+        np.testing.assert_allclose(s.transl, w.transl, atol=1e-12)
+    if smooth == 0.0 and kind == "zero_lag":                     # no smoothing: exactly the held poses
+        for s, h in zip(out, held_from):
+            np.testing.assert_allclose(s.pose, poses[h], atol=1e-9)
 
 
 def test_cli_capture_with_preview(hand_clip, tmp_path, engine):
