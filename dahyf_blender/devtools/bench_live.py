@@ -85,12 +85,10 @@ def main(argv=None) -> int:
         "Command: `.venv/bin/python -m dahyf_blender.devtools.bench_live --out benchmarks/live_blender.md`",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
+    print("\n".join(lines))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as fh:
-            fh.write(text)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("\n".join(lines))
     return 0
 
 

@@ -252,17 +252,39 @@ def _size(text: str | None):
     return int(w), int(h)
 
 
-def add_arguments(p) -> None:
+def add_video_arguments(p, hands: str, out: str) -> None:
+    """The arguments every video benchmark takes: video, --json, --size, --frames, --hands,
+    --checkpoint, --out."""
     p.add_argument("video", help="the video to benchmark")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--size", default="640x480", help="transcode to WxH first (centre crop); 'native' keeps it")
     p.add_argument("--frames", type=int, default=300, help="frames to use (default 300)")
-    p.add_argument("--hands", default="both", choices=("right", "left", "both"))
-    p.add_argument("--smooth", type=float, default=DEFAULT_SMOOTH)
+    p.add_argument("--hands", default=hands, choices=("right", "left", "both"))
     p.add_argument("--checkpoint", help="engine checkpoint (default: the bundled engine)")
+    p.add_argument("--out", default=out, help="where to write the results")
+
+
+def bench_video(args, folder) -> Path:
+    """The benchmark's copy of ``args.video`` in ``folder``: ``args.frames`` frames at ``args.size``."""
+    size = None if args.size == "native" else _size(args.size)
+    return transcode(args.video, Path(folder) / "bench.mp4", size, args.frames)
+
+
+def write_result(result: dict, args) -> Path:
+    """Write ``result`` as JSON to ``args.out`` (and print it with ``--json``); the path."""
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    if args.json:
+        print(json.dumps(result, indent=1))
+    return out
+
+
+def add_arguments(p) -> None:
+    add_video_arguments(p, hands="both", out="benchmarks/capture.json")
+    p.add_argument("--smooth", type=float, default=DEFAULT_SMOOTH)
     p.add_argument("--memory", metavar="MIN,MIN", help="also measure peak memory for looped videos of these "
                    "lengths in minutes, e.g. 1,10 (slow: runs the whole pipeline)")
-    p.add_argument("--out", default="benchmarks/capture.json", help="where to write the results")
 
 
 def run(args) -> int:
@@ -271,8 +293,7 @@ def run(args) -> int:
     try:
         engine = load_engine(args.checkpoint, device="cpu")
         with tempfile.TemporaryDirectory(prefix="dahyf-bench-") as tmp:
-            size = None if args.size == "native" else _size(args.size)
-            src = transcode(args.video, Path(tmp) / "bench.mp4", size, args.frames)
+            src = bench_video(args, tmp)
             # MediaPipe alone before and after the engine (the CPU may be shared); the faster of the
             # two is the reference, which is the conservative choice for the slowdown figure.
             mp_before = mediapipe_alone(src)
@@ -291,12 +312,8 @@ def run(args) -> int:
     except CaptureError as exc:
         print(f"dahyf bench capture: error: {exc}", file=sys.stderr)
         return 1
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
+    out = write_result(result, args)
+    if not args.json:
         e, m = result["engine"], result["mediapipe_alone"]
         print(f"{result['video']} at {result['size'][0]}x{result['size'][1]}, {result['frames']} frames")
         print(f"engine: decode {e['decode_fps']:.0f} fps, detection {e['detection_fps']:.0f} fps, "

@@ -9,7 +9,6 @@ identity jumps (each live track's hand is the file capture's hand of that side).
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import _size, hand_size, machine_info, quality, transcode
+from .bench import add_video_arguments, bench_video, hand_size, machine_info, quality, write_result
 from .errors import CaptureError
 
 
@@ -64,14 +63,8 @@ def same_checks(live_take, file_take) -> dict:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("video", help="the video to play in real time")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--size", default="640x480", help="transcode to WxH first (centre crop); 'native' keeps it")
-    p.add_argument("--frames", type=int, default=300, help="frames to use (default 300)")
-    p.add_argument("--hands", default="right", choices=("right", "left", "both"))
+    add_video_arguments(p, hands="right", out="benchmarks/live.json")
     p.add_argument("--smooth", type=float, help="live smoothing (default: live capture's default)")
-    p.add_argument("--checkpoint", help="engine checkpoint (default: the bundled engine)")
-    p.add_argument("--out", default="benchmarks/live.json", help="where to write the results")
 
 
 def run(args) -> int:
@@ -80,8 +73,7 @@ def run(args) -> int:
     try:
         engine = load_engine(args.checkpoint, device="cpu")
         with tempfile.TemporaryDirectory(prefix="dahyf-bench-live-") as tmp:
-            size = None if args.size == "native" else _size(args.size)
-            src = transcode(args.video, Path(tmp) / "live.mp4", size, args.frames)
+            src = bench_video(args, tmp)
             engine.capture(src, hands=args.hands, frame_range=(0, 5))   # warm-up (first-call costs)
             stats, take = run_live(engine, src, args.hands, args.smooth)
             file_take = engine.capture(src, hands=args.hands, filter="one_euro")
@@ -94,12 +86,8 @@ def run(args) -> int:
     result = {"video": Path(args.video).name, "hands": args.hands, "smooth": take.meta["smooth"], "live": stats,
               "quality": quality(take, len(np.unique(file_take.frame))), "same_checks": same_checks(take, file_take),
               "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
+    out = write_result(result, args)
+    if not args.json:
         s, q, c = stats, result["quality"], result["same_checks"]
         print(f"{result['video']} at {s['image_size'][0]}x{s['image_size'][1]}, {s['source_fps']:.0f} fps, "
               f"{s['frames_in']} frames: processed {s['processed_share']:.1%}, latency p50 "
