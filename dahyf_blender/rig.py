@@ -147,7 +147,7 @@ def build_hand_rig(context, hand_model, side: str, betas=None, name: str | None 
     collection.objects.link(mesh_obj)
     mesh_obj.parent = arm_obj
     mesh_obj.matrix_parent_inverse = Matrix.Identity(4)
-    weights = hand_model.lbs_weights.detach().cpu().numpy()
+    weights = np.asarray(hand_model.lbs_weights)
     for j, bname in enumerate(BONE_NAMES):
         vg = mesh_obj.vertex_groups.new(name=bname)
         idx = np.nonzero(weights[:, j] > 1e-4)[0]

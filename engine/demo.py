@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SAMPLE_DIR = Path(__file__).resolve().parent / "assets" / "sample"
+from .assets import SAMPLE_DIR
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -37,6 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .assets import SAMPLE_DIR, SAMPLE_VIDEO
+from .geometry import hand_size as hand_size_px
+from .geometry import procrustes_align, project_points
+from .hand.kinematics import batch_rodrigues as rodrigues
+from .hand.kinematics import matrix_to_axis_angle as rotation_to_axis_angle
 from .hand.tables import FINGER_JOINTS, JOINT_NAMES, NUM_KEYPOINTS
 
 #: Image size (W, H) px, frame rate, and focal length px of the sample clip's camera.
@@ -46,14 +51,13 @@ FOCAL = 600.0
 #: Clip length in seconds.
 DURATION_S = 7.0
 #: File names inside the output folder.
-VIDEO_NAME = "open_hand_sample.mp4"
+VIDEO_NAME = SAMPLE_VIDEO.name
 GT_NAME = "open_hand_sample_gt.npz"
 
 REPO = Path(__file__).resolve().parent.parent
 RENDER_SCRIPT = REPO / "dahyf_blender" / "render_sample.py"
-DEFAULT_OUT = Path(__file__).resolve().parent / "assets" / "sample"
-#: The shipped clip and its ground truth.
-SAMPLE_VIDEO = DEFAULT_OUT / VIDEO_NAME
+DEFAULT_OUT = SAMPLE_DIR
+#: The shipped ground truth of the clip (SAMPLE_VIDEO: dahyf.assets).
 SAMPLE_GT = DEFAULT_OUT / GT_NAME
 
 #: Flexion limits per finger joint (MCP, PIP, DIP) at curl = 1, degrees (inside the usual
@@ -165,41 +169,6 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def rodrigues(axis_angle: np.ndarray) -> np.ndarray:
-    """(…, 3) rad axis-angle → (…, 3, 3) rotation matrices."""
-    aa = np.asarray(axis_angle, dtype=np.float64)
-    th = np.linalg.norm(aa, axis=-1, keepdims=True)
-    k = aa / np.maximum(th, 1e-12)
-    kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
-    z = np.zeros_like(kx)
-    Kx = np.stack([z, -kz, ky, kz, z, -kx, -ky, kx, z], axis=-1).reshape(aa.shape[:-1] + (3, 3))
-    th = th[..., None]
-    eye = np.broadcast_to(np.eye(3), Kx.shape)
-    return eye + np.sin(th) * Kx + (1.0 - np.cos(th)) * (Kx @ Kx)
-
-
-def rotation_to_axis_angle(R: np.ndarray) -> np.ndarray:
-    """(…, 3, 3) rotation matrices → (…, 3) rad axis-angle (angle in [0, π])."""
-    R = np.asarray(R, dtype=np.float64)
-    flat = R.reshape(-1, 3, 3)
-    out = np.zeros((flat.shape[0], 3))
-    for n, M in enumerate(flat):
-        cos = np.clip((np.trace(M) - 1.0) / 2.0, -1.0, 1.0)
-        ang = math.acos(cos)
-        v = np.array([M[2, 1] - M[1, 2], M[0, 2] - M[2, 0], M[1, 0] - M[0, 1]])
-        if ang < 1e-8:
-            continue
-        if math.pi - ang < 1e-4:  # near π: axis from the symmetric part
-            B = (M + np.eye(3)) / 2.0
-            ax = _unit(B[np.argmax(np.diag(B))])
-            if np.dot(ax, v) < 0:
-                ax = -ax
-            out[n] = ax * ang
-        else:
-            out[n] = v / (2.0 * math.sin(ang)) * ang
-    return out.reshape(R.shape[:-2] + (3,))
-
-
 def rotation_angle_deg(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
     """Geodesic angle (…,) in degrees between rotation matrices (…, 3, 3)."""
     M = np.swapaxes(Ra, -1, -2) @ Rb
@@ -289,10 +258,8 @@ def global_rotations(ctrl: dict[str, np.ndarray], lean_deg: np.ndarray, rest_joi
 
 
 def project(points: np.ndarray, focal: float, image_size=IMAGE_SIZE) -> np.ndarray:
-    """Pinhole projection of camera-frame points (…, 3) m to pixels (…, 2), principal point at the image centre."""
-    p = np.asarray(points, dtype=np.float64)
-    W, H = image_size
-    return focal * p[..., :2] / p[..., 2:3] + np.array([W / 2.0, H / 2.0])
+    """Camera-frame points (…, 3) m → pixels (…, 2) in the clip (:func:`dahyf.geometry.project_points`)."""
+    return project_points(np.asarray(points, dtype=np.float64), focal, image_size)
 
 
 def model_digest(model) -> str:
@@ -301,7 +268,7 @@ def model_digest(model) -> str:
     for k, v in sorted(model.arrays().items()):
         h.update(k.encode())
         h.update(np.ascontiguousarray(v, dtype=np.float64).tobytes())
-    h.update(model.tip_vertex_ids.cpu().numpy().astype(np.int64).tobytes())
+    h.update(np.asarray(model.tip_vertex_ids, np.int64).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -356,7 +323,7 @@ def forearm_mesh(model, n_around: int = 24, n_along: int = 8, length: float = 0.
     """
     rest = model.rest_joints
     F = hand_frame(rest)
-    v = model.v_template.detach().cpu().numpy().astype(np.float64) - rest[0]
+    v = np.asarray(model.v_template, np.float64) - rest[0]
     local = v @ F  # (radial, distal, palmar)
     near = local[np.abs(local[:, 1] - local[:, 1].min() - 0.006) < 0.008]
     centre = np.array([near[:, 0].mean(), 0.0, near[:, 2].mean()])
@@ -526,12 +493,6 @@ def generate(out_dir: Path, work_dir: Path | None = None, samples: int = 12, den
 # Checks and evaluation
 # ---------------------------------------------------------------------------------------------
 
-def hand_size_px(joints2d: np.ndarray) -> np.ndarray:
-    """Hand size (…,) px: the longer side of the keypoints' bounding box, joints2d (…, 21, 2)."""
-    ext = joints2d.max(axis=-2) - joints2d.min(axis=-2)
-    return ext.max(axis=-1)
-
-
 def mediapipe_check(video_path: str | Path, gt: Mapping, stride: int = 1) -> dict:
     """Run the MediaPipe hand landmarker (video mode) on the decoded clip and compare with the GT.
 
@@ -568,18 +529,6 @@ def mediapipe_check(video_path: str | Path, gt: Mapping, stride: int = 1) -> dic
             "median_err_px": float(np.median(errs)) if errs else float("nan"),
             "median_err_pct": float(np.median(pct)) if pct else float("nan"),
             "p90_err_pct": float(np.percentile(pct, 90)) if pct else float("nan")}
-
-
-def procrustes_align(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Similarity-align ``pred`` (N, 3) to ``target`` (N, 3) (Umeyama 1991); returns aligned (N, 3)."""
-    mp_, mt = pred.mean(0), target.mean(0)
-    P, Q = pred - mp_, target - mt
-    U, S, Vt = np.linalg.svd(P.T @ Q)
-    D = np.eye(3)
-    D[2, 2] = np.sign(np.linalg.det(U @ Vt))
-    R = U @ D @ Vt  # maps row vectors: P @ R ≈ Q
-    scale = np.trace(np.diag(S) @ D) / max((P ** 2).sum(), 1e-12)
-    return scale * P @ R + mt
 
 
 def _field(obj, name):
@@ -635,7 +584,7 @@ def evaluate_take_against_gt(take, gt) -> dict:
         raise ValueError("the take has no frame of the sample clip to score")
     gj = np.asarray(gt["joints3d"], dtype=np.float64)[frame]
     gpose = np.asarray(gt["pose"], dtype=np.float64)[frame]
-    pa = [np.linalg.norm(procrustes_align(p, g) - g, axis=1).mean() for p, g in zip(j3d, gj)]
+    pa = [np.linalg.norm(procrustes_align(g, p) - g, axis=1).mean() for p, g in zip(j3d, gj)]
     rr = np.linalg.norm((j3d - j3d[:, :1]) - (gj - gj[:, :1]), axis=2).mean(1)
     ang = rotation_angle_deg(rodrigues(pose[:, 0]), rodrigues(gpose[:, 0]))
     return {"pa_mpjpe_mm": float(1000 * np.mean(pa)), "rr_mpjpe_mm": float(1000 * np.mean(rr)),

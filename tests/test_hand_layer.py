@@ -14,6 +14,7 @@ import scipy.sparse
 import torch
 
 from dahyf.hand import kinematics as K
+from dahyf.hand import quaternion as Q
 from dahyf.hand.mano_io import ModelFileError, load_mano_pkl
 from dahyf.hand.mirror import mirror_model_arrays, mirror_points, mirror_pose
 from dahyf.hand.model import HandModel, load_hand_model
@@ -95,6 +96,11 @@ def test_fk_and_lbs_equal_smplx_mano(mano_folder, side, dtype):
     got = ours(pose, betas, transl)
     tol = 1e-5 if dtype == torch.float32 else 1e-8
     assert got.vertices.dtype == dtype
+    # the numpy path (the capture runtime) is the same forward
+    got_np = ours(pose.numpy(), betas.numpy(), transl.numpy())
+    assert isinstance(got_np.vertices, np.ndarray) and got_np.vertices.dtype == pose.numpy().dtype
+    assert np.abs(got_np.vertices - want.vertices.numpy()).max() < tol
+    assert np.abs(got_np.keypoints - got.keypoints.numpy()).max() < tol
     assert (got.vertices - want.vertices).abs().max() < tol
     assert (got.joints - want.joints[:, :16]).abs().max() < tol
     tips = want.vertices[:, list(MANO_TIP_VERTEX_IDS)]
@@ -183,9 +189,9 @@ def test_rotation_conversions_round_trip():
     aa = aa / aa.norm(dim=-1, keepdim=True) * torch.rand(200, 1, generator=g, dtype=torch.float64) * 3.1
     R = K.batch_rodrigues(aa)
     assert torch.allclose(K.matrix_to_axis_angle(R), aa, atol=1e-7)
-    q = K.axis_angle_to_quaternion(aa)
-    assert torch.allclose(K.batch_rodrigues(K.quaternion_to_axis_angle(q)), R, atol=1e-9)
-    assert torch.allclose(K.matrix_to_quaternion(R).abs(), q.abs(), atol=1e-9)
+    q = Q.from_axis_angle(aa)
+    assert torch.allclose(K.batch_rodrigues(Q.to_axis_angle(q)), R, atol=1e-9)
+    assert torch.allclose(Q.from_matrix(R).abs(), q.abs(), atol=1e-9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
@@ -194,7 +200,7 @@ def test_hand_model_runs_on_cuda():
     hand = HandModel(arrays, MANO_TIP_VERTEX_IDS, "right")
     pose = torch.randn(4, 16, 3, dtype=torch.float64)
     cpu = hand(pose)
-    gpu = hand.to("cuda")(pose.cuda())
+    gpu = hand(pose.cuda())
     assert torch.allclose(gpu.vertices.cpu(), cpu.vertices, atol=1e-9)
 
 
@@ -212,16 +218,16 @@ def test_cli_help_via_module_and_console_script(repo_dir):
     assert by_script.returncode == 0 and by_script.stdout == by_module.stdout
 
 
-def test_numpy_quaternions_agree_with_the_torch_rotations():
-    from dahyf.hand import quaternion as Q
-
+def test_rotations_agree_between_numpy_and_torch():
     rng = np.random.default_rng(2)
     aa = rng.normal(size=(100, 3)) * 1.5
     aa[0] = 0.0
     v = rng.normal(size=(100, 3))
     q = Q.from_axis_angle(aa)
-    np.testing.assert_allclose(q, K.axis_angle_to_quaternion(torch.tensor(aa)).numpy(), atol=1e-12)
+    np.testing.assert_allclose(q, Q.from_axis_angle(torch.tensor(aa)).numpy(), atol=1e-12)
     R = K.batch_rodrigues(torch.tensor(aa)).numpy()
+    np.testing.assert_allclose(K.batch_rodrigues(aa), R, atol=1e-12)
+    np.testing.assert_allclose(Q.from_matrix(R), Q.from_matrix(torch.tensor(R)).numpy(), atol=1e-12)
     np.testing.assert_allclose(Q.rotate(q, v), (R @ v[..., None])[..., 0], atol=1e-12)
     np.testing.assert_allclose(Q.multiply(q, Q.conjugate(q)), np.tile([1.0, 0, 0, 0], (100, 1)), atol=1e-12)
     back = Q.to_axis_angle(q)

@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from dahyf.assets import DEFAULT_CHECKPOINT
+from dahyf.geometry import hand_size, project_points
 from dahyf.hand.mirror import mirror_points, mirror_pose
 from dahyf.hand.model import load_hand_model
-from dahyf.net.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
-from dahyf.net.landmark import LandmarkConfig, LandmarkEstimator, LandmarkDaHyF
+from dahyf.net.batch import HandBatch
+from dahyf.net.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dahyf.net.landmark import LandmarkConfig, LandmarkEstimator
+from dahyf.net.modules import LandmarkDaHyF
 from dahyf.train import synthetic as S
 from dahyf.train.landmark_trainer import LandmarkTrainConfig, auroc, evaluate_landmark, train_landmark
 from dahyf.train.noise_calibration import load_noise_model
@@ -18,11 +22,21 @@ from dahyf.train.noise_calibration import load_noise_model
 torch.set_num_threads(1)
 
 
+def _batch(lm, right, b):
+    return HandBatch.of(lm, np.full(lm.shape[0], right), b.image_size, b.focal)
+
+
+def _mirrored(lm, b):
+    out = lm.clone()
+    out[..., 0] = b.image_size[:, None, 0] - out[..., 0]
+    return out
+
+
 def test_shipped_checkpoint_is_small_and_loads_into_the_estimator_interface(estimator):
-    assert DEFAULT_CHECKPOINT.stat().st_size < 20 * 2 ** 20
+    assert DEFAULT_CHECKPOINT.suffix == ".npz" and DEFAULT_CHECKPOINT.stat().st_size < 20 * 2 ** 20
     assert estimator.needs_crops is False
     assert estimator.hand_model_name == "open"
-    assert estimator.device == torch.device("cpu")
+    assert estimator.device == "cpu" and estimator.backend == "numpy"
 
 
 def test_shipped_checkpoint_reaches_accuracy_on_a_fixed_seed_synthetic_set(estimator):
@@ -37,48 +51,101 @@ def test_shipped_checkpoint_reaches_accuracy_on_a_fixed_seed_synthetic_set(estim
 
 def test_prediction_reproduces_joints_with_the_hand_model_for_both_sides(estimator, sampler):
     b = sampler.sample(torch.Generator().manual_seed(5), 8)
-    W = b.image_size[:, 0]
-    lm_left = b.landmarks.clone()
-    lm_left[..., 0] = W[:, None] - lm_left[..., 0]
-    for lm, right in ((b.landmarks, True), (lm_left, False)):
-        out = estimator.predict(lm, torch.full((8,), right), b.image_size, b.focal)
+    for lm, right in ((b.landmarks, True), (_mirrored(b.landmarks, b), False)):
+        out = estimator.predict(_batch(lm, right, b))
         assert out["pose"].shape == (8, 16, 3) and out["betas"].shape == (8, 10) and out["transl"].shape == (8, 3)
         assert out["joints3d"].shape == (8, 21, 3) and out["joints2d_proj"].shape == (8, 21, 2)
-        assert out["confidence"].shape == (8,)
+        assert out["confidence"].shape == (8,) and out["valid"].all() and not out["refine_failed"].any()
         hand = load_hand_model("open", "right" if right else "left")
         kp = hand(out["pose"], out["betas"], out["transl"]).keypoints
-        assert torch.allclose(kp, out["joints3d"], atol=1e-5)
-        f = b.focal[:, None, None]
-        proj = f * kp[..., :2] / kp[..., 2:] + b.image_size[:, None] / 2
-        assert torch.allclose(proj, out["joints2d_proj"], atol=1e-2)
+        np.testing.assert_allclose(kp, out["joints3d"], atol=1e-5)
+        f, size = b.focal.numpy()[:, None, None], b.image_size.numpy()[:, None]
+        np.testing.assert_allclose(f * kp[..., :2] / kp[..., 2:] + size / 2, out["joints2d_proj"], atol=1e-2)
+
+
+def test_left_hands_land_on_their_own_landmarks_and_ground_truth(estimator, sampler):
+    """Left hands judged without the engine's mirror: the left hand model posed by the output must
+    project onto the input (left) landmarks, and its joints must match the left ground truth (the
+    right hand's joints reflected in the camera's x; an image flip about its centre is that reflection)."""
+    b = sampler.sample(torch.Generator().manual_seed(6), 16)
+    left = estimator.predict(_batch(_mirrored(b.landmarks_clean, b), False, b))
+    kp = load_hand_model("open", "left")(left["pose"], left["betas"], left["transl"]).keypoints
+    proj = project_points(kp, b.focal.numpy(), b.image_size.numpy())
+    err = np.linalg.norm(proj - _mirrored(b.landmarks_clean, b).numpy(), axis=-1).mean(-1)
+    assert np.median(err / hand_size(b.landmarks_clean.numpy())) < 0.03
+    gt = b.joints3d.numpy() * np.array([-1.0, 1.0, 1.0])
+    rel = (kp - kp[:, :1]) - (gt - gt[:, :1])
+    assert np.median(np.linalg.norm(rel, axis=-1).mean(-1)) < 0.02          # < 2 cm root-relative
+    right = estimator.predict(_batch(b.landmarks_clean, True, b))
+    kp_r = load_hand_model("open", "right")(right["pose"], right["betas"], right["transl"]).keypoints
+    rel_r = (kp_r - kp_r[:, :1]) - (b.joints3d.numpy() - b.joints3d.numpy()[:, :1])
+    # the left hand is as good as the right one
+    assert np.median(np.linalg.norm(rel, axis=-1).mean(-1)) < 1.2 * np.median(np.linalg.norm(rel_r, axis=-1).mean(-1)) + 1e-3
 
 
 def test_mirrored_input_gives_the_mirrored_output(estimator, sampler):
     b = sampler.sample(torch.Generator().manual_seed(6), 16)
-    W = b.image_size[:, 0]
-    mirrored = b.landmarks.clone()
-    mirrored[..., 0] = W[:, None] - mirrored[..., 0]
-    r = estimator.predict(b.landmarks, torch.ones(16, dtype=torch.bool), b.image_size, b.focal)
-    l = estimator.predict(mirrored, torch.zeros(16, dtype=torch.bool), b.image_size, b.focal)
-    assert torch.allclose(l["pose"], mirror_pose(r["pose"]), atol=1e-4)
-    assert torch.allclose(l["transl"], mirror_points(r["transl"]), atol=1e-5)
-    assert torch.allclose(l["joints3d"], mirror_points(r["joints3d"]), atol=1e-5)
-    assert torch.allclose(l["joints2d_proj"][..., 0], W[:, None] - r["joints2d_proj"][..., 0], atol=1e-2)
-    assert torch.allclose(l["betas"], r["betas"], atol=1e-5)
-    assert torch.allclose(l["confidence"], r["confidence"], atol=1e-5)
+    W = b.image_size[:, 0].numpy()
+    r = estimator.predict(_batch(b.landmarks, True, b))
+    l = estimator.predict(_batch(_mirrored(b.landmarks, b), False, b))
+    np.testing.assert_allclose(l["pose"], mirror_pose(r["pose"]), atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(l["transl"], mirror_points(r["transl"]), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(l["joints3d"], mirror_points(r["joints3d"]), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(l["joints2d_proj"][..., 0], W[:, None] - r["joints2d_proj"][..., 0], atol=1e-2, rtol=1e-5)
+    np.testing.assert_allclose(l["betas"], r["betas"], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(l["confidence"], r["confidence"], atol=1e-5, rtol=1e-5)
+
+
+def test_numpy_and_torch_backends_agree(sampler):
+    """One implementation, two libraries: the network forward, the keypoints, the confidence and the
+    per-frame fit give the same numbers on numpy (the capture runtime) and on torch (training, CUDA)."""
+    from dahyf.net.landmark import landmark_forward, project_and_score
+    from dahyf.net.refine import refine_pose
+
+    b = sampler.sample(torch.Generator().manual_seed(9), 64)
+    est = load_checkpoint()
+    layer = est.keypoints
+    args_np = [b.landmarks.double().numpy(), b.image_size.double().numpy(), b.focal.double().numpy()]
+    w_np = {k: v.astype(np.float64) for k, v in est.weights.items()}
+    outs = []
+    for w, (lm, size, f) in ((w_np, args_np), ({k: torch.from_numpy(v) for k, v in w_np.items()},
+                                               [torch.from_numpy(a) for a in args_np])):
+        out = project_and_score(landmark_forward(w, est.config, lm, size, f), layer, size, f)
+        rot, transl, failed = refine_pose(layer, out["rotmats"], out["betas"], out["transl"], lm, size, f)
+        outs.append({**out, "refined_rot": rot, "refined_transl": transl, "failed": failed})
+    assert isinstance(outs[0]["rotmats"], np.ndarray) and isinstance(outs[1]["rotmats"], torch.Tensor)
+    for k in ("rotmats", "betas", "transl", "joints3d", "confidence", "refined_rot", "refined_transl"):
+        np.testing.assert_allclose(outs[0][k], outs[1][k].numpy(), atol=1e-9, rtol=0, err_msg=k)
+    np.testing.assert_allclose(outs[0]["joints2d_proj"], outs[1]["joints2d_proj"].numpy(), atol=1e-7, err_msg="px")
+    # and the float32 estimator, end to end, within float32 rounding
+    batch = HandBatch.of(torch.cat([b.landmarks[:32], _mirrored(b.landmarks, b)[32:]]), np.arange(64) < 32,
+                         b.image_size, b.focal)
+    est_t = LandmarkEstimator(est.config, est.weights, refine=est.refine, meta=est.meta, backend="torch")
+    out_np, out_t = est.predict(batch), est_t.predict(batch)
+    for k in ("pose", "betas", "transl", "joints3d", "confidence"):
+        np.testing.assert_allclose(out_np[k], out_t[k].numpy(), atol=1e-4, rtol=1e-4, err_msg=k)
 
 
 def test_bad_landmark_input_is_refused_with_a_clear_message(estimator):
     with pytest.raises(ValueError, match=r"\(B, 21, 2\)"):
-        estimator.predict(torch.zeros(2, 20, 2), torch.ones(2, dtype=torch.bool), torch.tensor([[640, 480]] * 2))
-    bad = torch.full((1, 21, 2), float("nan"))
-    with pytest.raises(ValueError, match="NaN"):
-        estimator.predict(bad, torch.ones(1, dtype=torch.bool), torch.tensor([[640, 480]]))
+        HandBatch.of(np.zeros((2, 20, 2)), np.ones(2, bool), [640, 480])
+    with pytest.raises(TypeError, match="HandBatch"):
+        estimator.predict(np.zeros((2, 21, 2)))
+
+
+def test_non_finite_landmarks_give_invalid_rows_not_an_error(estimator, sampler):
+    b = sampler.sample(torch.Generator().manual_seed(2), 4)
+    lm = b.landmarks.clone()
+    lm[1, 3] = float("nan")
+    out = estimator.predict(_batch(lm, True, b))
+    assert out["valid"].tolist() == [True, False, True, True]
+    ok = estimator.predict(_batch(b.landmarks[[0, 2, 3]], True, b.__class__(*(getattr(b, f)[[0, 2, 3]] for f in S.SyntheticBatch.__dataclass_fields__))))
+    np.testing.assert_allclose(out["pose"][[0, 2, 3]], ok["pose"], atol=1e-5)   # the other rows are untouched
 
 
 def test_empty_batch_gives_empty_outputs(estimator):
     # A batch of 0 hands (B = 0) must not trip over reshape(0, -1) in the pose-corrective feature.
-    out = estimator.predict(torch.zeros(0, 21, 2), torch.zeros(0, dtype=torch.bool), torch.tensor([[640.0, 480.0]]))
+    out = estimator.predict(HandBatch.of(np.zeros((0, 21, 2)), np.zeros(0, bool), [640.0, 480.0]))
     assert out["pose"].shape == (0, 16, 3) and out["joints3d"].shape == (0, 21, 3) and out["confidence"].shape == (0,)
 
 
@@ -101,7 +168,7 @@ def test_sampled_hands_are_in_front_of_the_camera_and_fingers_curl_towards_the_p
     hand = sampler.hand_model
     pose = torch.zeros(1, 16, 3)
     pose[0, 1:] = sampler.axes.flex[1:] * np.radians(60)
-    flat, curled = hand(torch.zeros(1, 16, 3)).keypoints[0], hand(pose).keypoints[0]
+    flat, curled = hand(torch.zeros(1, 16, 3)).keypoints[0], hand(pose).keypoints[0]   # tensors in, tensors out
     tips = [4, 8, 12, 16, 20]
     assert ((curled[tips] - curled[0]).norm(dim=-1) < (flat[tips] - flat[0]).norm(dim=-1)).all()
 

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from dahyf.net.camera import default_focal, full_to_weak, project_points, weak_project, weak_to_full_perspective
+from dahyf.geometry import default_focal, project_points
+from dahyf.net.camera import full_to_weak, weak_project, weak_to_full_perspective
 from dahyf.net.confidence import projection_confidence, projection_confidence_image
 from dahyf.net.encoding import (feature_locations, global_direction, global_direction_map, joint_mu,
                                 local_direction, local_direction_map, positional_encoding)

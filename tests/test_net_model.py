@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dahyf.hand.model import load_hand_model
+from dahyf.net.batch import HandBatch
 from dahyf.net.camera import full_to_weak
 from dahyf.net.confidence import projection_confidence
 from dahyf.net.dahyf_net import DaHyF, DaHyFConfig, DaHyFEstimator, save_dahyf
@@ -84,7 +85,7 @@ def test_weak_camera_round_trips_through_the_full_perspective_translation(hand):
     # projection of X + cam_t lands where the weak camera puts X in the crop.
     X = torch.randn(2, 50, 3) * 0.05
     X[..., 2] = 0
-    from dahyf.net.camera import project_points
+    from dahyf.geometry import project_points
 
     full_uv = 2 * (project_points(X + out["cam_t"][:, None], focal, size) - boxes[:, None, :2]) / boxes[:, None, 2:3]
     weak_uv = out["weak_cam"][:, None, :1] * (X[..., :2] + out["weak_cam"][:, None, 1:])
@@ -137,16 +138,16 @@ def test_checkpoint_rebuilds_the_network_and_the_estimator_mirrors_left_hands(tm
     box = torch.tensor([[400.0, 300.0, 200.0]])
     size, focal = torch.tensor([[W, H]]), torch.tensor([1000.0])
     lm = torch.zeros(1, 21, 2)
-    r = est.predict(lm, torch.tensor([True]), size, focal, crops=crop, boxes=box)
+    r = est.predict(HandBatch.of(lm, [True], size, focal, crops=crop, boxes=box))
     # the same hand seen mirrored: flipped crop, mirrored box, left
-    l = est.predict(lm, torch.tensor([False]), size, focal, crops=crop.flip(2), boxes=torch.tensor([[W - 400.0, 300.0, 200.0]]))
+    l = est.predict(HandBatch.of(lm, [False], size, focal, crops=crop.flip(2), boxes=torch.tensor([[W - 400.0, 300.0, 200.0]])))
     torch.testing.assert_close(l["pose"][..., 0], r["pose"][..., 0], atol=1e-4, rtol=0)
     torch.testing.assert_close(l["pose"][..., 1:], -r["pose"][..., 1:], atol=1e-4, rtol=0)
     torch.testing.assert_close(l["transl"], r["transl"] * torch.tensor([-1.0, 1, 1]), atol=1e-5, rtol=0)
     torch.testing.assert_close(l["joints2d_proj"][..., 0], W - r["joints2d_proj"][..., 0], atol=1e-3, rtol=0)
     torch.testing.assert_close(l["confidence"], r["confidence"], atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="crops"):
-        est.predict(lm, torch.tensor([True]), size, focal)
+        est.predict(HandBatch.of(lm, [True], size, focal))
 
 
 @pytest.mark.cuda

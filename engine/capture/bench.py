@@ -73,8 +73,13 @@ class LoopedVideo:
 # --- machine ------------------------------------------------------------------------------------
 def machine_info() -> dict:
     import mediapipe
-    import torch
 
+    try:   # the capture runtime does not need torch; report it when it is there
+        import torch
+        torch_info = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                      "cuda": torch.cuda.is_available()}
+    except ImportError:
+        torch_info = {"torch": None, "cuda": False}
     cpu = platform.processor() or ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -84,10 +89,8 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
-            "python": platform.python_version(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "mediapipe": mediapipe.__version__,
-            "opencv": cv2.__version__, "numpy": np.__version__, "platform": platform.platform(),
-            "cuda": torch.cuda.is_available()}
+            "python": platform.python_version(), **torch_info, "mediapipe": mediapipe.__version__,
+            "opencv": cv2.__version__, "numpy": np.__version__, "platform": platform.platform()}
 
 
 # --- throughput -----------------------------------------------------------------------------------

@@ -4,10 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: Side of the network input crop, px (s_p in DESIGN.md §3).
-CROP_SIZE = 224
-#: Crop side relative to the larger side of the landmarks' bounding box.
-CROP_PADDING = 1.5
+from ..constants import CROP_PADDING, CROP_SIZE
 
 
 def hand_boxes(landmarks: np.ndarray, padding: float = CROP_PADDING) -> np.ndarray:

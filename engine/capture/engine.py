@@ -6,30 +6,44 @@
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-import torch
-
+from ..assets import DEFAULT_CHECKPOINT
 from .errors import CaptureError
 from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
 from .pipeline import FILTERS, HANDS_CHOICES, CapturePipeline, Chunk
 from .take import Take
 from .video import VideoReader
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-#: The bundled default engine checkpoint (landmark variant, DESIGN.md §3).
-DEFAULT_CHECKPOINT = ASSETS / "default_engine.pt"
+
+
+def _cuda_available() -> bool:
+    """Whether torch is installed and sees a CUDA GPU. torch is imported only where a GPU may be
+    (an NVIDIA driver on Linux, or Windows): CPU-only machines never pay for the import."""
+    if sys.platform == "darwin" or (sys.platform.startswith("linux") and not os.path.exists("/dev/nvidiactl")):
+        return False
+    try:
+        if importlib.util.find_spec("torch") is None:
+            return False
+        import torch
+    except ImportError:   # not installed, or broken: no CUDA path
+        return False
+    return bool(torch.cuda.is_available())
 
 
 def resolve_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without a GPU is an error."""
+    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without a GPU (or without torch) is an error."""
     device = (device or "auto").lower()
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CaptureError("--device cuda was asked for but PyTorch sees no CUDA GPU. Use --device cpu (or auto).")
+        return "cuda" if _cuda_available() else "cpu"
+    if device.startswith("cuda") and not _cuda_available():
+        raise CaptureError("--device cuda was asked for but PyTorch sees no CUDA GPU (or PyTorch is not installed). "
+                           "Use --device cpu (or auto).")
     if device != "cpu" and not device.startswith("cuda"):
         raise CaptureError(f"Unknown device {device!r}: use auto, cpu or cuda.")
     return device
@@ -148,6 +162,10 @@ class Engine:
             raise CaptureError(
                 f"{take.meta.get('source', video)}: no frame could be decoded{where}. The file may be truncated "
                 "or damaged, or the frame range lies past its end: check the range, or re-export the video.")
+        if len(take) == 0 and take.meta.get("nonfinite_rows"):
+            raise CaptureError(
+                f"{self.name}: the engine gave non-finite values (NaN or inf) for all {take.meta['nonfinite_rows']} "
+                "hands it saw, so no take was written. The checkpoint is broken: retrain it, or use the bundled engine.")
         if len(take) == 0:
             which = "no hand" if hands == "both" else f"no {hands} hand"
             hint = "" if hands == "both" else " (try --hands both)"
@@ -164,7 +182,7 @@ def load_engine(checkpoint=None, device: str = "auto", hand_model: str = "open")
 
     Parameters
     ----------
-    checkpoint : path of an engine checkpoint (.pt); None for the bundled default.
+    checkpoint : path of an engine checkpoint (.npz; older .pt files need torch); None for the bundled default.
     device : 'auto' (CUDA when available), 'cpu' or 'cuda'.
     hand_model : 'open' (bundled) or a folder with the MANO pickles.
 

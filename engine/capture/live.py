@@ -102,7 +102,7 @@ class LiveCapture:
         self.handedness = self._pipeline.sides
         info = self.source.info
         self.fps, self.image_size = float(info.fps), (int(info.width), int(info.height))
-        self.focal_px = float(focal or default_focal(*self.image_size))
+        self.focal_px = float(focal or default_focal(self.image_size))
         self._lock = threading.Lock()
         self._latest: LivePose | None = None
         self._new = threading.Condition(self._lock)

@@ -17,14 +17,18 @@ import math
 import queue
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 
-from .crops import CROP_SIZE, crop_box, hand_boxes
+from ..constants import CROP_SIZE
+from ..geometry import check_focal, default_focal, project_points
+from ..net.batch import HandBatch
+from ..net.landmark import to_numpy_outputs
+from .crops import crop_box, hand_boxes
 from .errors import CaptureError
 from .filters import FILTER_KINDS, make_filter
 from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
@@ -37,39 +41,20 @@ HANDS_CHOICES = ("right", "left", "both")
 FILTERS = tuple(FILTER_KINDS)
 
 
-def default_focal(width: int, height: int) -> float:
-    """Focal length in px when unknown: sqrt(W^2 + H^2) (DESIGN.md §3)."""
-    return float(math.hypot(width, height))
-
-
-def project(points: np.ndarray, focal: float, image_size: tuple[int, int]) -> np.ndarray:
-    """Pinhole projection, OpenCV camera, principal point at the image centre.
-
-    points : (..., 3) m camera coordinates; returns (..., 2) px.
-    """
-    w, h = image_size
-    z = np.maximum(points[..., 2:3], 1e-6)
-    return points[..., :2] / z * focal + np.array([w / 2.0, h / 2.0])
-
-
 def keypoint_function(hand_model) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """``f(pose (N,16,3) rad, betas (N,10), transl (N,3) m) -> keypoints (N,21,3) m`` of a hand model.
 
-    Uses the fingertip-only skinning of dahyf.net.landmark.KeypointLayer (same result as the
-    full model's keypoints, a fraction of the cost).
+    Uses the fingertip-only :class:`dahyf.hand.model.KeypointLayer` (same result as the full
+    model's keypoints, a fraction of the cost), in float32 numpy.
     """
     from ..hand import kinematics as K
-    from ..hand.tables import NUM_JOINTS
-    from ..net.landmark import KeypointLayer
 
-    layer = KeypointLayer(hand_model).eval()
+    layer = hand_model.keypoint_layer()
 
     def keypoints(pose, betas, transl):
-        with torch.inference_mode():
-            rot = K.batch_rodrigues(torch.from_numpy(np.ascontiguousarray(pose, np.float32)).reshape(-1, 3))
-            _, kp = layer(rot.reshape(len(pose), NUM_JOINTS, 3, 3), torch.from_numpy(np.asarray(betas, np.float32)),
-                          torch.from_numpy(np.asarray(transl, np.float32)))
-        return kp.float().numpy()
+        rot = K.batch_rodrigues(np.ascontiguousarray(pose, np.float32))
+        _, kp = layer(rot, np.asarray(betas, np.float32), np.asarray(transl, np.float32))
+        return kp.astype(np.float32)
 
     return keypoints
 
@@ -101,33 +86,35 @@ class Chunk:
 @dataclass
 class Estimates:
     """The estimator's output for B hands: pose (B, 16, 3) rad, betas (B, 10), transl (B, 3) m,
-    confidence (B,)."""
+    confidence (B,); valid (B,) bool: every value finite (rows that are not never reach a take);
+    refine_failed (B,) bool: the per-frame fit failed and the row kept the network's prediction."""
 
     pose: np.ndarray
     betas: np.ndarray
     transl: np.ndarray
     confidence: np.ndarray
+    valid: np.ndarray
+    refine_failed: np.ndarray
 
 
 def estimate_hands(estimator, hands: list[tuple[FrameHands, str, Detection]], image_size: tuple[int, int],
                    focal: float) -> Estimates:
     """One batched forward of ``estimator`` over (frame, side, detection) triples (B >= 1)."""
-    dev = getattr(estimator, "device", "cpu")
     lm = np.stack([d.landmarks for _, _, d in hands]).astype(np.float32)
     B = len(hands)
-    kwargs = {}
+    extra = {}
     if getattr(estimator, "needs_crops", False):
         boxes = hand_boxes(lm)
-        crops = np.stack([crop_box(fh.rgb, b, CROP_SIZE) for (fh, _, _), b in zip(hands, boxes)])
-        kwargs = {"crops": torch.from_numpy(crops).to(dev), "boxes": torch.from_numpy(boxes).to(dev)}
-    with torch.inference_mode():
-        out = estimator.predict(
-            torch.from_numpy(lm).to(dev),
-            torch.tensor([s == "right" for _, s, _ in hands], dtype=torch.bool, device=dev),
-            torch.tensor([image_size] * B, dtype=torch.float32, device=dev),
-            torch.full((B,), focal, dtype=torch.float32, device=dev),
-            **kwargs)
-    return Estimates(**{k: out[k].detach().float().cpu().numpy() for k in ("pose", "betas", "transl", "confidence")})
+        extra = {"crops": np.stack([crop_box(fh.rgb, b, CROP_SIZE) for (fh, _, _), b in zip(hands, boxes)]),
+                 "boxes": boxes}
+    batch = HandBatch.of(lm, np.array([s == "right" for _, s, _ in hands]), image_size, focal, **extra)
+    out = to_numpy_outputs(estimator.predict(batch))
+    keys = ("pose", "betas", "transl", "confidence")
+    valid = np.asarray(out.get("valid", np.ones(B, bool)), bool).copy()
+    for k in keys:
+        valid &= np.isfinite(out[k].reshape(B, -1)).all(1)
+    failed = np.asarray(out.get("refine_failed", np.zeros(B, bool)), bool)
+    return Estimates(**{k: out[k] for k in keys}, valid=valid, refine_failed=failed)
 
 
 class PoseStages:
@@ -150,6 +137,10 @@ class PoseStages:
         self.tracks = [TrackState(i, s, threshold, make_filter(filter_kind, smooth, fps), fps, hold_for_beta)
                        for i, s in enumerate(sides)]
         self._by_side = {t.side: t for t in self.tracks}
+        #: Estimates that were not finite (dropped: never in a take) and per-frame fits that failed
+        #: (the row keeps the network's prediction); the capture's meta reports both.
+        self.nonfinite_rows = 0
+        self.refine_failed_rows = 0
 
     def push(self, batch: list[FrameHands]) -> None:
         """Estimate every hand of ``batch`` (frames in order) in one forward, and feed the tracks."""
@@ -157,7 +148,15 @@ class PoseStages:
         if not hands:
             return
         est = estimate_hands(self.estimator, hands, self.image_size, self.focal)
+        bad = int((~est.valid).sum())
+        if bad:
+            warnings.warn(f"the engine gave non-finite values for {bad} of {len(hands)} hand detections; they are "
+                          "left out of the take (a broken checkpoint?)", RuntimeWarning, stacklevel=2)
+        self.nonfinite_rows += bad
+        self.refine_failed_rows += int(est.refine_failed.sum())
         for i, (fh, side, det) in enumerate(hands):
+            if not est.valid[i]:    # a non-finite estimate never reaches a take (counted, warned)
+                continue
             sample = TrackSample(fh.index, fh.time_s, est.pose[i], est.transl[i], det.landmarks,
                                  float(est.confidence[i]))
             self._by_side[side].push(sample, est.betas[i])
@@ -200,7 +199,7 @@ class PoseStages:
             "frame": np.array([s.frame for s in samples], np.int64),
             "time_s": np.array([s.time_s for s in samples], np.float64),
             "pose": pose, "betas": betas, "transl": transl, "joints3d": joints3d,
-            "joints2d_proj": project(joints3d, self.focal, self.image_size).astype(np.float32),
+            "joints2d_proj": project_points(joints3d, self.focal, self.image_size).astype(np.float32),
             "landmarks2d": np.stack([s.landmarks2d for s in samples]).astype(np.float32),
             "confidence": np.array([s.confidence for s in samples], np.float32),
             "filled": np.array([s.filled for s in samples], bool),
@@ -286,6 +285,7 @@ class CapturePipeline:
         self.threshold, self.smooth, self.filter_kind = threshold, smooth, filter_kind
         self.chunk_frames, self.focal = chunk_frames, focal
         self.detector_options = detector_options or {}
+        self._stages: PoseStages | None = None   # the running capture's stages (for its counts)
         self._keypoints = {side: keypoint_function(m) for side, m in hand_models.items()}
         self.timings = {"decode_s": 0.0, "detect_s": 0.0, "engine_s": 0.0, "total_s": 0.0, "frames": 0}
 
@@ -304,9 +304,12 @@ class CapturePipeline:
         """Stream a capture of ``reader`` (a VideoReader or anything with ``info`` and frame iteration)."""
         info = reader.info
         image_size = (int(info.width), int(info.height))
-        focal = float(self.focal or default_focal(*image_size))
+        try:
+            focal = check_focal(self.focal or default_focal(image_size), image_size)
+        except ValueError as exc:
+            raise CaptureError(f"--focal: {exc}") from None
         frames_total = int(getattr(reader, "frames_total", 0) or 0)
-        stages = self.stages(info.fps, image_size, focal)
+        stages = self._stages = self.stages(info.fps, image_size, focal)
         base = dict(fps=float(info.fps), image_size=image_size, focal=focal,
                     handedness=tuple(self.sides), meta=dict(meta or {}))
         t_start = time.perf_counter()
@@ -359,6 +362,9 @@ class CapturePipeline:
         rows = job.result()
         if progress is not None:
             progress(done, frames_total)
+        if end:   # the estimator's dropped and unrefined rows, known once the last job is done
+            base = {**base, "meta": {**base["meta"], "nonfinite_rows": self._stages.nonfinite_rows,
+                                     "refine_failed_rows": self._stages.refine_failed_rows}}
         return Chunk(rows, done, frames_total, final=end, cancelled=cancelled, **base)
 
     def _timed_process(self, stages: PoseStages, batch: list[FrameHands], end: bool) -> dict[str, np.ndarray]:

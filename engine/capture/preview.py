@@ -11,11 +11,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
+from ..geometry import project_points
 from ..hand.tables import KEYPOINT_BONES
 from .errors import CaptureError
-from .pipeline import project
 from .take import Take, user_file_mode
 from .video import VideoReader
 
@@ -120,7 +119,7 @@ def write_preview(video, take: Take, out, hand_models: dict, frame_range=None,
             while row is not None and row[0] == frame.index:
                 _, r, verts = row
                 side = take.handedness[take.track[r]]
-                outline = mesh_outline(project(verts, take.focal, (w, h)), hand_models[side].faces, (w, h))
+                outline = mesh_outline(project_points(verts, take.focal, (w, h)), hand_models[side].faces, (w, h))
                 draw_hand(img, take.joints2d_proj[r], outline, side, bool(take.filled[r]),
                           take.landmarks2d[r], thickness)
                 row = next(rows, None)
@@ -152,9 +151,8 @@ def _posed_rows(take: Take, order: np.ndarray, hand_models: dict):
             sel = block[take.track[block] == t]
             if len(sel) == 0:
                 continue
-            with torch.inference_mode():
-                v = hand_models[side](torch.from_numpy(take.pose[sel]), torch.from_numpy(take.betas[sel]),
-                                      torch.from_numpy(take.transl[sel])).vertices.float().numpy()
+            v = hand_models[side](np.asarray(take.pose[sel], np.float32), np.asarray(take.betas[sel], np.float32),
+                                  np.asarray(take.transl[sel], np.float32)).vertices
             verts.update(zip(sel.tolist(), v))
         for r in block:
             yield int(take.frame[r]), int(r), verts[int(r)]

@@ -16,6 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..fileio import user_file_mode  # noqa: F401  (re-exported: preview.py)
 from .errors import CaptureError
 
 #: Take format version, stored in every file.
@@ -233,21 +234,3 @@ class Take(_RowAccess):
                                    f"expected {(n,) + shape}.")
         if n and (self.rows["track"].min() < 0 or self.rows["track"].max() >= self.num_tracks):
             raise CaptureError("take has rows for a track that is not in its handedness list.")
-
-
-def _umask() -> int:
-    """The process umask: from /proc (Linux, no side effect), else set and restored at once."""
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def user_file_mode() -> int:
-    """Permission bits of an ordinary new file (0o666 minus the umask); mkstemp gives 0o600."""
-    return 0o666 & ~_umask()

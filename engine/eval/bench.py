@@ -28,9 +28,9 @@ def _available():
 
 
 def _sample_video():
-    from pathlib import Path
+    from ..assets import SAMPLE_VIDEO
 
-    return Path(__file__).resolve().parent.parent / "assets" / "sample" / "open_hand_sample.mp4"
+    return SAMPLE_VIDEO
 
 
 def add_arguments(p) -> None:

@@ -21,41 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry import procrustes_align as align_w_scale  # noqa: F401  (FreiHAND's name; the formula lives there)
+
 #: PCK / AUC range and resolution of the official scripts.
 AUC_MIN_M, AUC_MAX_M, AUC_STEPS = 0.0, 0.05, 100
 #: F-score thresholds of the official scripts, metres.
 FSCORE_THRESHOLDS_M = (0.005, 0.015)
-
-
-def _svd_rotation(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
-    """R, s = argmin_R ‖a R − b‖_F over orthogonal R (scipy.linalg.orthogonal_procrustes), s = Σ σ."""
-    u, w, vt = np.linalg.svd(b.T @ a)
-    r = (u @ vt).T
-    return r, float(w.sum())
-
-
-def align_w_scale(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Align ``pred`` to ``gt`` with rotation, uniform scale and translation (FreiHAND ``align_w_scale``).
-
-    Parameters
-    ----------
-    gt, pred : (N, 3) m.
-
-    Returns
-    -------
-    (N, 3) m, the aligned prediction.
-    """
-    gt = np.asarray(gt, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    if gt.shape != pred.shape or gt.ndim != 2:
-        raise ValueError(f"gt and pred must both be (N, 3), got {gt.shape} and {pred.shape}")
-    t1, t2 = gt.mean(0), pred.mean(0)
-    g, p = gt - t1, pred - t2
-    s1 = np.linalg.norm(g) + 1e-8
-    s2 = np.linalg.norm(p) + 1e-8
-    g, p = g / s1, p / s2
-    r, s = _svd_rotation(g, p)
-    return (p @ r.T) * s * s1 + t1
 
 
 def align_sc_tr(gt: np.ndarray, pred: np.ndarray, root: int = 0, scale_joint: int = 9) -> np.ndarray:

@@ -1,6 +1,21 @@
-"""MANO hand layer: tables, kinematics, model loading (real MANO and the open hand model), mirroring."""
-from .mano_io import ModelFileError
-from .mirror import mirror_points, mirror_pose
-from .model import HandModel, HandOutput, load_hand_model
+"""MANO hand layer: tables, kinematics, model loading (real MANO and the open hand model), mirroring.
 
-__all__ = ["HandModel", "HandOutput", "ModelFileError", "load_hand_model", "mirror_pose", "mirror_points"]
+Attributes are imported on first use, so ``import dahyf.hand.tables`` stays light.
+"""
+from __future__ import annotations
+
+_LAZY = {
+    "HandModel": ("dahyf.hand.model", "HandModel"),
+    "HandOutput": ("dahyf.hand.model", "HandOutput"),
+    "KeypointLayer": ("dahyf.hand.model", "KeypointLayer"),
+    "load_hand_model": ("dahyf.hand.model", "load_hand_model"),
+    "ModelFileError": ("dahyf.hand.mano_io", "ModelFileError"),
+    "mirror_pose": ("dahyf.hand.mirror", "mirror_pose"),
+    "mirror_points": ("dahyf.hand.mirror", "mirror_points"),
+}
+
+__all__ = sorted(_LAZY)
+
+from .._lazy import lazy_getattr  # noqa: E402
+
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

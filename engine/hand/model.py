@@ -1,8 +1,14 @@
-"""The hand model: a thin ``nn.Module`` over the pure kinematics, and ``load_hand_model``.
+"""The hand model: one MANO forward (rotation matrices in, smplx's ``pose2rot=False`` idea), and ``load_hand_model``.
 
 ``HandModel(pose, betas, transl)`` follows MANO with ``flat_hand_mean=True``: θ = 0 is the flat
 open hand, each of the 16 rotations is axis-angle about its joint, and the global orientation
 rotates about the wrist. Works for real MANO files and the bundled open hand model alike.
+:class:`KeypointLayer` is the same forward restricted to the 5 fingertip vertices (the cheap
+21-keypoint path of the estimator, the refinement and the capture pipeline).
+
+The model holds numpy arrays and computes in the library of its input (:mod:`dahyf.backend`):
+numpy arrays give numpy results without importing torch; tensors give tensors (autograd, CUDA),
+the model's arrays converted once per dtype and device.
 """
 from __future__ import annotations
 
@@ -10,30 +16,98 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
+from ..assets import open_hand_file
+from ..backend import asarray_like, device, is_torch_array, namespace
 from . import kinematics as K
 from .mano_io import ModelFileError, load_mano_pkl, load_model_npz
 from .tables import KEYPOINT_SOURCES, MANO_TIP_VERTEX_IDS, NUM_JOINTS, PARENTS
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SIDES = ("right", "left")
 
 
 @dataclass(frozen=True)
 class HandOutput:
-    """Result of a hand model call, all in metres.
+    """Result of a hand model call, all in metres, arrays of the input's library.
 
     vertices : (B, V, 3); joints : (B, 16, 3) MANO order; keypoints : (B, 21, 3) FreiHAND order.
     """
 
-    vertices: torch.Tensor
-    joints: torch.Tensor
-    keypoints: torch.Tensor
+    vertices: object
+    joints: object
+    keypoints: object
 
 
-class HandModel(nn.Module):
+class _Forward:
+    """The MANO forward for a subset of the vertices, its arrays folded once (float64 masters).
+
+    The rest joints are linear in β, so ``J_regressor`` is folded into ``j_template`` / ``j_shapedirs``.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], vertex_ids=None):
+        a = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items() if k != "f"}
+        V = a["v_template"].shape[0]
+        ids = np.arange(V) if vertex_ids is None else np.asarray(vertex_ids, dtype=np.int64)
+        posedirs = a["posedirs"].reshape(V, 3, -1)[ids]                  # (V', 3, 135)
+        self.masters = {
+            "j_template": a["J_regressor"] @ a["v_template"],              # (16, 3)
+            "j_shapedirs": np.einsum("jv,vkl->jkl", a["J_regressor"], a["shapedirs"]),   # (16, 3, S)
+            "v_template": a["v_template"][ids],                             # (V', 3)
+            "shapedirs": a["shapedirs"][ids],                               # (V', 3, S)
+            "posedirs": posedirs.reshape(-1, posedirs.shape[-1]).T.copy(),  # (135, V'·3)
+            "weights": a["weights"][ids],                                   # (V', 16)
+        }
+        self._cache: dict = {}
+
+    def buffers(self, like) -> dict:
+        """The arrays in ``like``'s library, dtype and device (converted once, then cached)."""
+        key = (type(like).__module__, str(like.dtype), str(device(like)))
+        if key not in self._cache:
+            self._cache[key] = {k: asarray_like(v, like, dtype=like.dtype) for k, v in self.masters.items()}
+        return self._cache[key]
+
+    def __call__(self, rot_mats, betas, transl=None):
+        """rot_mats (B, 16, 3, 3), betas (B, S ≤ 10), transl (B, 3) m or None →
+        joints (B, 16, 3) m, vertices (B, V', 3) m, transforms (B, 16, 4, 4)."""
+        xp = namespace(rot_mats)
+        b = self.buffers(rot_mats)
+        B, S = rot_mats.shape[0], betas.shape[-1]
+        rest = b["j_template"] + K.blend_shapes(betas, b["j_shapedirs"][..., :S])
+        joints, transforms = K.forward_kinematics(rot_mats, rest, PARENTS)
+        v = b["v_template"] + K.blend_shapes(betas, b["shapedirs"][..., :S])
+        v = v + xp.reshape(K.pose_feature(rot_mats) @ b["posedirs"], v.shape)
+        v = K.skin(v, b["weights"], transforms)
+        if transl is not None:
+            joints = joints + transl[:, None]
+            v = v + transl[:, None]
+        return joints, v, transforms
+
+
+def _as_float_array(x, like=None):
+    """Input coercion: to ``like``'s library and dtype; without ``like``, tensors and floating numpy
+    arrays as they are, anything else as float32 numpy."""
+    if like is not None:
+        return asarray_like(x, like, dtype=like.dtype)
+    if is_torch_array(x):
+        return x if x.is_floating_point() else x.float()
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
+
+
+def _keypoints21(xp, joints, tips):
+    """joints (B, 16, 3), tips (B, 5, 3) → (B, 21, 3) FreiHAND order."""
+    return xp.concat([joints, tips], axis=1)[:, list(KEYPOINT_SOURCES)]
+
+
+def _pose_rotmats(pose, pose2rot: bool):
+    xp = namespace(pose)
+    B = pose.shape[0]
+    if pose2rot:
+        return K.batch_rodrigues(xp.reshape(pose, (B, NUM_JOINTS, 3)))
+    return xp.reshape(pose, (B, NUM_JOINTS, 3, 3))
+
+
+class HandModel:
     """MANO-format hand: shape blend shapes, pose correctives, FK and LBS, fingertip keypoints.
 
     Parameters
@@ -45,21 +119,15 @@ class HandModel(nn.Module):
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], tip_vertex_ids, side: str, name: str = "model"):
-        super().__init__()
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, got {side!r}")
         self.side = side
         self.name = name
-        V = arrays["v_template"].shape[0]
-        f32 = torch.float32
-        self.register_buffer("v_template", torch.tensor(arrays["v_template"], dtype=f32))
-        self.register_buffer("shapedirs", torch.tensor(arrays["shapedirs"][:, :, :10], dtype=f32))
-        self.register_buffer("posedirs", torch.tensor(arrays["posedirs"].reshape(V * 3, -1).T, dtype=f32))
-        self.register_buffer("J_regressor", torch.tensor(arrays["J_regressor"], dtype=f32))
-        self.register_buffer("lbs_weights", torch.tensor(arrays["weights"], dtype=f32))
-        self.register_buffer("tip_vertex_ids", torch.as_tensor(np.asarray(tip_vertex_ids), dtype=torch.long))
-        self._faces = np.asarray(arrays["f"], dtype=np.int64)
         self._arrays = arrays
+        self._faces = np.asarray(arrays["f"], dtype=np.int64)
+        self.tip_vertex_ids = np.asarray(tip_vertex_ids, dtype=np.int64)
+        self._full = _Forward(arrays)
+        self._tips: _Forward | None = None
 
     # --- static facts -------------------------------------------------------------------------
     @property
@@ -74,52 +142,96 @@ class HandModel(nn.Module):
 
     @property
     def num_vertices(self) -> int:
-        return self.v_template.shape[0]
+        return self._arrays["v_template"].shape[0]
+
+    @property
+    def v_template(self) -> np.ndarray:
+        """(V, 3) m, the mean-shape rest vertices (float64)."""
+        return np.asarray(self._arrays["v_template"], dtype=np.float64)
+
+    @property
+    def shapedirs(self) -> np.ndarray:
+        """(V, 3, 10) m per unit β (float64)."""
+        return np.asarray(self._arrays["shapedirs"][:, :, :10], dtype=np.float64)
+
+    @property
+    def lbs_weights(self) -> np.ndarray:
+        """(V, 16) skin weights (float64)."""
+        return np.asarray(self._arrays["weights"], dtype=np.float64)
 
     @property
     def rest_joints(self) -> np.ndarray:
         """(16, 3) m, joint positions of the mean shape in the flat rest pose."""
-        return (self.J_regressor @ self.v_template).detach().cpu().numpy().astype(np.float64)
+        return self._full.masters["j_template"].copy()
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The 9 MANO-format arrays this model was built from (float64)."""
         return dict(self._arrays)
 
+    def keypoint_layer(self) -> "KeypointLayer":
+        """The 21-keypoint forward of this model (fingertip vertices only)."""
+        return KeypointLayer(self)
+
     # --- evaluation ---------------------------------------------------------------------------
-    def forward(self, pose: torch.Tensor, betas: torch.Tensor | None = None,
-                transl: torch.Tensor | None = None) -> HandOutput:
+    def __call__(self, pose, betas=None, transl=None, pose2rot: bool = True) -> HandOutput:
         """Pose and shape the hand.
 
         Parameters
         ----------
-        pose : (B, 16, 3) or (B, 48) rad, axis-angle, flat_hand_mean convention.
-        betas : (B, 10) shape coefficients, default zeros.
-        transl : (B, 3) m, added to every output point, default zeros.
+        pose : (B, 16, 3) or (B, 48) rad axis-angle, flat_hand_mean convention; with
+            ``pose2rot=False``, (B, 16, 3, 3) local rotation matrices. numpy array or tensor.
+        betas : (B, S ≤ 10) shape coefficients, default zeros.
+        transl : (B, 3) m, added to every output point, default none.
+
+        Returns
+        -------
+        HandOutput of arrays in the input's library and dtype.
         """
-        pose = torch.as_tensor(pose)
-        if not pose.is_floating_point():
-            pose = pose.float()
-        B = pose.shape[0]
-        pose = pose.reshape(B, NUM_JOINTS, 3)
-        dtype, device = pose.dtype, pose.device
-        buf = {n: b.to(device=device, dtype=dtype if b.is_floating_point() else b.dtype)
-               for n, b in self.named_buffers()}
-        if betas is None:
-            betas = torch.zeros(B, buf["shapedirs"].shape[-1], dtype=dtype, device=device)
-        betas = torch.as_tensor(betas, dtype=dtype, device=device)
-        v_shaped = buf["v_template"] + K.blend_shapes(betas, buf["shapedirs"][..., : betas.shape[-1]])
-        rest_joints = torch.einsum("jv,bvk->bjk", buf["J_regressor"], v_shaped)
-        rot_mats = K.batch_rodrigues(pose)
-        v_posed = v_shaped + (K.pose_feature(rot_mats) @ buf["posedirs"]).reshape(v_shaped.shape)
-        joints, transforms = K.forward_kinematics(rot_mats, rest_joints, PARENTS)
-        vertices = K.skin(v_posed, buf["lbs_weights"], transforms)
-        if transl is not None:
-            transl = torch.as_tensor(transl, dtype=dtype, device=device).reshape(B, 1, 3)
-            vertices = vertices + transl
-            joints = joints + transl
-        tips = vertices[:, buf["tip_vertex_ids"]]
-        keypoints = torch.cat([joints, tips], dim=1)[:, list(KEYPOINT_SOURCES)]
+        pose = _as_float_array(pose)
+        xp = namespace(pose)
+        rot = _pose_rotmats(pose, pose2rot)
+        B = rot.shape[0]
+        betas = xp.zeros((B, 10), dtype=rot.dtype, device=device(rot)) if betas is None else _as_float_array(betas, rot)
+        transl = None if transl is None else xp.reshape(_as_float_array(transl, rot), (B, 3))
+        joints, vertices, _ = self._full(rot, betas, transl)
+        keypoints = _keypoints21(xp, joints, vertices[:, list(self.tip_vertex_ids)])
         return HandOutput(vertices=vertices, joints=joints, keypoints=keypoints)
+
+    forward = __call__
+
+    def to(self, *args, **kwargs) -> "HandModel":
+        """Accepted for torch-style code: the model already computes in its input's dtype and device."""
+        return self
+
+    def double(self) -> "HandModel":
+        """As :meth:`to`: float64 input gives float64 output (from float64 master arrays)."""
+        return self
+
+    def float(self) -> "HandModel":
+        """As :meth:`to`: float32 input gives float32 output."""
+        return self
+
+
+class KeypointLayer:
+    """The 16 joints and 21 keypoints of a :class:`HandModel` from rotation matrices, cheaply.
+
+    The same forward as ``HandModel(rot, betas, transl, pose2rot=False)`` restricted to the 5
+    fingertip vertices. Any library: numpy arrays or tensors in, the same out.
+    """
+
+    def __init__(self, hand_model: HandModel):
+        self.side = hand_model.side
+        self._forward = _Forward(hand_model.arrays(), hand_model.tip_vertex_ids)
+
+    def __call__(self, rotmats, betas, transl=None):
+        """rotmats (B, 16, 3, 3), betas (B, 10), transl (B, 3) m → joints (B, 16, 3), keypoints (B, 21, 3) m."""
+        joints, keypoints, _ = self.posed(rotmats, betas, transl)
+        return joints, keypoints
+
+    def posed(self, rotmats, betas, transl=None):
+        """:meth:`__call__` plus the joints' world transforms (B, 16, 4, 4) (rotation part = world rotation)."""
+        joints, tips, transforms = self._forward(rotmats, betas, transl)
+        return joints, _keypoints21(namespace(rotmats), joints, tips), transforms
 
 
 def _mano_file(folder: Path, side: str) -> Path:
@@ -132,7 +244,7 @@ def _mano_file(folder: Path, side: str) -> Path:
     )
 
 
-def load_hand_model(model: str | Path = "open", side: str = "right", device: str | torch.device | None = None) -> HandModel:
+def load_hand_model(model: str | Path = "open", side: str = "right") -> HandModel:
     """Load a hand model.
 
     Parameters
@@ -140,7 +252,6 @@ def load_hand_model(model: str | Path = "open", side: str = "right", device: str
     model : 'open' for the bundled open hand model, a folder holding ``MANO_RIGHT.pkl`` /
         ``MANO_LEFT.pkl``, or the path of one ``.pkl`` / ``.npz`` MANO-format file.
     side : 'right' or 'left'.
-    device : where to put the buffers (default CPU).
 
     Raises
     ------
@@ -151,31 +262,28 @@ def load_hand_model(model: str | Path = "open", side: str = "right", device: str
     if side not in SIDES:
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
     if str(model) == "open":
-        path = ASSETS / f"open_hand_{side}.npz"
+        arrays, extras = load_model_npz(open_hand_file(side))
+        return HandModel(arrays, extras["tip_vertex_ids"], side, name="open")
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise ModelFileError(
+            f"hand model not found: {path}. Give the folder that holds MANO_RIGHT.pkl / MANO_LEFT.pkl "
+            "(from https://mano.is.tue.mpg.de), a MANO-format .pkl / .npz file, or 'open' for the bundled model.")
+    if path.is_dir():
+        path = _mano_file(path, side)
+    if path.suffix == ".npz":
         arrays, extras = load_model_npz(path)
-        hand = HandModel(arrays, extras["tip_vertex_ids"], side, name="open")
+        tips = extras.get("tip_vertex_ids", np.asarray(MANO_TIP_VERTEX_IDS))
+    elif path.suffix == ".pkl":
+        arrays = load_mano_pkl(path)
+        tips = np.asarray(MANO_TIP_VERTEX_IDS)
+        if side == "left":
+            arrays = _fix_left_shapedirs(arrays, path.parent)
     else:
-        path = Path(model).expanduser()
-        if not path.exists():
-            raise ModelFileError(
-                f"hand model not found: {path}. Give the folder that holds MANO_RIGHT.pkl / MANO_LEFT.pkl "
-                "(from https://mano.is.tue.mpg.de), a MANO-format .pkl / .npz file, or 'open' for the bundled model.")
-        if path.is_dir():
-            path = _mano_file(path, side)
-        if path.suffix == ".npz":
-            arrays, extras = load_model_npz(path)
-            tips = extras.get("tip_vertex_ids", np.asarray(MANO_TIP_VERTEX_IDS))
-        elif path.suffix == ".pkl":
-            arrays = load_mano_pkl(path)
-            tips = np.asarray(MANO_TIP_VERTEX_IDS)
-            if side == "left":
-                arrays = _fix_left_shapedirs(arrays, path.parent)
-        else:
-            raise ModelFileError(f"{path}: expected a MANO .pkl, a MANO-format .npz, a folder, or 'open'.")
-        if np.max(tips) >= arrays["v_template"].shape[0]:
-            raise ModelFileError(f"{path.name}: fingertip vertex ids exceed its {arrays['v_template'].shape[0]} vertices.")
-        hand = HandModel(arrays, tips, side, name=str(path))
-    return hand.to(device) if device is not None else hand
+        raise ModelFileError(f"{path}: expected a MANO .pkl, a MANO-format .npz, a folder, or 'open'.")
+    if np.max(tips) >= arrays["v_template"].shape[0]:
+        raise ModelFileError(f"{path.name}: fingertip vertex ids exceed its {arrays['v_template'].shape[0]} vertices.")
+    return HandModel(arrays, tips, side, name=str(path))
 
 
 def _fix_left_shapedirs(arrays: dict[str, np.ndarray], folder: Path) -> dict[str, np.ndarray]:

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..assets import ASSETS
 from .mirror import mirror_model_arrays
 from .tables import FINGER_JOINTS, FINGERS, JOINT_NAMES, NUM_JOINTS, PARENTS
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 # ---------------------------------------------------------------------------------------------
 # Canonical skeleton (metres, MANO_RIGHT frame)

@@ -6,32 +6,15 @@ square pixels, focal length f in px. The weak-perspective camera (s, t_x, t_y) m
 ``x_n = 2 (u - C) / s_i`` ∈ [-1, 1] inside the crop (C: crop centre, s_i: crop side, px).
 The full-perspective translation follows CLIFF (Li et al., ECCV 2022):
 ``t_z = 2 f / (s · s_i)``, ``t_x' = t_x + 2 c_x / (s · s_i)``, ``t_y' = t_y + 2 c_y / (s · s_i)`` with
-``(c_x, c_y) = C - (W/2, H/2)``.
+``(c_x, c_y) = C - (W/2, H/2)``. The pinhole projection and the default focal length are in
+:mod:`dahyf.geometry`. Array-API functions (:mod:`dahyf.backend`): numpy arrays or tensors.
 """
 from __future__ import annotations
 
-import torch
+from ..backend import namespace
 
 
-def default_focal(image_size: torch.Tensor) -> torch.Tensor:
-    """Focal length used when the camera is unknown: ``f = sqrt(W² + H²)``.
-
-    Parameters
-    ----------
-    image_size : (..., 2) px, (W, H).
-
-    Returns
-    -------
-    (...,) px.
-    """
-    image_size = torch.as_tensor(image_size)
-    if not image_size.is_floating_point():
-        image_size = image_size.to(torch.float32)
-    return torch.linalg.norm(image_size, dim=-1)
-
-
-def weak_to_full_perspective(weak_cam: torch.Tensor, crop_centre: torch.Tensor, crop_side: torch.Tensor,
-                             image_size: torch.Tensor, focal: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def weak_to_full_perspective(weak_cam, crop_centre, crop_side, image_size, focal, eps: float = 1e-6):
     """Weak-perspective crop camera to the full-perspective translation in the image's camera.
 
     Parameters
@@ -46,17 +29,17 @@ def weak_to_full_perspective(weak_cam: torch.Tensor, crop_centre: torch.Tensor, 
     -------
     (B, 3) m, translation of the model in camera coordinates.
     """
-    s = weak_cam[:, 0].clamp(min=eps)
+    xp = namespace(weak_cam)
+    s = xp.clip(weak_cam[:, 0], min=eps)
     denom = s * crop_side
     c = crop_centre - image_size / 2
     tz = 2 * focal / denom
     tx = weak_cam[:, 1] + 2 * c[:, 0] / denom
     ty = weak_cam[:, 2] + 2 * c[:, 1] / denom
-    return torch.stack([tx, ty, tz], dim=-1)
+    return xp.stack([tx, ty, tz], axis=-1)
 
 
-def full_to_weak(transl: torch.Tensor, crop_centre: torch.Tensor, crop_side: torch.Tensor,
-                 image_size: torch.Tensor, focal: torch.Tensor) -> torch.Tensor:
+def full_to_weak(transl, crop_centre, crop_side, image_size, focal):
     """Inverse of :func:`weak_to_full_perspective`.
 
     Parameters
@@ -73,29 +56,10 @@ def full_to_weak(transl: torch.Tensor, crop_centre: torch.Tensor, crop_side: tor
     c = crop_centre - image_size / 2
     tx = transl[:, 0] - c[:, 0] * tz / focal
     ty = transl[:, 1] - c[:, 1] * tz / focal
-    return torch.stack([s, tx, ty], dim=-1)
+    return namespace(transl).stack([s, tx, ty], axis=-1)
 
 
-def project_points(points: torch.Tensor, focal: torch.Tensor, image_size: torch.Tensor,
-                   min_depth: float = 1e-3) -> torch.Tensor:
-    """Pinhole projection into the image, principal point at the image centre.
-
-    Parameters
-    ----------
-    points : (B, N, 3) m, camera coordinates.
-    focal : (B,) px.
-    image_size : (B, 2) px, (W, H).
-    min_depth : m, depths are clamped to at least this (keeps gradients finite).
-
-    Returns
-    -------
-    (B, N, 2) px, ``u = f X / Z + W/2``, ``v = f Y / Z + H/2``.
-    """
-    z = points[..., 2:3].clamp(min=min_depth)
-    return focal[:, None, None] * points[..., :2] / z + image_size[:, None, :] / 2
-
-
-def weak_project(points: torch.Tensor, weak_cam: torch.Tensor) -> torch.Tensor:
+def weak_project(points, weak_cam):
     """Weak-perspective projection to normalised crop coordinates.
 
     Parameters

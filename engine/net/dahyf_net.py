@@ -30,14 +30,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..constants import MEAN_WEAK_SCALE
+from ..geometry import default_focal, project_points
 from ..hand import kinematics as K
-from ..hand.tables import KEYPOINT_SOURCES, NUM_JOINTS, PARENTS
+from ..hand.tables import NUM_JOINTS
 from .backbones import build_backbone
-from .camera import default_focal, project_points, weak_to_full_perspective
+from .camera import weak_to_full_perspective
 from .confidence import projection_confidence
 from .direction_map import DirectionMapFusion
 from .encoding import CROP_SIZE, NUM_FREQS, joint_mu, positional_encoding
 from .heatmap import HeatmapHead
+from .regressor import rot6d_to_matrix
 from .simcc import SPLIT_RATIO, SIGMA_PX, SimCCHead, at_least_float32
 
 JOINT_HEADS = ("none", "heatmap", "simcc")
@@ -75,7 +78,7 @@ class DaHyFConfig:
     sigma_px: float = SIGMA_PX
     num_freqs: int = NUM_FREQS
     hidden: tuple[int, ...] = (1024, 1024)
-    cam_scale_prior: float = 10.0
+    cam_scale_prior: float = MEAN_WEAK_SCALE
     hand_model: str = "open"
 
     def __post_init__(self):
@@ -104,38 +107,11 @@ class DaHyFConfig:
         return 21 * 2 * 2 * self.num_freqs
 
 
-def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
-    """Continuous 6-D rotation representation → rotation matrix (Zhou et al., CVPR 2019).
-
-    x : (..., 6), the first two columns before Gram–Schmidt. Returns (..., 3, 3).
-    """
-    a1, a2 = x[..., 0:3], x[..., 3:6]
-    b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    b3 = torch.cross(b1, b2, dim=-1)
-    return torch.stack([b1, b2, b3], dim=-1)
-
-
 def hand_from_rotmats(hand, rot_mats: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pose a MANO-format ``HandModel`` from rotation matrices (no axis-angle round trip, smooth gradients).
-
-    Parameters
-    ----------
-    hand : ``dahyf.hand.model.HandModel``.
-    rot_mats : (B, 16, 3, 3); betas : (B, 10).
-
-    Returns
-    -------
-    vertices (B, V, 3) m, keypoints (B, 21, 3) m, model coordinates (no translation).
-    """
-    B = rot_mats.shape[0]
-    v_shaped = hand.v_template + K.blend_shapes(betas, hand.shapedirs[..., : betas.shape[-1]])
-    rest = torch.einsum("jv,bvk->bjk", hand.J_regressor, v_shaped)
-    v_posed = v_shaped + (K.pose_feature(rot_mats) @ hand.posedirs).reshape(B, v_shaped.shape[1], 3)
-    joints, transforms = K.forward_kinematics(rot_mats, rest, PARENTS)
-    vertices = K.skin(v_posed, hand.lbs_weights, transforms)
-    keypoints = torch.cat([joints, vertices[:, hand.tip_vertex_ids]], dim=1)[:, list(KEYPOINT_SOURCES)]
-    return vertices, keypoints
+    """vertices (B, V, 3) m and keypoints (B, 21, 3) m (model coordinates) of ``hand`` posed by
+    rotation matrices (B, 16, 3, 3) — the hand model's one forward with ``pose2rot=False``."""
+    out = hand(rot_mats, betas, pose2rot=False)
+    return out.vertices, out.keypoints
 
 
 class Regressor(nn.Module):
@@ -195,16 +171,11 @@ class DaHyF(nn.Module):
             from ..hand.model import load_hand_model
 
             hand = load_hand_model(cfg.hand_model, "right")
-        self._hand = [hand]  # kept out of the module tree: not in state_dict, moved by _apply
+        self._hand = [hand]  # not a module: not in state_dict; it computes on the device and dtype it is given
 
     @property
     def hand(self):
         return self._hand[0]
-
-    def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)
-        self._hand[0] = self._hand[0]._apply(fn, *args, **kwargs)
-        return self
 
     def forward(self, images: torch.Tensor, boxes: torch.Tensor, image_size: torch.Tensor,
                 focal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -264,16 +235,14 @@ class DaHyFEstimator:
         return self.net.cfg
 
     @torch.no_grad()
-    def predict(self, landmarks2d, is_right, image_size, focal=None, crops=None, boxes=None) -> dict:
+    def predict(self, batch) -> dict:
         """Hand pose, shape and placement from image crops.
 
         Parameters
         ----------
-        landmarks2d : (B, 21, 2) px — unused by the image network (kept for the common interface).
-        is_right : (B,) bool.
-        image_size : (B, 2) px (W, H); focal : (B,) px or None (``sqrt(W² + H²)``).
-        crops : (B, 224, 224, 3) uint8 RGB, the boxes cut out of the frames (``dahyf.capture.crops``).
-        boxes : (B, 3) px (c_x, c_y, s_i).
+        batch : a :class:`dahyf.net.batch.HandBatch`; is_right (B,), image_size (B, 2) px (W, H),
+            focal (B,) px, crops (B, 224, 224, 3) uint8 RGB (the boxes cut out of the frames,
+            ``dahyf.capture.crops``) and boxes (B, 3) px (c_x, c_y, s_i) are used.
 
         Returns
         -------
@@ -282,6 +251,7 @@ class DaHyFEstimator:
         """
         from ..hand.mirror import mirror_points, mirror_pose
 
+        is_right, image_size, focal, crops, boxes = batch.is_right, batch.image_size, batch.focal, batch.crops, batch.boxes
         if crops is None or boxes is None:
             raise ValueError("the DaHyF image network needs crops and boxes (needs_crops = True)")
         dev = self.device
@@ -328,5 +298,5 @@ def build_estimator(config: dict, state_dict: dict, meta: dict, device: str = "c
     """Checkpoint builder of kind 'dahyf' (see :mod:`dahyf.net.checkpoint`)."""
     cfg = DaHyFConfig.from_dict(config)
     net = DaHyF(cfg)
-    net.load_state_dict(state_dict)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()})
     return DaHyFEstimator(net, device=device, meta=meta)

@@ -3,21 +3,21 @@
 The Global Direction Map tells the network *where in the full image* a crop location lies, as a
 viewing direction ``P_d = (P_g) / f`` (P_g: image position relative to the image centre O, f: focal
 length in px). The LDM ablation replaces it by crop-local coordinates. The same functions serve the
-image network (feature-map locations) and the landmark variant (the 21 joints).
+image network (feature-map locations) and the landmark variant (the 21 joints). Array-API functions
+(:mod:`dahyf.backend`): numpy arrays or tensors; the feature-map builders are torch-only (image network).
 """
 from __future__ import annotations
 
 import math
 
-import torch
+from ..backend import device, namespace
+from ..constants import CROP_SIZE
 
-#: Input crop side of the network, px (s_p in the paper).
-CROP_SIZE = 224
 #: Number of frequencies of the positional encoding (L in the paper).
 NUM_FREQS = 4
 
 
-def feature_locations(feature_size: int, crop_size: int = CROP_SIZE, dtype=torch.float32, device=None) -> torch.Tensor:
+def feature_locations(feature_size: int, crop_size: int = CROP_SIZE, like=None):
     """Centres of the cells of a square feature map, in crop pixels.
 
     ``P_l = P_f * sc_p + sc_p / 2`` with ``sc_p = s_p / s_f``.
@@ -27,18 +27,24 @@ def feature_locations(feature_size: int, crop_size: int = CROP_SIZE, dtype=torch
     feature_size : s_f, cells per side.
     crop_size : s_p, px.
 
+    like : an array whose library, dtype and device the result takes (default: float32 numpy).
+
     Returns
     -------
     (s_f, s_f, 2) px, (x, y) of each cell centre; index [row, col] = [y, x].
     """
+    if like is None:
+        import numpy as np
+
+        like = np.zeros(0, np.float32)
+    xp = namespace(like)
     sc_p = crop_size / feature_size
-    idx = torch.arange(feature_size, dtype=dtype, device=device) * sc_p + sc_p / 2
-    yy, xx = torch.meshgrid(idx, idx, indexing="ij")
-    return torch.stack([xx, yy], dim=-1)
+    idx = xp.arange(feature_size, dtype=like.dtype, device=device(like)) * sc_p + sc_p / 2
+    yy, xx = xp.meshgrid(idx, idx, indexing="ij")
+    return xp.stack([xx, yy], axis=-1)
 
 
-def global_direction(points_crop: torch.Tensor, crop_ulc: torch.Tensor, crop_side: torch.Tensor,
-                     image_size: torch.Tensor, focal: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
+def global_direction(points_crop, crop_ulc, crop_side, image_size, focal, crop_size: int = CROP_SIZE):
     """Viewing direction of crop locations in the full image (the GDM formula).
 
     ``P_g = P_l * sc_o + P_ulc - O`` with ``sc_o = s_i / s_p`` and ``O = (W/2, H/2)``;
@@ -63,7 +69,7 @@ def global_direction(points_crop: torch.Tensor, crop_ulc: torch.Tensor, crop_sid
     return p_g / focal[:, None, None]
 
 
-def local_direction(points_crop: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
+def local_direction(points_crop, crop_size: int = CROP_SIZE):
     """Crop-local coordinates (the LDM ablation): ``(P_l - s_p/2) / s_p``.
 
     Parameters
@@ -77,8 +83,7 @@ def local_direction(points_crop: torch.Tensor, crop_size: int = CROP_SIZE) -> to
     return (points_crop - crop_size / 2) / crop_size
 
 
-def global_direction_map(feature_size: int, crop_ulc: torch.Tensor, crop_side: torch.Tensor,
-                         image_size: torch.Tensor, focal: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
+def global_direction_map(feature_size: int, crop_ulc, crop_side, image_size, focal, crop_size: int = CROP_SIZE):
     """The 2-channel Global Direction Map of a square feature map.
 
     Parameters
@@ -90,25 +95,28 @@ def global_direction_map(feature_size: int, crop_ulc: torch.Tensor, crop_side: t
     -------
     (B, 2, s_f, s_f), channels (x_d, y_d).
     """
-    loc = feature_locations(feature_size, crop_size, dtype=crop_side.dtype, device=crop_side.device)
-    d = global_direction(loc.reshape(1, -1, 2).expand(crop_side.shape[0], -1, -1), crop_ulc, crop_side,
-                         image_size, focal, crop_size)
-    return d.reshape(-1, feature_size, feature_size, 2).permute(0, 3, 1, 2).contiguous()
+    xp = namespace(crop_side)
+    loc = feature_locations(feature_size, crop_size, like=crop_side)
+    d = global_direction(xp.broadcast_to(xp.reshape(loc, (1, -1, 2)), (crop_side.shape[0], feature_size ** 2, 2)),
+                         crop_ulc, crop_side, image_size, focal, crop_size)
+    return xp.permute_dims(xp.reshape(d, (-1, feature_size, feature_size, 2)), (0, 3, 1, 2))
 
 
-def local_direction_map(feature_size: int, batch: int, crop_size: int = CROP_SIZE,
-                        dtype=torch.float32, device=None) -> torch.Tensor:
-    """The LDM ablation's 2-channel map: crop-local coordinates of each feature cell.
+def local_direction_map(feature_size: int, batch: int, crop_size: int = CROP_SIZE, dtype=None, device=None):
+    """The LDM ablation's 2-channel map: crop-local coordinates of each feature cell (torch, image network).
 
     Returns
     -------
-    (batch, 2, s_f, s_f).
+    (batch, 2, s_f, s_f) tensor of ``dtype`` (default float32) on ``device``.
     """
-    loc = local_direction(feature_locations(feature_size, crop_size, dtype=dtype, device=device), crop_size)
+    import torch
+
+    like = torch.zeros(0, dtype=dtype or torch.float32, device=device)
+    loc = local_direction(feature_locations(feature_size, crop_size, like=like), crop_size)
     return loc.permute(2, 0, 1).unsqueeze(0).expand(batch, -1, -1, -1).contiguous()
 
 
-def positional_encoding(p: torch.Tensor, num_freqs: int = NUM_FREQS) -> torch.Tensor:
+def positional_encoding(p, num_freqs: int = NUM_FREQS):
     """γ(p) = (sin(2^l π p), cos(2^l π p)) for l = 1..L, applied to every component.
 
     Parameters
@@ -121,12 +129,13 @@ def positional_encoding(p: torch.Tensor, num_freqs: int = NUM_FREQS) -> torch.Te
     (..., D * 2L): per component, the L sines then the L cosines.
     For the 21 joints (B, 21, 2) → (B, 21, 16); flattened that is the paper's V_PE ∈ R^336.
     """
-    freqs = (2.0 ** torch.arange(1, num_freqs + 1, dtype=p.dtype, device=p.device)) * math.pi
+    xp = namespace(p)
+    freqs = (2.0 ** xp.arange(1, num_freqs + 1, dtype=p.dtype, device=device(p))) * math.pi
     x = p[..., None] * freqs
-    return torch.cat([torch.sin(x), torch.cos(x)], dim=-1).flatten(-2)
+    return xp.reshape(xp.concat([xp.sin(x), xp.cos(x)], axis=-1), (*p.shape[:-1], p.shape[-1] * 2 * num_freqs))
 
 
-def joint_mu(joints_crop: torch.Tensor, focal_crop: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
+def joint_mu(joints_crop, focal_crop, crop_size: int = CROP_SIZE):
     """The positional-encoding input of the joints, ``μ = (J2d - s_p/2) / f``.
 
     The focal length is taken in crop pixels (``f_crop = f · s_p / s_i``) so that μ is the tangent of

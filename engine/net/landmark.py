@@ -6,24 +6,31 @@ ablation), their positional encoding γ(μ), an MLP to θ, β and a weak-perspec
 CLIFF-style full-perspective translation, the projection of the MANO keypoints and the projection
 confidence.
 
-``LandmarkDaHyF`` is the network (right hands only); ``LandmarkEstimator`` wraps it with the hand
-model, handles left hands by mirroring, and exposes the estimator interface the capture pipeline uses.
+Everything here is array-API code (:mod:`dahyf.backend`): :class:`LandmarkEstimator` runs it on numpy
+at capture time (no torch), and on torch on CUDA; training runs the same :func:`landmark_forward`
+through the ``nn.Module`` shell ``dahyf.net.modules.LandmarkDaHyF``. Right hands only inside;
+left hands are mirrored in and out.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import contextlib
+import warnings
+from dataclasses import asdict, dataclass, fields
 
-import torch
-from torch import nn
+import numpy as np
 
+from ..backend import asarray_like, is_torch_array, namespace, rows_finite, to_numpy
+from ..constants import CROP_SIZE
+from ..geometry import hand_size, project_points
 from ..hand import kinematics as K
 from ..hand.mirror import mirror_image_points, mirror_points, mirror_pose
-from ..hand.tables import KEYPOINT_SOURCES, NUM_JOINTS, NUM_KEYPOINTS
-from .camera import default_focal, project_points, weak_to_full_perspective
+from ..hand.tables import NUM_JOINTS, NUM_KEYPOINTS
+from .batch import HandBatch
+from .camera import weak_to_full_perspective
 from .confidence import projection_confidence
-from .encoding import CROP_SIZE, global_direction, joint_mu, local_direction, positional_encoding
-from .refine import refine_pose
-from .regressor import Regressor
+from .encoding import global_direction, joint_mu, local_direction, positional_encoding
+from .refine import refine_pose, validate_refine_options
+from .regressor import regressor_forward
 
 #: The crop around the landmarks: a square of side (longer side of their box) × CROP_PAD.
 CROP_PAD = 1.3
@@ -32,16 +39,19 @@ MIN_CROP_SIDE = 4.0
 #: Fit θ and the translation to the landmarks after the network (:func:`dahyf.net.refine.refine_pose`)
 #: unless the checkpoint's meta says otherwise (key ``refine_pose``).
 REFINE_POSE_DEFAULT = True
+#: The only hand model a checkpoint may name: the bundled one. (A path inside a checkpoint would
+#: let a downloaded file point the loader at any pickle; other models are chosen by the user.)
+CHECKPOINT_HAND_MODELS = ("open",)
 
 
 @dataclass(frozen=True)
 class LandmarkConfig:
-    """Configuration of :class:`LandmarkDaHyF` (stored inside its checkpoint).
+    """Configuration of the landmark network (stored inside its checkpoint).
 
     direction : 'global' (GDM of the joints in the full image) or 'local' (LDM ablation).
     num_freqs : L of the positional encoding; width, depth : the MLP.
     crop_size : s_p, px; crop_pad : crop side / landmark box side.
-    hand_model : the hand model the network was trained with ('open' or a path).
+    hand_model : the hand model the network was trained with ('open').
     """
 
     direction: str = "global"
@@ -52,11 +62,40 @@ class LandmarkConfig:
     crop_pad: float = CROP_PAD
     hand_model: str = "open"
 
+    def __post_init__(self):
+        if self.direction not in ("global", "local"):
+            raise ValueError(f"direction must be 'global' or 'local', got {self.direction!r}")
+
+    @property
+    def in_dim(self) -> int:
+        """Length of the feature vector: 42 crop coordinates + 21·2·2L encoding + 42 direction + 3."""
+        return NUM_KEYPOINTS * 2 * (2 + 2 * self.num_freqs) + 3
+
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "LandmarkConfig":
+        """The config of a checkpoint: known fields only, each of the right type; ValueError otherwise."""
+        types = {"direction": str, "num_freqs": int, "width": int, "depth": int, "crop_size": int,
+                 "crop_pad": (int, float), "hand_model": str}
+        out = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            v = d[f.name]
+            if isinstance(v, bool) or not isinstance(v, types[f.name]):
+                raise ValueError(f"config.{f.name} must be {types[f.name]}, got {v!r}")
+            out[f.name] = v
+        for name in ("num_freqs", "width", "depth", "crop_size"):
+            if name in out and not 1 <= out[name] <= 4096:
+                raise ValueError(f"config.{name} = {out[name]} is out of range")
+        if "crop_pad" in out and not 1.0 <= out["crop_pad"] <= 4.0:
+            raise ValueError(f"config.crop_pad = {out['crop_pad']} is out of range [1, 4]")
+        return cls(**out)
 
-def landmark_crop(landmarks2d: torch.Tensor, pad: float = CROP_PAD) -> tuple[torch.Tensor, torch.Tensor]:
+
+def landmark_crop(landmarks2d, pad: float = CROP_PAD):
     """The square crop around a landmark set.
 
     Parameters
@@ -68,112 +107,73 @@ def landmark_crop(landmarks2d: torch.Tensor, pad: float = CROP_PAD) -> tuple[tor
     -------
     centre : (B, 2) px; side : (B,) px.
     """
-    lo, hi = landmarks2d.amin(1), landmarks2d.amax(1)
-    side = ((hi - lo).amax(-1) * pad).clamp(min=MIN_CROP_SIDE)
+    xp = namespace(landmarks2d)
+    lo, hi = xp.min(landmarks2d, axis=1), xp.max(landmarks2d, axis=1)
+    side = xp.clip(xp.max(hi - lo, axis=-1) * pad, min=MIN_CROP_SIDE)
     return (lo + hi) / 2, side
 
 
-class KeypointLayer(nn.Module):
-    """The 16 joints and 21 keypoints of a MANO-format hand from rotation matrices, cheaply.
+def encode_landmarks(config: LandmarkConfig, landmarks2d, image_size, focal):
+    """The network's input features and the crop.
 
-    Same result as ``HandModel(pose, betas, transl).keypoints`` but skins only the 5 fingertip
-    vertices (the rest joints are linear in β, so ``J_regressor`` is folded into the buffers).
+    Per sample: the crop-normalised joints ``(J2d − s_p/2)/s_p`` (42), their positional encoding
+    ``γ(μ)`` with ``μ = (J2d − s_p/2)/f_crop`` (21·2·2L = 336 for L = 4), the direction code of the
+    joints (GDM: ``(J_img − O)/f``; LDM: crop-local coordinates) (42), and the crop's own direction
+    ``(C − O)/f`` and size ``s_i/f`` (3; the location is zeroed for LDM).
+
+    Parameters
+    ----------
+    landmarks2d : (B, 21, 2) px, image; image_size : (B, 2) px (W, H); focal : (B,) px.
+
+    Returns
+    -------
+    features (B, in_dim), joints_crop (B, 21, 2) px, crop_centre (B, 2) px, crop_side (B,) px.
     """
-
-    def __init__(self, hand_model):
-        super().__init__()
-        tips = hand_model.tip_vertex_ids
-        V = hand_model.v_template.shape[0]
-        posedirs = hand_model.posedirs.reshape(-1, V, 3)  # (135, V, 3)
-        self.register_buffer("j_template", hand_model.J_regressor @ hand_model.v_template)
-        self.register_buffer("j_shapedirs", torch.einsum("jv,vkl->jkl", hand_model.J_regressor, hand_model.shapedirs))
-        self.register_buffer("tip_template", hand_model.v_template[tips])
-        self.register_buffer("tip_shapedirs", hand_model.shapedirs[tips])
-        self.register_buffer("tip_posedirs", posedirs[:, tips].reshape(posedirs.shape[0], -1))
-        self.register_buffer("tip_weights", hand_model.lbs_weights[tips])
-        self.side = hand_model.side
-
-    def forward(self, rotmats: torch.Tensor, betas: torch.Tensor,
-                transl: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """rotmats (B, 16, 3, 3), betas (B, 10), transl (B, 3) m → joints (B, 16, 3), keypoints (B, 21, 3) m."""
-        joints, keypoints, _ = self.posed(rotmats, betas, transl)
-        return joints, keypoints
-
-    def posed(self, rotmats: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor | None = None):
-        """:meth:`forward` plus the joints' world transforms (B, 16, 4, 4) (rotation part = world rotation)."""
-        rest = self.j_template + K.blend_shapes(betas, self.j_shapedirs)
-        joints, transforms = K.forward_kinematics(rotmats, rest, list(_PARENTS))
-        tips = self.tip_template + K.blend_shapes(betas, self.tip_shapedirs)
-        tips = tips + (K.pose_feature(rotmats) @ self.tip_posedirs).reshape(tips.shape)
-        tips = K.skin(tips, self.tip_weights, transforms)
-        if transl is not None:
-            joints = joints + transl[:, None]
-            tips = tips + transl[:, None]
-        keypoints = torch.cat([joints, tips], dim=1)[:, list(KEYPOINT_SOURCES)]
-        return joints, keypoints, transforms
+    xp = namespace(landmarks2d)
+    cfg = config
+    B = landmarks2d.shape[0]
+    centre, side = landmark_crop(landmarks2d, cfg.crop_pad)
+    ulc = centre - side[:, None] / 2
+    joints_crop = (landmarks2d - ulc[:, None]) * (cfg.crop_size / side)[:, None, None]
+    local = local_direction(joints_crop, cfg.crop_size)
+    mu = joint_mu(joints_crop, focal * cfg.crop_size / side, cfg.crop_size)
+    pe = positional_encoding(mu, cfg.num_freqs)
+    if cfg.direction == "global":
+        direction = global_direction(joints_crop, ulc, side, image_size, focal, cfg.crop_size)
+        crop_dir = (centre - image_size / 2) / focal[:, None]
+    else:
+        direction = local
+        crop_dir = xp.zeros_like(centre)
+    n2 = NUM_KEYPOINTS * 2
+    feats = xp.concat([xp.reshape(local, (B, n2)), xp.reshape(pe, (B, n2 * 2 * cfg.num_freqs)),
+                       xp.reshape(direction, (B, n2)), crop_dir, (side / focal)[:, None]], axis=1)
+    return feats, joints_crop, centre, side
 
 
-from ..hand.tables import PARENTS as _PARENTS  # noqa: E402
+def landmark_forward(weights, config: LandmarkConfig, landmarks2d, image_size, focal) -> dict:
+    """Regress right hands from their landmarks.
 
+    Parameters
+    ----------
+    weights : mapping name → array of the network's weights (``regressor.*``, as the checkpoint).
+    config : the network's :class:`LandmarkConfig`.
+    landmarks2d : (B, 21, 2) px, image; image_size : (B, 2) px (W, H); focal : (B,) px.
 
-class LandmarkDaHyF(nn.Module):
-    """Landmarks → θ, β, weak camera, full-perspective translation (right hands).
-
-    Input features per sample: the crop-normalised joints ``(J2d − s_p/2)/s_p`` (42), their positional
-    encoding ``γ(μ)`` with ``μ = (J2d − s_p/2)/f_crop`` (21·2·2L = 336 for L = 4), the direction code
-    of the joints (GDM: ``(J_img − O)/f``; LDM: crop-local coordinates) (42), and the crop's own
-    direction ``(C − O)/f`` and size ``s_i/f`` (3; the location is zeroed for LDM).
+    Returns
+    -------
+    dict: rotmats (B, 16, 3, 3), betas (B, 10), weak_cam (B, 3), transl (B, 3) m,
+    joints_crop (B, 21, 2) px, crop_centre (B, 2) px, crop_side (B,) px.
     """
-
-    def __init__(self, config: LandmarkConfig = LandmarkConfig()):
-        super().__init__()
-        if config.direction not in ("global", "local"):
-            raise ValueError(f"direction must be 'global' or 'local', got {config.direction!r}")
-        self.config = config
-        in_dim = NUM_KEYPOINTS * 2 * (2 + 2 * config.num_freqs) + 3
-        self.regressor = Regressor(in_dim, config.width, config.depth)
-
-    def encode(self, landmarks2d: torch.Tensor, image_size: torch.Tensor, focal: torch.Tensor):
-        """The input feature vector and the crop. Returns (features (B, D), joints_crop (B, 21, 2) px,
-        crop_centre (B, 2) px, crop_side (B,) px)."""
-        cfg = self.config
-        centre, side = landmark_crop(landmarks2d, cfg.crop_pad)
-        ulc = centre - side[:, None] / 2
-        joints_crop = (landmarks2d - ulc[:, None]) * (cfg.crop_size / side)[:, None, None]
-        local = local_direction(joints_crop, cfg.crop_size)
-        mu = joint_mu(joints_crop, focal * cfg.crop_size / side, cfg.crop_size)
-        pe = positional_encoding(mu, cfg.num_freqs)
-        if cfg.direction == "global":
-            direction = global_direction(joints_crop, ulc, side, image_size, focal, cfg.crop_size)
-            crop_dir = (centre - image_size / 2) / focal[:, None]
-        else:
-            direction = local
-            crop_dir = torch.zeros_like(centre)
-        feats = torch.cat([local.flatten(1), pe.flatten(1), direction.flatten(1), crop_dir,
-                           (side / focal)[:, None]], dim=1)
-        return feats, joints_crop, centre, side
-
-    def forward(self, landmarks2d: torch.Tensor, image_size: torch.Tensor, focal: torch.Tensor) -> dict:
-        """Regress a right hand from its landmarks.
-
-        Parameters
-        ----------
-        landmarks2d : (B, 21, 2) px, image; image_size : (B, 2) px (W, H); focal : (B,) px.
-
-        Returns
-        -------
-        dict: rotmats (B, 16, 3, 3), betas (B, 10), weak_cam (B, 3), transl (B, 3) m,
-        joints_crop (B, 21, 2) px, crop_centre (B, 2) px, crop_side (B,) px.
-        """
-        feats, joints_crop, centre, side = self.encode(landmarks2d, image_size, focal)
-        rotmats, betas, weak_cam = self.regressor(feats)
-        transl = weak_to_full_perspective(weak_cam, centre, side, image_size, focal)
-        return {"rotmats": rotmats, "betas": betas, "weak_cam": weak_cam, "transl": transl,
-                "joints_crop": joints_crop, "crop_centre": centre, "crop_side": side}
+    feats, joints_crop, centre, side = encode_landmarks(config, landmarks2d, image_size, focal)
+    prefix = "regressor."
+    reg = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+    rotmats, betas, weak_cam = regressor_forward(reg, feats, config.depth)
+    transl = weak_to_full_perspective(weak_cam, centre, side, image_size, focal)
+    return {"rotmats": rotmats, "betas": betas, "weak_cam": weak_cam, "transl": transl,
+            "joints_crop": joints_crop, "crop_centre": centre, "crop_side": side}
 
 
-def project_and_score(out: dict, keypoint_layer: KeypointLayer, image_size: torch.Tensor, focal: torch.Tensor,
-                      crop_size: int = CROP_SIZE) -> dict:
+def project_and_score(out: dict, keypoint_layer, image_size, focal, crop_size: int = CROP_SIZE) -> dict:
     """Add joints3d (B, 21, 3) m, joints2d_proj (B, 21, 2) px and confidence (B,) to a network output."""
     _, joints3d = keypoint_layer(out["rotmats"], out["betas"], out["transl"])
     proj = project_points(joints3d, focal, image_size)
@@ -181,8 +181,7 @@ def project_and_score(out: dict, keypoint_layer: KeypointLayer, image_size: torc
     return {**out, "joints3d": joints3d, "joints2d_proj": proj, "confidence": conf}
 
 
-def refine_translation(keypoints_model: torch.Tensor, landmarks2d: torch.Tensor, image_size: torch.Tensor,
-                       focal: torch.Tensor, transl0: torch.Tensor, depth_prior: float = 2.0) -> torch.Tensor:
+def refine_translation(keypoints_model, landmarks2d, image_size, focal, transl0, depth_prior: float = 2.0):
     """Least-squares translation that best aligns the projected keypoints with the landmarks.
 
     Linearised pinhole constraints ``f (X_j + t_x) − (u_j − c_x)(Z_j + t_z) = 0`` (and y), each divided
@@ -196,140 +195,196 @@ def refine_translation(keypoints_model: torch.Tensor, landmarks2d: torch.Tensor,
 
     Returns
     -------
-    (B, 3) m.
+    (B, 3) m; NaN rows where the system cannot be solved.
     """
+    from ..backend import solve_batched
+
+    xp = namespace(keypoints_model)
     uv = landmarks2d - image_size[:, None] / 2  # (B, 21, 2)
-    f = focal[:, None].expand(-1, uv.shape[1])
-    X, Y, Z = keypoints_model.unbind(-1)
-    tz0 = transl0[:, 2].clamp(min=1e-3)
-    scale = 1 / (Z + tz0[:, None]).clamp(min=1e-3)
-    zeros = torch.zeros_like(X)
-    Ax = torch.stack([f, zeros, -uv[..., 0]], -1) * scale[..., None]
-    Ay = torch.stack([zeros, f, -uv[..., 1]], -1) * scale[..., None]
+    f = xp.broadcast_to(focal[:, None], uv.shape[:2])
+    X, Y, Z = keypoints_model[..., 0], keypoints_model[..., 1], keypoints_model[..., 2]
+    tz0 = xp.clip(transl0[:, 2], min=1e-3)
+    scale = 1 / xp.clip(Z + tz0[:, None], min=1e-3)
+    zeros = xp.zeros_like(X)
+    Ax = xp.stack([f, zeros, -uv[..., 0]], axis=-1) * scale[..., None]
+    Ay = xp.stack([zeros, f, -uv[..., 1]], axis=-1) * scale[..., None]
     bx = (uv[..., 0] * Z - f * X) * scale
     by = (uv[..., 1] * Z - f * Y) * scale
-    side = (landmarks2d.amax(1) - landmarks2d.amin(1)).amax(-1)
-    w = depth_prior * side / tz0
-    prior = torch.stack([torch.zeros_like(w), torch.zeros_like(w), w], -1)[:, None]
-    A = torch.cat([Ax, Ay, prior], 1)
-    b = torch.cat([bx, by, (w * tz0)[:, None]], 1)
-    At = A.transpose(1, 2)
-    return torch.linalg.solve(At @ A, At @ b[..., None])[..., 0]
+    w = depth_prior * hand_size(landmarks2d) / tz0
+    prior = xp.stack([xp.zeros_like(w), xp.zeros_like(w), w], axis=-1)[:, None]
+    A = xp.concat([Ax, Ay, prior], axis=1)
+    b = xp.concat([bx, by, (w * tz0)[:, None]], axis=1)
+    At = xp.matrix_transpose(A)
+    return solve_batched(At @ A, At @ b[..., None])[..., 0]
 
 
 class LandmarkEstimator:
-    """The estimator interface of the capture pipeline around a trained :class:`LandmarkDaHyF`.
+    """The estimator interface of the capture pipeline around the trained landmark network.
 
     Parameters
     ----------
-    net : the trained network.
-    hand_model_name : the hand model it was trained with ('open' or a path).
-    device : torch device string.
+    config : the network's :class:`LandmarkConfig`.
+    weights : mapping name → numpy array (the checkpoint's weights).
+    device : 'cpu' or a torch CUDA device string.
+    backend : 'numpy' (default on the CPU: no torch) or 'torch' (default on CUDA; on the CPU it
+        serves the numpy/torch agreement tests). The same code runs on both.
     refine : also fit the translation to the landmarks (:func:`refine_translation`).
+    meta : the checkpoint's meta (``refine_pose``, ``refine_pose_options``, provenance).
     refine_pose : then fit θ and the translation to the landmarks with a prior towards the network's
         prediction (:func:`dahyf.net.refine.refine_pose`, batched Gauss-Newton); None: the checkpoint
         meta's ``refine_pose``, else :data:`REFINE_POSE_DEFAULT`. Its keyword options (iterations,
-        priors) come from meta ``refine_pose_options`` and can be changed in ``refine_pose_options``.
+        priors) come from meta ``refine_pose_options`` (checked) and can be changed in ``refine_pose_options``.
         The confidence stays the network's (``confidence_from = "network"``): a fitted pose agrees
         with corrupted landmarks too, so scoring the fit would blur the confidence gate (measured in
         benchmarks/landmark_engine.md); ``"refined"`` scores the fitted pose instead.
-    cpu_threads : torch intra-op threads used by ``predict`` on the CPU (restored afterwards);
-        the network is small, and extra threads only cost time on a busy machine (measured 10× slower
-        with 2 threads on a loaded 2-core CPU). None leaves torch's setting alone.
     """
 
     needs_crops = False
-    cpu_threads: int | None = 1
 
-    def __init__(self, net: LandmarkDaHyF, hand_model_name: str = "open", device: str = "cpu", refine: bool = False,
-                 meta: dict | None = None, refine_pose: bool | None = None):
+    def __init__(self, config: LandmarkConfig, weights: dict, device: str = "cpu", refine: bool = False,
+                 meta: dict | None = None, refine_pose: bool | None = None, backend: str | None = None):
         from ..hand.model import load_hand_model
 
-        self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
-        self.hand_model_name = hand_model_name
-        self.refine = refine
+        if config.hand_model not in CHECKPOINT_HAND_MODELS:
+            raise ValueError(f"hand_model {config.hand_model!r}: a landmark engine uses the bundled 'open' hand model")
+        self.config = config
+        self.device = str(device)
         self.meta = dict(meta or {})
+        self.refine = bool(refine)
         self.refine_pose = bool(self.meta.get("refine_pose", REFINE_POSE_DEFAULT) if refine_pose is None else refine_pose)
-        self.refine_pose_options: dict = dict(self.meta.get("refine_pose_options", {}))
+        self.refine_pose_options: dict = validate_refine_options(self.meta.get("refine_pose_options", {}))
         self.confidence_from = "network"
-        self.keypoints = KeypointLayer(load_hand_model(hand_model_name, "right")).to(self.device)
+        self.hand_model_name = config.hand_model
+        self.keypoints = load_hand_model(config.hand_model, "right").keypoint_layer()
+        self.backend = backend or ("numpy" if self.device == "cpu" else "torch")
+        if self.backend not in ("numpy", "torch") or (self.backend == "numpy" and self.device != "cpu"):
+            raise ValueError(f"backend {self.backend!r} on device {self.device!r}: use numpy on the cpu, or torch")
+        if self.backend == "numpy":
+            self.weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+        else:
+            import torch
 
-    @property
-    def config(self) -> LandmarkConfig:
-        return self.net.config
+            self.weights = {k: torch.as_tensor(np.asarray(v, np.float32), device=self.device) for k, v in weights.items()}
 
-    def predict(self, landmarks2d, is_right, image_size, focal=None, crops=None, boxes=None) -> dict:
-        """See :meth:`_predict` (this wrapper only pins the CPU thread count)."""
-        if self.device.type != "cpu" or self.cpu_threads is None:
-            return self._predict(landmarks2d, is_right, image_size, focal)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.cpu_threads)
-        try:
-            return self._predict(landmarks2d, is_right, image_size, focal)
-        finally:
-            torch.set_num_threads(previous)
+    @classmethod
+    def from_module(cls, net, **kwargs) -> "LandmarkEstimator":
+        """The estimator of a (trained) ``dahyf.net.modules.LandmarkDaHyF``, e.g. during training."""
+        weights = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+        return cls(net.config, weights, **kwargs)
 
-    @torch.no_grad()
-    def _predict(self, landmarks2d, is_right, image_size, focal=None) -> dict:
+    def _inputs(self, batch: HandBatch):
+        like = next(iter(self.weights.values()))
+        return (asarray_like(batch.landmarks2d, like, dtype=like.dtype), batch.is_right,
+                asarray_like(batch.image_size, like, dtype=like.dtype), asarray_like(batch.focal, like, dtype=like.dtype))
+
+    def predict(self, batch: HandBatch) -> dict:
         """Hand pose, shape and placement from 2-D landmarks.
 
         Parameters
         ----------
-        landmarks2d : (B, 21, 2) px, image, MediaPipe order.
-        is_right : (B,) bool, handedness.
-        image_size : (B, 2) px, (W, H).
-        focal : (B,) px; None → ``sqrt(W² + H²)``.
-        crops, boxes : ignored (the crop is derived from the landmarks, as in training).
+        batch : the hands (:class:`~dahyf.net.batch.HandBatch`); landmarks2d, is_right, image_size and
+            focal are used (the crop is derived from the landmarks, as in training).
 
         Returns
         -------
-        dict of tensors on ``self.device``: pose (B, 16, 3) rad axis-angle (flat_hand_mean, in the
-        hand's own side convention), betas (B, 10), transl (B, 3) m, joints3d (B, 21, 3) m,
-        joints2d_proj (B, 21, 2) px, confidence (B,). Camera: OpenCV, principal point at the image centre.
+        dict of arrays (numpy on the CPU, tensors on CUDA): pose (B, 16, 3) rad axis-angle
+        (flat_hand_mean, in the hand's own side convention), betas (B, 10), transl (B, 3) m,
+        joints3d (B, 21, 3) m, joints2d_proj (B, 21, 2) px, confidence (B,); ``valid`` (B,) bool:
+        every output of the row is finite (rows that are not must not be used); ``refine_failed``
+        (B,) bool: the per-frame fit failed and the row keeps the network's prediction.
+        Camera: OpenCV, principal point at the image centre.
         """
-        dev = self.device
-        lm = torch.as_tensor(landmarks2d, dtype=torch.float32, device=dev)
-        if lm.ndim != 3 or lm.shape[1:] != (NUM_KEYPOINTS, 2):
-            raise ValueError(f"landmarks2d must be (B, 21, 2) px, got {tuple(lm.shape)}")
+        if not isinstance(batch, HandBatch):
+            raise TypeError("predict takes a dahyf.net.batch.HandBatch (HandBatch.of(landmarks2d, is_right, image_size, focal))")
+        lm, is_right, size, f = self._inputs(batch)
+        xp = namespace(lm)
+        with _quiet(lm):
+            return self._predict(xp, lm, asarray_like(is_right, lm, dtype=xp.bool), size, f)
+
+    def _predict(self, xp, lm, right, size, f) -> dict:
         B = lm.shape[0]
-        right = torch.as_tensor(is_right, dtype=torch.bool, device=dev).reshape(B)
-        size = torch.as_tensor(image_size, dtype=torch.float32, device=dev).reshape(-1, 2).expand(B, 2)
-        f = default_focal(size) if focal is None else torch.as_tensor(focal, dtype=torch.float32, device=dev).reshape(-1).expand(B)
-        if not torch.isfinite(lm).all():
-            raise ValueError("landmarks2d contains NaN or inf values")
         left = ~right
-        lm_r = torch.where(left[:, None, None], mirror_image_points(lm, size[:, None, 0]), lm)
-        out = self.net(lm_r, size, f)
+        width = size[:, None, 0]
+        lm_r = xp.where(left[:, None, None], mirror_image_points(lm, width), lm)
+        out = landmark_forward(self.weights, self.config, lm_r, size, f)
         if self.refine:
             _, kp = self.keypoints(out["rotmats"], out["betas"])
-            out["transl"] = refine_translation(kp, lm_r, size, f, out["transl"])
-        out = project_and_score(out, self.keypoints, size, f, self.net.config.crop_size)
+            t = refine_translation(kp, lm_r, size, f, out["transl"])
+            out["transl"] = xp.where(rows_finite(t)[:, None], t, out["transl"])
+        out = project_and_score(out, self.keypoints, size, f, self.config.crop_size)
+        failed = xp.zeros((B,), dtype=xp.bool)
         if self.refine_pose:
-            rotmats, transl = refine_pose(self.keypoints, out["rotmats"], out["betas"], out["transl"], lm_r, size, f,
-                                          **self.refine_pose_options)
+            rotmats, transl, failed = refine_pose(self.keypoints, out["rotmats"], out["betas"], out["transl"],
+                                                  lm_r, size, f, **self.refine_pose_options)
             fitted = project_and_score({**out, "rotmats": rotmats, "transl": transl}, self.keypoints, size, f,
-                                       self.net.config.crop_size)
+                                       self.config.crop_size)
             if self.confidence_from == "network":
                 fitted["confidence"] = out["confidence"]
             out = fitted
-        pose = K.matrix_to_axis_angle(out["rotmats"]).reshape(B, NUM_JOINTS, 3)
+        pose = xp.reshape(K.matrix_to_axis_angle(out["rotmats"]), (B, NUM_JOINTS, 3))
+        pose = xp.astype(pose, lm.dtype)
         transl, joints3d, proj = out["transl"], out["joints3d"], out["joints2d_proj"]
-        pose = torch.where(left[:, None, None], mirror_pose(pose), pose)
-        transl = torch.where(left[:, None], mirror_points(transl), transl)
-        joints3d = torch.where(left[:, None, None], mirror_points(joints3d), joints3d)
-        proj = torch.where(left[:, None, None], mirror_image_points(proj, size[:, None, 0]), proj)
-        return {"pose": pose, "betas": out["betas"], "transl": transl, "joints3d": joints3d,
-                "joints2d_proj": proj, "confidence": out["confidence"]}
+        pose = xp.where(left[:, None, None], mirror_pose(pose), pose)
+        transl = xp.where(left[:, None], mirror_points(transl), transl)
+        joints3d = xp.where(left[:, None, None], mirror_points(joints3d), joints3d)
+        proj = xp.where(left[:, None, None], mirror_image_points(proj, width), proj)
+        res = {"pose": pose, "betas": out["betas"], "transl": transl, "joints3d": joints3d,
+               "joints2d_proj": proj, "confidence": out["confidence"]}
+        valid = xp.ones((B,), dtype=xp.bool)
+        for v in res.values():
+            valid = valid & rows_finite(v)
+        res["valid"] = valid
+        res["refine_failed"] = failed
+        return res
 
 
-def build_estimator(config: dict, state_dict: dict, meta: dict, device: str = "cpu",
-                    refine: bool | None = None) -> LandmarkEstimator:
+@contextlib.contextmanager
+def _quiet(like):
+    """No gradients for tensors; no numpy warnings for the non-finite rows that ``valid`` reports."""
+    if is_torch_array(like):
+        import torch
+
+        with torch.no_grad():
+            yield
+    else:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
+
+
+def build_estimator(config: dict, weights: dict, meta: dict, device: str = "cpu") -> LandmarkEstimator:
     """Checkpoint builder of kind 'landmark' (see :mod:`dahyf.net.checkpoint`)."""
-    known = set(LandmarkConfig.__dataclass_fields__)
-    cfg = LandmarkConfig(**{k: v for k, v in config.items() if k in known})
-    net = LandmarkDaHyF(cfg)
-    net.load_state_dict(state_dict)
-    if refine is None:
-        refine = bool(meta.get("refine", False))
-    return LandmarkEstimator(net, cfg.hand_model, device=device, refine=refine, meta=meta)
+    cfg = LandmarkConfig.from_dict(config)
+    expected = _weight_shapes(cfg)
+    missing = sorted(set(expected) - set(weights))
+    wrong = sorted(k for k in expected if k in weights and tuple(weights[k].shape) != expected[k])
+    if missing or wrong or set(weights) - set(expected):
+        raise ValueError(f"weights do not match the config (missing {missing[:3]}, wrong shape {wrong[:3]}, "
+                         f"unexpected {sorted(set(weights) - set(expected))[:3]})")
+    meta = dict(meta)
+    refine = meta.get("refine", False)
+    if not isinstance(refine, bool):
+        raise ValueError(f"meta.refine must be true or false, got {refine!r}")
+    if not isinstance(meta.get("refine_pose", REFINE_POSE_DEFAULT), bool):
+        raise ValueError(f"meta.refine_pose must be true or false, got {meta['refine_pose']!r}")
+    return LandmarkEstimator(cfg, weights, device=device, refine=refine, meta=meta)
+
+
+def _weight_shapes(cfg: LandmarkConfig) -> dict[str, tuple]:
+    """name → shape of every weight of the network of ``cfg``."""
+    w = cfg.width
+    shapes = {"regressor.inp.weight": (w, cfg.in_dim), "regressor.inp.bias": (w,),
+              "regressor.norm.weight": (w,), "regressor.norm.bias": (w,),
+              "regressor.head_rot.weight": (NUM_JOINTS * 6, w), "regressor.head_rot.bias": (NUM_JOINTS * 6,),
+              "regressor.head_betas.weight": (10, w), "regressor.head_betas.bias": (10,),
+              "regressor.head_cam.weight": (3, w), "regressor.head_cam.bias": (3,)}
+    for i in range(cfg.depth):
+        b = f"regressor.blocks.{i}"
+        shapes.update({f"{b}.norm.weight": (w,), f"{b}.norm.bias": (w,), f"{b}.fc1.weight": (w, w),
+                       f"{b}.fc1.bias": (w,), f"{b}.fc2.weight": (w, w), f"{b}.fc2.bias": (w,)})
+    return shapes
+
+
+def to_numpy_outputs(out: dict) -> dict:
+    """An estimator's outputs as numpy arrays (float32 for floating ones)."""
+    return {k: (to_numpy(v).astype(np.float32) if to_numpy(v).dtype.kind == "f" else to_numpy(v)) for k, v in out.items()}

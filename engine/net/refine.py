@@ -5,7 +5,7 @@ Gauss-Newton steps minimise, per sample,
 
     E(Δ) = Σ_k ρ(‖π(P_k(θ, t)) − l_k‖ / s)  +  Σ_j λ_j² ‖log(R_j,net⁻¹ R_j)‖²  +  λ_z² ((t_z − t_z,net) / t_z,net)²
 
-with P_k the 21 posed MANO keypoints (:class:`~dahyf.net.landmark.KeypointLayer`), π the pinhole
+with P_k the 21 posed MANO keypoints (:class:`~dahyf.hand.model.KeypointLayer`), π the pinhole
 projection (OpenCV, principal point at the image centre), l_k the landmarks, s the landmark box's
 longer side (residuals are fractions of the hand size), ρ a Huber loss (IRLS weights) and R_j the
 local rotation of joint j. Rotations are updated on SO(3): ``R_j ← R_j exp([Δ_j]×)``.
@@ -14,13 +14,20 @@ The Jacobian is analytic: rotating joint j by Δ_j (its own frame) moves every k
 ``(G_j Δ_j) × (P_k − o_j)`` (G_j: the joint's world rotation, o_j: its position); the fingertips'
 pose-corrective offsets are left out of the Jacobian (they are in the residual). The translation
 moves every keypoint by Δt. All samples are solved at once: one (51 × 51) symmetric positive
-definite system each (Cholesky; the prior keeps it definite).
-β is kept (the capture pipeline fixes one β per track).
+definite system each (the prior keeps it definite). A row whose system cannot be solved, or whose
+fit is not finite, keeps the network's prediction and is flagged (``failed``); the batch goes on.
+β is kept (the capture pipeline fixes one β per track). Array-API code (:mod:`dahyf.backend`):
+numpy at capture time, torch on CUDA and in tests of the gradients.
 """
 from __future__ import annotations
 
-import torch
+import math
 
+import numpy as np
+
+from ..backend import device, namespace, rows_finite, solve_batched
+from ..geometry import hand_size as landmark_hand_size
+from ..geometry import project_points, project_points_jacobian
 from ..hand import kinematics as K
 from ..hand.tables import KEYPOINT_PARENTS, KEYPOINT_SOURCES, NUM_JOINTS, NUM_KEYPOINTS, PARENTS
 
@@ -38,6 +45,37 @@ HUBER = 0.04
 MAX_STEP = 0.5
 ITERATIONS = 2
 
+#: The options a checkpoint's ``meta.refine_pose_options`` may set: name → (type, lowest, highest).
+REFINE_OPTIONS = {
+    "iterations": (int, 0, 20),
+    "root_prior": (float, 0.0, 1e3),
+    "finger_prior": (float, 0.0, 1e3),
+    "depth_prior": (float, 0.0, 1e3),
+    "huber": (float, 1e-4, 1e3),
+}
+
+
+def validate_refine_options(options) -> dict:
+    """The refinement options of a checkpoint's meta, checked against :data:`REFINE_OPTIONS`.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, a wrong type or a value out of range (the message names it).
+    """
+    if not isinstance(options, dict):
+        raise ValueError(f"refine_pose_options must be a mapping, got {type(options).__name__}")
+    out = {}
+    for name, value in options.items():
+        if name not in REFINE_OPTIONS:
+            raise ValueError(f"unknown refine_pose option {name!r}; known: {', '.join(REFINE_OPTIONS)}")
+        kind, lo, hi = REFINE_OPTIONS[name]
+        ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or not math.isfinite(value) or not lo <= value <= hi:
+            raise ValueError(f"refine_pose option {name} must be a {kind.__name__} in [{lo}, {hi}], got {value!r}")
+        out[name] = kind(value)
+    return out
+
 
 def _ancestors_or_self(j: int) -> list[int]:
     out = []
@@ -47,13 +85,13 @@ def _ancestors_or_self(j: int) -> list[int]:
     return out
 
 
-def keypoint_joint_mask() -> torch.Tensor:
+def keypoint_joint_mask() -> np.ndarray:
     """(21, 16) bool: True where rotating MANO joint j (in its own frame) moves keypoint k.
 
     A keypoint hangs off its parent keypoint's source joint: it moves with that joint and its
     ancestors (the wrist moves with none).
     """
-    mask = torch.zeros(NUM_KEYPOINTS, NUM_JOINTS, dtype=torch.bool)
+    mask = np.zeros((NUM_KEYPOINTS, NUM_JOINTS), dtype=bool)
     for k in range(NUM_KEYPOINTS):
         p = KEYPOINT_PARENTS[k]
         if p < 0:
@@ -63,43 +101,11 @@ def keypoint_joint_mask() -> torch.Tensor:
     return mask
 
 
-_MASK = keypoint_joint_mask()
 #: The (keypoint, joint) pairs of the mask (50 of the 336): only these Jacobian blocks are non-zero.
-_PAIR_K, _PAIR_J = _MASK.nonzero(as_tuple=True)
+_PAIR_K, _PAIR_J = (idx.tolist() for idx in np.nonzero(keypoint_joint_mask()))
 
 
-def skew(v: torch.Tensor) -> torch.Tensor:
-    """(..., 3) → (..., 3, 3) cross-product matrices, ``skew(a) b = a × b``."""
-    x, y, z = v.unbind(-1)
-    o = torch.zeros_like(x)
-    return torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(*v.shape[:-1], 3, 3)
-
-
-def project(points: torch.Tensor, focal: torch.Tensor, image_size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pinhole projection and its Jacobian.
-
-    Parameters
-    ----------
-    points : (B, N, 3) m, camera frame (OpenCV: x right, y down, z forward).
-    focal : (B,) px; image_size : (B, 2) px (W, H), principal point at its centre.
-
-    Returns
-    -------
-    uv : (B, N, 2) px; d_uv_d_points : (B, N, 2, 3) px / m.
-    """
-    z = points[..., 2:].clamp(min=1e-4)
-    xy = points[..., :2] / z
-    f = focal[:, None, None]
-    uv = f * xy + image_size[:, None] / 2
-    fz = (f / z)[..., None]                                   # (B, N, 1, 1)
-    eye2 = torch.eye(2, dtype=points.dtype, device=points.device).expand(*points.shape[:-1], 2, 2)
-    jac = torch.cat([eye2, -xy[..., None]], -1) * fz          # (B, N, 2, 3)
-    return uv, jac
-
-
-def residual_jacobian(keypoints: torch.Tensor, joints: torch.Tensor, global_rot: torch.Tensor,
-                      landmarks2d: torch.Tensor, image_size: torch.Tensor, focal: torch.Tensor,
-                      hand_size: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def residual_jacobian(keypoints, joints, global_rot, landmarks2d, image_size, focal, hand_size, depth):
     """2-D residuals and their Jacobian w.r.t. the 16 local rotation updates and the translation.
 
     Parameters
@@ -113,40 +119,40 @@ def residual_jacobian(keypoints: torch.Tensor, joints: torch.Tensor, global_rot:
     r : (B, 42), fractions of the hand size; J : (B, 42, 51): columns 3j..3j+2 for joint j's update
     (rad), the last 3 for the translation update in units of ``depth`` (m / depth).
     """
+    xp = namespace(keypoints)
     B = keypoints.shape[0]
-    uv, d_uv = project(keypoints, focal, image_size)
+    uv = project_points(keypoints, focal, image_size)
+    d_uv = project_points_jacobian(keypoints, focal)
     inv_s = (1 / hand_size)[:, None, None]
-    r = ((uv - landmarks2d) * inv_s).reshape(B, -1)
+    r = xp.reshape((uv - landmarks2d) * inv_s, (B, 2 * NUM_KEYPOINTS))
     # Row u of d_uv against dP = (G Δ) × arm:  u · ((G Δ) × arm) = ((arm × u) G) · Δ.
-    pk, pj = _PAIR_K.to(keypoints.device), _PAIR_J.to(keypoints.device)
-    arm = keypoints[:, pk] - joints[:, pj]                              # (B, P, 3)
-    u = d_uv[:, pk]                                                     # (B, P, 2, 3)
-    rows = torch.linalg.cross(arm[:, :, None].expand_as(u), u) @ global_rot[:, pj]   # (B, P, 2, 3)
-    d_rot = keypoints.new_zeros(B, NUM_KEYPOINTS, NUM_JOINTS, 2, 3)
-    d_rot[:, pk, pj] = rows * inv_s[..., None]
-    d_rot = d_rot.permute(0, 1, 3, 2, 4).reshape(B, 2 * NUM_KEYPOINTS, 3 * NUM_JOINTS)
-    d_t = (d_uv * (inv_s * depth[:, None, None])[..., None]).reshape(B, 2 * NUM_KEYPOINTS, 3)
-    return r, torch.cat([d_rot, d_t], -1)
+    arm = keypoints[:, _PAIR_K] - joints[:, _PAIR_J]                                    # (B, P, 3)
+    u = d_uv[:, _PAIR_K]                                                                # (B, P, 2, 3)
+    rows = xp.linalg.cross(xp.broadcast_to(arm[:, :, None], u.shape), u, axis=-1) @ global_rot[:, _PAIR_J]
+    d_rot = xp.zeros((B, NUM_KEYPOINTS, NUM_JOINTS, 2, 3), dtype=keypoints.dtype, device=device(keypoints))
+    d_rot[:, _PAIR_K, _PAIR_J] = rows * inv_s[..., None]
+    d_rot = xp.reshape(xp.permute_dims(d_rot, (0, 1, 3, 2, 4)), (B, 2 * NUM_KEYPOINTS, 3 * NUM_JOINTS))
+    d_t = xp.reshape(d_uv * (inv_s * depth[:, None, None])[..., None], (B, 2 * NUM_KEYPOINTS, 3))
+    return r, xp.concat([d_rot, d_t], axis=-1)
 
 
-def posed_keypoints(keypoint_layer, rotmats: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor):
+def posed_keypoints(keypoint_layer, rotmats, betas, transl):
     """joints (B, 16, 3) m, keypoints (B, 21, 3) m and world rotations (B, 16, 3, 3) of a hand.
 
-    ``keypoint_layer``: a :class:`~dahyf.net.landmark.KeypointLayer`.
+    ``keypoint_layer``: a :class:`~dahyf.hand.model.KeypointLayer`.
     """
     joints, keypoints, transforms = keypoint_layer.posed(rotmats, betas, transl)
     return joints, keypoints, transforms[..., :3, :3]
 
 
-def refine_pose(keypoint_layer, rotmats: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor,
-                landmarks2d: torch.Tensor, image_size: torch.Tensor, focal: torch.Tensor,
+def refine_pose(keypoint_layer, rotmats, betas, transl, landmarks2d, image_size, focal,
                 iterations: int = ITERATIONS, root_prior: float = ROOT_PRIOR, finger_prior: float = FINGER_PRIOR,
-                depth_prior: float = DEPTH_PRIOR, huber: float = HUBER) -> tuple[torch.Tensor, torch.Tensor]:
+                depth_prior: float = DEPTH_PRIOR, huber: float = HUBER):
     """Fit the local joint rotations and the translation of right hands to their landmarks.
 
     Parameters
     ----------
-    keypoint_layer : :class:`~dahyf.net.landmark.KeypointLayer` of the right hand model.
+    keypoint_layer : :class:`~dahyf.hand.model.KeypointLayer` of the right hand model.
     rotmats : (B, 16, 3, 3) the network's local rotations (start and prior).
     betas : (B, 10), kept fixed.
     transl : (B, 3) m, camera frame, start and depth prior.
@@ -158,35 +164,41 @@ def refine_pose(keypoint_layer, rotmats: torch.Tensor, betas: torch.Tensor, tran
 
     Returns
     -------
-    rotmats (B, 16, 3, 3), transl (B, 3) m.
+    rotmats (B, 16, 3, 3), transl (B, 3) m, failed (B,) bool: rows whose fit could not be computed
+    (a singular or non-finite system, or a non-finite result) keep the input ``rotmats`` / ``transl``.
     """
+    xp = namespace(rotmats)
     B = rotmats.shape[0]
+    failed = xp.zeros((B,), dtype=xp.bool, device=device(rotmats))
     if B == 0 or iterations <= 0:
-        return rotmats, transl
-    dt, dev = rotmats.dtype, rotmats.device
-    R0, R, t = rotmats, rotmats.clone(), transl.clone()
-    hand_size = (landmarks2d.amax(1) - landmarks2d.amin(1)).amax(-1).clamp(min=1.0)
-    depth = transl[:, 2].clamp(min=1e-2)
-    lam = torch.full((3 * NUM_JOINTS,), finger_prior, dtype=dt, device=dev)
-    lam[:3] = root_prior
-    prior_diag = torch.cat([lam ** 2, torch.tensor([1e-6, 1e-6, depth_prior ** 2], dtype=dt, device=dev)])
-    n = prior_diag.shape[0]
-    eye = torch.eye(n, dtype=dt, device=dev)
+        return rotmats, transl, failed
+    dt, dev = rotmats.dtype, device(rotmats)
+    R0, R, t = rotmats, rotmats, transl
+    hand_size = xp.clip(landmark_hand_size(landmarks2d), min=1.0)
+    depth = xp.clip(transl[:, 2], min=1e-2)
+    lam = [root_prior] * 3 + [finger_prior] * (3 * NUM_JOINTS - 3)
+    prior_diag = xp.asarray([v * v for v in lam] + [1e-6, 1e-6, depth_prior ** 2], dtype=dt, device=dev)
+    eye = xp.eye(prior_diag.shape[0], dtype=dt, device=dev)
     for _ in range(iterations):
         joints, kp, G = posed_keypoints(keypoint_layer, R, betas, t)
         r, J = residual_jacobian(kp, joints, G, landmarks2d, image_size, focal, hand_size, depth)
         # Huber IRLS weights per keypoint (both coordinates).
-        norm = r.reshape(B, NUM_KEYPOINTS, 2).norm(dim=-1)
-        w = torch.where(norm <= huber, torch.ones_like(norm), huber / norm.clamp(min=1e-12))
-        w = w.repeat_interleave(2, dim=1)                                 # (B, 42)
-        phi = K.matrix_to_axis_angle(R0.transpose(-1, -2) @ R).reshape(B, -1)   # (B, 48) current deviation
-        offset = torch.cat([phi, ((t - transl) / depth[:, None])], -1)   # (B, 51)
+        norm = xp.linalg.vector_norm(xp.reshape(r, (B, NUM_KEYPOINTS, 2)), axis=-1)
+        w = xp.where(norm <= huber, xp.ones_like(norm), huber / xp.clip(norm, min=1e-12))
+        w = xp.repeat(w, 2, axis=1)                                                       # (B, 42)
+        phi = xp.reshape(K.matrix_to_axis_angle(xp.matrix_transpose(R0) @ R), (B, 3 * NUM_JOINTS))
+        phi = xp.astype(phi, dt)
+        offset = xp.concat([phi, (t - transl) / depth[:, None]], axis=-1)               # (B, 51)
         Jw = J * w[..., None]
-        A = J.transpose(1, 2) @ Jw + prior_diag * eye + 1e-6 * eye
-        g = (Jw.transpose(1, 2) @ r[..., None])[..., 0] + prior_diag * offset
-        delta = -torch.cholesky_solve(g[..., None], torch.linalg.cholesky(A))[..., 0]
-        d_rot = delta[:, :3 * NUM_JOINTS].reshape(B, NUM_JOINTS, 3)
-        scale = (MAX_STEP / d_rot.norm(dim=-1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
+        A = xp.matrix_transpose(J) @ Jw + prior_diag * eye + 1e-6 * eye
+        g = (xp.matrix_transpose(Jw) @ r[..., None])[..., 0] + prior_diag * offset
+        delta = -solve_batched(A, g[..., None])[..., 0]
+        bad = ~rows_finite(delta)
+        failed = failed | bad
+        delta = xp.where(bad[:, None], xp.zeros_like(delta), delta)
+        d_rot = xp.reshape(delta[:, :3 * NUM_JOINTS], (B, NUM_JOINTS, 3))
+        scale = xp.clip(MAX_STEP / xp.clip(xp.linalg.vector_norm(d_rot, axis=-1, keepdims=True), min=1e-12), max=1.0)
         R = R @ K.batch_rodrigues(d_rot * scale)
         t = t + delta[:, 3 * NUM_JOINTS:] * depth[:, None]
-    return R, t
+    failed = failed | ~rows_finite(R) | ~rows_finite(t)
+    return xp.where(failed[:, None, None, None], R0, R), xp.where(failed[:, None], transl, t), failed

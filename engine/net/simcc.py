@@ -16,8 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: DaHyF defaults (DESIGN.md §3): crop side s_p = 224 px, split ratio s = 3 → 672 bins.
-CROP_SIZE = 224
+from ..constants import CROP_SIZE
+
+#: DaHyF defaults (DESIGN.md §3): crop side s_p (CROP_SIZE, 224 px), split ratio s = 3 → 672 bins.
 SPLIT_RATIO = 3.0
 #: Label Gaussian σ in crop pixels (→ σ · s bins).
 SIGMA_PX = 2.0

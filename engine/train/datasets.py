@@ -41,13 +41,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..constants import CROP_PADDING, CROP_SIZE
 from ..errors import DaHyFUserError
 from ..hand.tables import KEYPOINT_SOURCES, NUM_KEYPOINTS
 from ..net.dahyf_net import IMAGE_MEAN, IMAGE_STD
 
-CROP_SIZE = 224
-#: Crop side relative to the larger side of the 2-D joints' bounding box (same as the capture crops).
-CROP_PADDING = 1.5
 FREIHAND_TRAIN_SIZE = 32560
 _OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 
@@ -416,7 +414,7 @@ class SyntheticImages(Dataset):
 
     def __init__(self, hand_model, n: int = 64, seed: int = 0, negatives: int = 0, image_scale: float = 0.5,
                  crop_size: int = CROP_SIZE):
-        from ..net.camera import project_points
+        from ..geometry import project_points
         from . import synthetic as S
 
         g = torch.Generator().manual_seed(seed)

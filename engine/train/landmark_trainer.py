@@ -22,10 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..geometry import hand_size, procrustes_align, project_points
 from ..hand import kinematics as K
+from ..hand.model import KeypointLayer
+from ..net.batch import HandBatch
 from ..net.camera import full_to_weak
 from ..net.checkpoint import save_checkpoint
-from ..net.landmark import KeypointLayer, LandmarkConfig, LandmarkDaHyF, LandmarkEstimator, project_and_score
+from ..net.landmark import LandmarkConfig, LandmarkEstimator, project_and_score
+from ..net.modules import LandmarkDaHyF
 from . import synthetic as S
 from .noise_calibration import load_noise_model
 
@@ -61,22 +65,11 @@ class LandmarkTrainConfig:
     threads: int = 1
 
 
-def _procrustes_aligned(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Similarity-align pred to gt per sample (Umeyama with scale). (B, N, 3) → (B, N, 3)."""
-    mp, mg = pred.mean(1, keepdim=True), gt.mean(1, keepdim=True)
-    P, G = pred - mp, gt - mg
-    U, Sv, Vt = torch.linalg.svd(P.transpose(1, 2) @ G)
-    d = torch.sign(torch.linalg.det(U @ Vt))
-    D = torch.ones_like(Sv)
-    D[:, -1] = d
-    R = U @ torch.diag_embed(D) @ Vt
-    scale = (Sv * D).sum(-1) / (P ** 2).sum((1, 2))
-    return scale[:, None, None] * P @ R + mg
-
-
 def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Procrustes-aligned mean per-joint error, (B, N, 3) m → (B,) m."""
-    return (_procrustes_aligned(pred, gt) - gt).norm(dim=-1).mean(-1)
+    """Procrustes-aligned mean per-joint error (FreiHAND's alignment), (B, N, 3) m → (B,) m."""
+    g = gt.detach().cpu().double().numpy()
+    aligned = procrustes_align(g, pred.detach().cpu().double().numpy())
+    return torch.from_numpy(np.linalg.norm(aligned - g, axis=-1).mean(-1))
 
 
 def rr_mpjpe(pred: torch.Tensor, gt: torch.Tensor, root: int = 0) -> torch.Tensor:
@@ -163,7 +156,7 @@ def train_landmark(cfg: LandmarkTrainConfig, out: str | Path | None, net_config:
     noise = noise if noise is not None else load_noise_model()
     hand_model = hand_model if hand_model is not None else load_hand_model(net_config.hand_model, "right")
     sampler = S.SyntheticHands(hand_model, noise)
-    kp_layer = KeypointLayer(hand_model)
+    kp_layer = hand_model.keypoint_layer()
     net = LandmarkDaHyF(net_config)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -233,11 +226,14 @@ EVAL_SEED = 20261130
 
 
 def _predict_batched(est: LandmarkEstimator, lm, size, focal, chunk=1024):
+    """The estimator's outputs for right hands, as CPU tensors."""
+    from ..backend import to_numpy
+
     outs = []
     for i in range(0, lm.shape[0], chunk):
         sl = slice(i, i + chunk)
-        outs.append(est.predict(lm[sl], torch.ones(lm[sl].shape[0], dtype=torch.bool), size[sl], focal[sl]))
-    return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+        outs.append(est.predict(HandBatch.of(lm[sl], np.ones(lm[sl].shape[0], bool), size[sl], focal[sl])))
+    return {k: torch.from_numpy(np.concatenate([to_numpy(o[k]) for o in outs])) for k in outs[0]}
 
 
 def _pose_metrics(est, b: S.SyntheticBatch) -> dict:
@@ -248,7 +244,7 @@ def _pose_metrics(est, b: S.SyntheticBatch) -> dict:
     from ..net.regressor import rotation_distance
 
     orient = torch.rad2deg(rotation_distance(*ang))
-    side = (b.landmarks.amax(1) - b.landmarks.amin(1)).amax(-1)
+    side = hand_size(b.landmarks)
     reproj = ((p["joints2d_proj"] - b.landmarks).norm(dim=-1).median(-1).values / side)
     depth_rel = ((p["transl"][:, 2] - b.transl[:, 2]).abs() / b.transl[:, 2])
     return {
@@ -289,8 +285,6 @@ def _reflect_batch(sampler, b: S.SyntheticBatch, flip: torch.Tensor) -> S.Synthe
         new_c = torch.cat([ray_pt[:, :2] * sign, ray_pt[:, 2:]], -1)
         transl = new_c - c
         joints3d = kp + transl[:, None]
-        from ..net.camera import project_points
-
         clean = project_points(joints3d, b.focal, b.image_size)
         shift = clean - b.landmarks_clean
         return S.SyntheticBatch(b.pose, b.betas, transl, joints3d, clean, b.landmarks + shift, b.image_size, b.focal)
@@ -348,7 +342,7 @@ def evaluate_landmark(est: LandmarkEstimator, n: int = 2000, seed: int = EVAL_SE
 # ----------------------------------------------------------------------------------------------
 def add_train_arguments(p) -> None:
     d = LandmarkTrainConfig()
-    p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    p.add_argument("--out", required=True, help="checkpoint to write (.npz)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
     p.add_argument("--minutes", type=float, default=d.minutes, help="wall-clock cap; stops early if reached")
@@ -368,7 +362,7 @@ def run_train(args) -> int:
     net, meta = train_landmark(cfg, None, net_cfg)
     meta["refine"] = bool(args.refine)
     if args.eval:
-        est = LandmarkEstimator(net, net_cfg.hand_model, refine=meta["refine"], meta=meta)
+        est = LandmarkEstimator.from_module(net, refine=meta["refine"], meta=meta)
         meta["eval"] = evaluate_landmark(est)
         print(json.dumps(meta["eval"], indent=1))
     save_checkpoint(args.out, "landmark", net_cfg.to_dict(), net.state_dict(), meta)

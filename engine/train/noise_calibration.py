@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..assets import LANDMARK_NOISE
 from ..hand.tables import KEYPOINT_NAMES, NUM_KEYPOINTS
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "assets" / "landmark_noise.json"
+DEFAULT_OUT = LANDMARK_NOISE
 #: Keypoint groups for pooling: wrist, then finger keypoint 1, 2, 3, 4 (tip) across the 5 fingers.
 GROUPS = {"wrist": [0]} | {f"joint{j}": [1 + 4 * f + (j - 1) for f in range(5)] for j in range(1, 5)}
 #: Prior weight (in samples) of the group variance when shrinking a keypoint's variance.

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..hand import kinematics as K
+from ..hand import quaternion as Q
 from ..hand.tables import FINGER_JOINTS, FINGERS, NUM_JOINTS
 
 DEG = math.pi / 180
@@ -140,7 +141,7 @@ def random_rotations(g: torch.Generator, n: int) -> torch.Tensor:
     q = torch.randn(n, 4, generator=g)
     q = q / q.norm(dim=-1, keepdim=True)
     q = q * torch.where(q[:, :1] < 0, -1.0, 1.0)
-    return K.quaternion_to_axis_angle(q)
+    return Q.to_axis_angle(q)
 
 
 def sample_poses(g: torch.Generator, n: int, axes: JointAxes) -> torch.Tensor:
@@ -356,21 +357,18 @@ class SyntheticHands:
     def __init__(self, hand_model, noise: dict):
         if getattr(hand_model, "side", "right") != "right":
             raise ValueError("SyntheticHands needs the right hand model (left hands are mirrored at run time)")
-        from ..net.landmark import KeypointLayer
-
         self.hand_model = hand_model
         self.noise = noise
-        self.keypoint_layer = KeypointLayer(hand_model)
-        with torch.no_grad():
-            out = hand_model(torch.zeros(1, NUM_JOINTS, 3))
-        tips = out.keypoints[0, [4, 8, 12, 16, 20]].numpy()
-        self.axes = joint_axes(out.joints[0].numpy(), tips)
+        self.keypoint_layer = hand_model.keypoint_layer()
+        out = hand_model(np.zeros((1, NUM_JOINTS, 3), np.float32))
+        tips = out.keypoints[0, [4, 8, 12, 16, 20]]
+        self.axes = joint_axes(out.joints[0], tips)
 
     @torch.no_grad()
     def sample(self, g: torch.Generator, n: int, difficulty: torch.Tensor | None = None,
                size_range=HAND_SIZE_RANGE, position_range=POSITION_RANGE) -> SyntheticBatch:
         """Draw n samples (see the module docstring)."""
-        from ..net.camera import project_points
+        from ..geometry import project_points
 
         pose = sample_poses(g, n, self.axes)
         betas = sample_betas(g, n)
