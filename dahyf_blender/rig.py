@@ -32,12 +32,9 @@ def rest_geometry(hand_model, betas=None) -> tuple[np.ndarray, np.ndarray, np.nd
     -------
     joints : (16, 3) m; keypoints : (21, 3) m (fingertips included); vertices : (V, 3) m.
     """
-    import torch
-
     betas = np.zeros(10) if betas is None else np.asarray(betas, dtype=np.float64).reshape(-1)
-    with torch.no_grad():
-        out = hand_model(torch.zeros(1, 16, 3, dtype=torch.float64), torch.as_tensor(betas[None], dtype=torch.float64))
-    return out.joints[0].numpy(), out.keypoints[0].numpy(), out.vertices[0].numpy()
+    out = hand_model(np.zeros((1, 16, 3)), betas[None])   # numpy in, numpy out (no torch in Blender)
+    return out.joints[0], out.keypoints[0], out.vertices[0]
 
 
 def bone_layout(joints: np.ndarray, keypoints: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

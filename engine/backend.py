@@ -8,8 +8,6 @@ namespace of both libraries.
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 from array_api_compat import array_namespace, device, is_numpy_array, is_torch_array
 
@@ -37,11 +35,6 @@ def asarray_like(x, like, dtype=None):
     if is_torch_array(like) and not is_torch_array(x):
         x = np.ascontiguousarray(x)
     return xp.asarray(x, dtype=dtype, device=device(like))
-
-
-def torch_loaded() -> bool:
-    """Whether torch is already imported (so a tensor may exist); never imports it."""
-    return "torch" in sys.modules
 
 
 def rows_finite(x):
