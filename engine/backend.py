@@ -32,7 +32,9 @@ def asarray_like(x, like, dtype=None):
     dtype: the result's dtype (default: inferred from ``x``).
     """
     xp = namespace(like)
-    if is_torch_array(like) and not is_torch_array(x):
+    if is_torch_array(x) and is_torch_array(like):
+        return x.to(dtype=dtype or x.dtype, device=like.device)
+    if is_torch_array(like):
         x = np.ascontiguousarray(x)
     return xp.asarray(x, dtype=dtype, device=device(like))
 

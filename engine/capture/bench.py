@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..geometry import hand_size
 from .errors import CaptureError
 from .settings import DEFAULT_SMOOTH
 from .tracking import HandDetector, HandTracker
@@ -139,11 +140,6 @@ def engine_run(engine, video, frame_range=None, hands="both", smooth=DEFAULT_SMO
 
 
 # --- quality against the raw landmarks ----------------------------------------------------------
-def hand_size(landmarks: np.ndarray) -> np.ndarray:
-    """(N,) px: diagonal of the landmarks' bounding box, for (N, 21, 2) px landmarks."""
-    return np.linalg.norm(landmarks.max(1) - landmarks.min(1), axis=-1)
-
-
 def _segments(frames: np.ndarray) -> list[slice]:
     """Runs of consecutive frame indices."""
     breaks = np.flatnonzero(np.diff(frames) != 1) + 1

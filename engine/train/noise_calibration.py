@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import LANDMARK_NOISE
+from ..geometry import hand_size
 from ..hand.tables import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 DEFAULT_OUT = LANDMARK_NOISE
@@ -32,21 +33,6 @@ GROUPS = {"wrist": [0]} | {f"joint{j}": [1 + 4 * f + (j - 1) for f in range(5)] 
 PRIOR_COUNT = 8.0
 #: Smallest per-axis standard deviation kept, in hand sizes (MediaPipe is never better than this).
 MIN_SIGMA = 0.01
-
-
-def hand_size(keypoints2d: np.ndarray) -> np.ndarray:
-    """Hand size in px: the longer side of the keypoints' bounding box.
-
-    Parameters
-    ----------
-    keypoints2d : (..., 21, 2) px.
-
-    Returns
-    -------
-    (...,) px.
-    """
-    ext = keypoints2d.max(axis=-2) - keypoints2d.min(axis=-2)
-    return ext.max(axis=-1)
 
 
 def load_freihand(folder: Path) -> list[tuple[Path, np.ndarray]]:
