@@ -60,8 +60,8 @@ MARKER_ENV: dict[str, dict[str, str]] = {
 BLENDER_PROVIDED = ("numpy",)
 
 
-#: Repository tools that live beside the add-on but are not part of the extension.
-DEV_ONLY = {"render_sample.py", "bench_keying.py", "bench_live.py"}
+#: Repository tools that live beside the add-on but are not part of the extension (file or folder names).
+DEV_ONLY = {"devtools", "bench_keying.py", "bench_live.py"}
 
 def engine_requirements(variant: str, platform: str) -> list[str]:
     """The pinned runtime requirements of the engine (pyproject.toml), adapted to the variant."""
@@ -227,7 +227,7 @@ def build(out: Path, variant: str = "cpu", platform: str | None = None, wheel_ca
             zf.writestr("blender_manifest.toml", manifest_text(platform, names))
             for path in sorted(ADDON_DIR.rglob("*")):
                 if (path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
-                        and path.name not in DEV_ONLY):
+                        and not DEV_ONLY & set(path.relative_to(ADDON_DIR).parts)):
                     zf.write(path, path.relative_to(ADDON_DIR).as_posix())
             for path in sorted((REPO / "rigs").glob("*")):  # retarget presets + matcher: dahyf_blender.rigs
                 if path.suffix in (".py", ".toml"):

@@ -1,15 +1,18 @@
-"""Render the sample clip's frames with Cycles (headless bpy), or encode frames to H.264.
+"""Render rendered-clip frames with Cycles (headless bpy), or encode frames to H.264. Dev-only.
 
-A standalone script run by ``dahyf.sample_video`` in a child process with the Python that has
-the ``bpy`` wheel; it reads plain arrays only (no dahyf import):
+Run by ``dahyf.sample_video`` in a child process with the Python that has the ``bpy`` wheel,
+from the repository root; it reads plain arrays only (no ``dahyf`` import):
 
-    python render_sample.py --scene scene.npz --frames-dir DIR --frames 0,1,2
-    python render_sample.py --encode DIR --n-frames 240 --fps 30 --video out.mp4
+    python -m dahyf_blender.devtools.render_sample --scene scene.npz --frames-dir DIR --frames 0,1,2
+    python -m dahyf_blender.devtools.render_sample --encode DIR --n-frames 240 --fps 30 --video out.mp4
 
-Scene arrays: ``hand_vertices`` (T, V, 3) and ``arm_vertices`` (T, A, 3) m in OpenCV camera
-coordinates (x right, y down, z forward), ``hand_faces``, ``arm_faces``, ``focal`` px,
-``image_size`` (W, H), ``samples``, ``denoise``. The Blender camera sits at the origin looking
-down −Z with +Y up, so a camera point (x, y, z) is placed at (x, −y, −z).
+Scene arrays (``dahyf.sample_video.render.write_scene``): ``mesh_count``; per mesh ``i``
+``mesh{i}_vertices`` (T, S, V, 3) m in OpenCV camera coordinates (x right, y down, z forward; S
+sub-frame samples, averaged for motion blur when S > 1), ``mesh{i}_faces``, ``mesh{i}_subdiv``;
+``focal`` px, ``image_size`` (W, H), ``samples``, ``denoise``; the look: ``skin_light`` /
+``skin_dark`` (sRGB), ``background`` (two linear colours), ``background_scale`` (0: plain,
+else the size of a procedural pattern), ``light_scale``, ``ambient``. The camera and the points
+follow the add-on's convention (``dahyf_blender.coords``): camera at the origin looking along +Y.
 """
 from __future__ import annotations
 
@@ -20,22 +23,12 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-SENSOR_WIDTH_MM = 36.0
-#: Skin albedo range (sRGB), background colour (linear), world ambient strength.
-SKIN_LIGHT = (0.78, 0.54, 0.43)
-SKIN_DARK = (0.72, 0.48, 0.38)
-BACKGROUND = (0.16, 0.20, 0.25)
-AMBIENT = 0.2
+from dahyf_blender.coords import CAMERA_EULER, cv_to_blender, lens_from_focal
 
 
 def srgb_to_linear(c):
     c = np.asarray(c, dtype=np.float64)
     return tuple(np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)) + (1.0,)
-
-
-def cv_to_blender(p: np.ndarray) -> np.ndarray:
-    """(…, 3) OpenCV camera coordinates → Blender world (camera at origin, looking down −Z)."""
-    return p * np.array([1.0, -1.0, -1.0], dtype=p.dtype)
 
 
 def setup_render(scene, W: int, H: int, samples: int, denoise: bool) -> None:
@@ -73,19 +66,20 @@ def setup_render(scene, W: int, H: int, samples: int, denoise: bool) -> None:
 def setup_camera(scene, focal: float, W: int, H: int) -> None:
     cam = bpy.data.cameras.new("camera")
     cam.sensor_fit = "HORIZONTAL"
-    cam.sensor_width = SENSOR_WIDTH_MM
-    cam.lens = focal * SENSOR_WIDTH_MM / W
+    cam.lens = lens_from_focal(focal, W, cam.sensor_width)
     cam.shift_x = cam.shift_y = 0.0
     cam.clip_start, cam.clip_end = 0.01, 20.0
     obj = bpy.data.objects.new("camera", cam)
     obj.location = (0.0, 0.0, 0.0)
-    obj.rotation_euler = (0.0, 0.0, 0.0)
+    obj.rotation_euler = CAMERA_EULER
     scene.collection.objects.link(obj)
     scene.camera = obj
 
 
-def setup_world(scene) -> None:
-    """Plain background seen by the camera; a dimmer uniform ambient lights the hand."""
+def setup_world(scene, colours, pattern_scale: float, ambient: float) -> None:
+    """What the camera sees behind the hand: a plain colour, or (``pattern_scale`` > 0) a soft
+    procedural pattern between two colours (a stand-in for a room); a dimmer uniform ambient
+    lights the hand."""
     world = bpy.data.worlds.new("world")
     world.use_nodes = True
     nt = world.node_tree
@@ -94,11 +88,25 @@ def setup_world(scene) -> None:
     mix = nt.nodes.new("ShaderNodeMixShader")
     path = nt.nodes.new("ShaderNodeLightPath")
     seen = nt.nodes.new("ShaderNodeBackground")
-    seen.inputs["Color"].default_value = BACKGROUND + (1.0,)
     seen.inputs["Strength"].default_value = 1.0
+    c0, c1 = (tuple(float(v) for v in c) + (1.0,) for c in colours)
+    if pattern_scale > 0:
+        coord = nt.nodes.new("ShaderNodeTexCoord")
+        noise = nt.nodes.new("ShaderNodeTexNoise")
+        noise.inputs["Scale"].default_value = float(pattern_scale)
+        noise.inputs["Detail"].default_value = 6.0
+        noise.inputs["Distortion"].default_value = 0.8
+        ramp = nt.nodes.new("ShaderNodeValToRGB")
+        ramp.color_ramp.elements[0].position, ramp.color_ramp.elements[0].color = 0.3, c0
+        ramp.color_ramp.elements[1].position, ramp.color_ramp.elements[1].color = 0.7, c1
+        nt.links.new(coord.outputs["Window"], noise.inputs["Vector"])
+        nt.links.new(noise.outputs["Fac"], ramp.inputs["Fac"])
+        nt.links.new(ramp.outputs["Color"], seen.inputs["Color"])
+    else:
+        seen.inputs["Color"].default_value = c0
     amb = nt.nodes.new("ShaderNodeBackground")
     amb.inputs["Color"].default_value = (0.8, 0.85, 0.95, 1.0)
-    amb.inputs["Strength"].default_value = AMBIENT
+    amb.inputs["Strength"].default_value = float(ambient)
     nt.links.new(path.outputs["Is Camera Ray"], mix.inputs["Fac"])
     nt.links.new(amb.outputs["Background"], mix.inputs[1])
     nt.links.new(seen.outputs["Background"], mix.inputs[2])
@@ -140,15 +148,17 @@ def _quat(R: np.ndarray):
     return (w, x, y, z)
 
 
-def setup_lights(scene) -> None:
+def setup_lights(scene, scale: float) -> None:
+    """Key, fill and rim area lights aimed at where the hands are; ``scale`` multiplies their power."""
     hand = (0.0, -0.03, 0.5)
-    add_area_light(scene, "key", (-0.45, -0.55, 0.05), hand, 32.0, 0.6, (1.0, 0.96, 0.9))
-    add_area_light(scene, "fill", (0.6, -0.05, 0.15), hand, 7.0, 0.8, (0.9, 0.95, 1.0))
-    add_area_light(scene, "rim", (0.15, -0.7, 1.1), hand, 30.0, 0.5)
+    add_area_light(scene, "key", (-0.45, -0.55, 0.05), hand, 32.0 * scale, 0.6, (1.0, 0.96, 0.9))
+    add_area_light(scene, "fill", (0.6, -0.05, 0.15), hand, 7.0 * scale, 0.8, (0.9, 0.95, 1.0))
+    add_area_light(scene, "rim", (0.15, -0.7, 1.1), hand, 30.0 * scale, 0.5)
 
 
-def skin_material():
-    """Principled skin: albedo varied by a noise texture, light subsurface scattering."""
+def skin_material(light, dark):
+    """Principled skin: albedo (sRGB ``dark`` .. ``light``) varied by a noise texture, light
+    subsurface scattering."""
     mat = bpy.data.materials.new("skin")
     mat.use_nodes = True
     nt = mat.node_tree
@@ -159,9 +169,9 @@ def skin_material():
     noise.inputs["Detail"].default_value = 4.0
     ramp = nt.nodes.new("ShaderNodeValToRGB")
     ramp.color_ramp.elements[0].position = 0.35
-    ramp.color_ramp.elements[0].color = srgb_to_linear(SKIN_DARK)
+    ramp.color_ramp.elements[0].color = srgb_to_linear(dark)
     ramp.color_ramp.elements[1].position = 0.65
-    ramp.color_ramp.elements[1].color = srgb_to_linear(SKIN_LIGHT)
+    ramp.color_ramp.elements[1].color = srgb_to_linear(light)
     nt.links.new(coord.outputs["Object"], noise.inputs["Vector"])
     nt.links.new(noise.outputs["Fac"], ramp.inputs["Fac"])
     nt.links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
@@ -176,7 +186,7 @@ def skin_material():
 
 def make_object(scene, name: str, verts: np.ndarray, faces: np.ndarray, mat, subdivide: int):
     mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(cv_to_blender(verts.astype(np.float64)).tolist(), [], faces.tolist())
+    mesh.from_pydata(cv_to_blender(verts).tolist(), [], faces.tolist())
     mesh.update()
     mesh.shade_smooth()
     mesh.materials.append(mat)
@@ -189,33 +199,57 @@ def make_object(scene, name: str, verts: np.ndarray, faces: np.ndarray, mat, sub
 
 
 def set_vertices(obj, verts: np.ndarray) -> None:
-    obj.data.vertices.foreach_set("co", cv_to_blender(verts.astype(np.float32)).ravel())
+    obj.data.vertices.foreach_set("co", cv_to_blender(verts).astype(np.float32).ravel())
     obj.data.update()
 
 
 def render(scene_path: Path, frames_dir: Path, frames: list[int]) -> None:
+    """Render the listed frames; a mesh with S > 1 sub-frame samples is rendered S times with
+    ``samples / S`` each and the images averaged (motion blur by accumulation)."""
     z = np.load(scene_path, allow_pickle=False)
     W, H = (int(v) for v in z["image_size"])
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    setup_render(scene, W, H, int(z["samples"]), bool(z["denoise"]))
+    n_sub = max(int(z[f"mesh{i}_vertices"].shape[1]) for i in range(int(z["mesh_count"])))
+    setup_render(scene, W, H, max(1, int(z["samples"]) // n_sub), bool(z["denoise"]))
     setup_camera(scene, float(z["focal"]), W, H)
-    setup_world(scene)
-    setup_lights(scene)
-    mat = skin_material()
-    hand_v, arm_v = z["hand_vertices"], z["arm_vertices"]
-    hand = make_object(scene, "hand", hand_v[0], z["hand_faces"], mat, subdivide=0)
-    arm = make_object(scene, "forearm", arm_v[0], z["arm_faces"], mat, subdivide=1)
+    setup_world(scene, z["background"], float(z["background_scale"]), float(z["ambient"]))
+    setup_lights(scene, float(z["light_scale"]))
+    mat = skin_material(z["skin_light"], z["skin_dark"])
+    meshes = []
+    for i in range(int(z["mesh_count"])):
+        verts = z[f"mesh{i}_vertices"]
+        obj = make_object(scene, f"mesh{i}", verts[0, 0], z[f"mesh{i}_faces"], mat, int(z[f"mesh{i}_subdiv"]))
+        meshes.append((obj, verts))
     frames_dir.mkdir(parents=True, exist_ok=True)
     for t in frames:
-        set_vertices(hand, hand_v[t])
-        set_vertices(arm, arm_v[t])
+        acc = None
+        for k in range(n_sub):
+            for obj, verts in meshes:
+                set_vertices(obj, verts[t, min(k, verts.shape[1] - 1)])
+            tmp = frames_dir / f"{t:05d}.partial.png"
+            scene.render.filepath = str(tmp)
+            bpy.ops.render.render(write_still=True)
+            img = bpy.data.images.load(str(tmp))
+            px = np.empty(W * H * 4, np.float32)
+            img.pixels.foreach_get(px)
+            bpy.data.images.remove(img)
+            acc = px if acc is None else acc + px
         final = frames_dir / f"{t:05d}.png"
-        tmp = frames_dir / f"{t:05d}.partial.png"
-        scene.render.filepath = str(tmp)
-        bpy.ops.render.render(write_still=True)
+        if n_sub > 1:
+            _save_png(acc / n_sub, W, H, tmp)
         tmp.replace(final)
         print(f"frame {t} -> {final}", flush=True)
+
+
+def _save_png(pixels: np.ndarray, W: int, H: int, path: Path) -> None:
+    """Write display-referred RGBA floats (W·H·4, as ``Image.pixels``) as an 8-bit PNG."""
+    img = bpy.data.images.new("accumulated", W, H, alpha=False)
+    img.pixels.foreach_set(pixels.astype(np.float32))
+    img.filepath_raw = str(path)
+    img.file_format = "PNG"
+    img.save()
+    bpy.data.images.remove(img)
 
 
 def encode(frames_dir: Path, n_frames: int, fps: int, video: Path) -> None:
