@@ -205,13 +205,13 @@ def set_vertices(obj, verts: np.ndarray) -> None:
 
 def render(scene_path: Path, frames_dir: Path, frames: list[int]) -> None:
     """Render the listed frames; a mesh with S > 1 sub-frame samples is rendered S times with
-    ``samples / S`` each and the images averaged (motion blur by accumulation)."""
+    ``samples / 2`` each and the images averaged (motion blur by accumulation)."""
     z = np.load(scene_path, allow_pickle=False)
     W, H = (int(v) for v in z["image_size"])
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     n_sub = max(int(z[f"mesh{i}_vertices"].shape[1]) for i in range(int(z["mesh_count"])))
-    setup_render(scene, W, H, max(1, int(z["samples"]) // n_sub), bool(z["denoise"]))
+    setup_render(scene, W, H, max(1, int(z["samples"]) // min(n_sub, 2)), bool(z["denoise"]))
     setup_camera(scene, float(z["focal"]), W, H)
     setup_world(scene, z["background"], float(z["background_scale"]), float(z["ambient"]))
     setup_lights(scene, float(z["light_scale"]))

@@ -1,7 +1,7 @@
 """`dahyf bench`: throughput, accuracy and memory benchmarks.
 
-Sub-commands: ``capture`` (dahyf.capture.bench) and, when present, ``network``
-(dahyf.eval.bench_network).
+Sub-commands: ``capture`` (dahyf.capture.bench), ``fidelity`` (dahyf.eval.bench_fidelity) and,
+when present, ``network`` (dahyf.eval.bench_network).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ BENCHES = {
     "capture": ("dahyf.capture.bench", "capture throughput (vs MediaPipe alone), quality vs raw landmarks, memory"),
     "network": ("dahyf.eval.bench_network", "network accuracy and speed"),
     "live": ("dahyf.capture.live_bench", "live capture of a video played in real time: latency, drops, jitter"),
+    "fidelity": ("dahyf.eval.bench_fidelity", "3-D fidelity: FreiHAND images, rendered clips with ground truth, real video"),
 }
 
 

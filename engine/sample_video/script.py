@@ -219,21 +219,22 @@ def pose_from_controls(ctrl: dict[str, np.ndarray], rest_joints: np.ndarray) -> 
     return pose
 
 
-def global_rotations(ctrl: dict[str, np.ndarray], lean_deg: np.ndarray, rest_joints: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def global_rotations(ctrl: dict[str, np.ndarray], lean_deg: np.ndarray, rest_joints: np.ndarray,
+                     tilt_deg: float = -12.0) -> tuple[np.ndarray, np.ndarray]:
     """Forearm and hand rotations, model rest frame → OpenCV camera, (T, 3, 3) each.
 
     At zero controls the hand is upright (fingers toward −y, image up), palm facing the camera,
     thumb toward +x (the image's right), as a raised right hand seen from the front.
     ``arm`` = lean about the viewing axis · base · pronation; ``hand`` = ``arm`` · wrist flexion ·
-    wrist deviation (the forearm does not follow the wrist).
+    wrist deviation (the forearm does not follow the wrist). ``tilt_deg`` turns the fingers away
+    from the camera (negative) about the radial axis.
     """
     F = hand_frame(rest_joints)
     radial, distal, palmar = F[:, 0], F[:, 1], F[:, 2]
     target = np.stack([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]], axis=1)  # radial, distal, palmar
     base = target @ F.T
     # Tilt the hand back a little (fingers away from the camera) so the palm reads better.
-    tilt = rodrigues(np.radians(-12.0) * radial)
+    tilt = rodrigues(np.radians(tilt_deg) * radial)
     lean = rodrigues(np.radians(lean_deg)[:, None] * np.array([0.0, 0.0, 1.0]))
     roll = rodrigues(np.radians(ctrl["roll"])[:, None] * distal)
     arm = lean @ base @ tilt @ roll

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import LANDMARK_NOISE
+from ..eval.freihand_images import load_freihand, run_mediapipe
 from ..geometry import hand_size
 from ..hand.tables import KEYPOINT_NAMES, NUM_KEYPOINTS
 
@@ -33,42 +34,6 @@ GROUPS = {"wrist": [0]} | {f"joint{j}": [1 + 4 * f + (j - 1) for f in range(5)] 
 PRIOR_COUNT = 8.0
 #: Smallest per-axis standard deviation kept, in hand sizes (MediaPipe is never better than this).
 MIN_SIGMA = 0.01
-
-
-def load_freihand(folder: Path) -> list[tuple[Path, np.ndarray]]:
-    """The images and their (21, 2) px ground-truth keypoints from ``test_freihand.json``."""
-    data = json.loads((folder / "test_freihand.json").read_text())
-    by_id = {im["id"]: im["file_name"] for im in data["images"]}
-    out = []
-    for ann in data["annotations"]:
-        kp = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)[:, :2]
-        if kp.shape[0] != NUM_KEYPOINTS:
-            raise ValueError(f"expected {NUM_KEYPOINTS} keypoints per annotation, got {kp.shape[0]}")
-        out.append((folder / by_id[ann["image_id"]], kp))
-    return out
-
-
-def run_mediapipe(images: list[Path], upscale: int = 2) -> list[np.ndarray | None]:
-    """Real MediaPipe landmarks (21, 2) px per image, ``None`` where no hand was found.
-
-    The 224 px FreiHAND crops are upscaled ``upscale``× (bicubic) before detection, as a
-    small hand in a larger frame is what the landmarker sees in a video; results are mapped back.
-    """
-    import cv2
-
-    from ..capture.tracking import HandDetector
-
-    out = []
-    with HandDetector(max_hands=1, min_detection_confidence=0.3, mode="image") as detector:
-        for path in images:
-            bgr = cv2.imread(str(path))
-            if bgr is None:
-                raise FileNotFoundError(f"cannot read image {path}")
-            h, w = bgr.shape[:2]
-            big = cv2.resize(bgr, (w * upscale, h * upscale), interpolation=cv2.INTER_CUBIC)
-            found = detector.detect(cv2.cvtColor(big, cv2.COLOR_BGR2RGB))
-            out.append(found[0].landmarks.astype(np.float64) / upscale if found else None)
-    return out
 
 
 def similarity_align_2d(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
