@@ -85,7 +85,7 @@ def bench_freihand(engine, folder: Path) -> dict:
 
 
 # --- rendered clips -------------------------------------------------------------------------------
-def mediapipe_detections(video: Path) -> list[list[np.ndarray]]:
+def mediapipe_detections(video: Path, frame_range=None) -> list[list[np.ndarray]]:
     """MediaPipe alone (the pipeline's detector settings): per frame, the (21, 2) px landmark sets."""
     import cv2
 
@@ -94,7 +94,7 @@ def mediapipe_detections(video: Path) -> list[list[np.ndarray]]:
 
     out = []
     with HandDetector() as det:
-        for f in VideoReader(video):
+        for f in VideoReader(video, frame_range):
             out.append([d.landmarks for d in det.detect(cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB))])
     return out
 
