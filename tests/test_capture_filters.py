@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dahyf.hand import quaternion as Q
 from dahyf.capture.filters import (CentredSmoother, OneEuroFilter, OneEuroRotationFilter, PoseSample,
@@ -138,3 +139,45 @@ def test_filters_keep_the_fields_of_a_sample_subclass():
         out = [o for i in range(5) for o in flt.push(Tagged(i, i / 30, np.zeros((16, 3)), np.zeros(3), f"t{i}"))]
         out += flt.flush()
         assert [type(o) for o in out] == [Tagged] * 5 and [o.tag for o in out] == [f"t{i}" for i in range(5)]
+
+
+def test_local_quadratic_follows_accelerating_motion_that_a_local_mean_averages_away():
+    from dahyf.capture.filters import local_polynomial_weights
+
+    k = np.arange(-6, 7)
+    g = np.exp(-0.5 * (k / 3.0) ** 2)
+    e = local_polynomial_weights(k, g, 2)
+    assert e.sum() == pytest.approx(1.0) and (e < 0).any()
+    np.testing.assert_allclose(e @ (0.3 + 0.2 * k - 0.05 * k ** 2), 0.3, atol=1e-12)   # exact on a parabola
+    assert abs(local_polynomial_weights(k, g, 0) @ (0.3 - 0.05 * k ** 2) - 0.3) > 0.2   # a mean is not
+    # Too few distinct frames for a quadratic (a gap): falls back to a lower degree, still sums to 1.
+    assert local_polynomial_weights(np.array([0, 1]), np.array([1.0, 0.5]), 2).sum() == pytest.approx(1.0)
+    # A wave speeding up (angular acceleration) and translating with acceleration: degree 2 keeps it.
+    n = 60
+    angle = 0.002 * np.arange(n) ** 2
+    rot = (angle[:, None] * [0.0, 0.0, 1.0])[:, None, :]
+    vec = (0.001 * np.arange(n) ** 2)[:, None] * [1.0, 0.0, 0.0]
+    quad_r, quad_v = centred_smooth(np.arange(n), rot, vec, sigma=4.0, half_window=10, degree=2)
+    mean_r, mean_v = centred_smooth(np.arange(n), rot, vec, sigma=4.0, half_window=10)
+    inner = slice(10, n - 10)
+    assert _angle_between(quad_r[inner], rot[inner]).max() < 1e-6
+    np.testing.assert_allclose(quad_v[inner], vec[inner], atol=1e-9)
+    assert _angle_between(mean_r[inner], rot[inner]).max() > 0.02
+
+
+def test_capture_smoother_is_the_local_quadratic_and_streams_like_offline():
+    from dahyf.capture.filters import QUADRATIC_WIDTH, SMOOTH_DEGREE, SMOOTH_SIGMA_S, make_filter
+
+    sm = make_filter("zero_lag", 0.5, 30.0)
+    assert sm.degree == SMOOTH_DEGREE == 2 and sm.sigma == pytest.approx(0.5 * SMOOTH_SIGMA_S * QUADRATIC_WIDTH * 30)
+    rng = np.random.default_rng(3)
+    frames = np.concatenate([np.arange(0, 30), np.arange(33, 70)])
+    rot = rng.normal(scale=0.3, size=(len(frames), 16, 3))
+    vec = rng.normal(size=(len(frames), 3))
+    ref_r, ref_v = centred_smooth(frames, rot, vec, sigma=sm.sigma, half_window=sm.half_window, degree=2)
+    out = []
+    for f, r, v in zip(frames, rot, vec):
+        out += sm.push(PoseSample(int(f), f / 30.0, r, v))
+    out += sm.flush()
+    np.testing.assert_allclose(np.stack([o.pose for o in out]), ref_r, atol=1e-9)
+    np.testing.assert_allclose(np.stack([o.transl for o in out]), ref_v, atol=1e-12)

@@ -141,12 +141,12 @@ def test_ghost_wrong_side_flip_depth_and_lost_frames_are_counted(two_hands):
     assert 20.0 < r["straight_flexion_err_deg_median"] < 40.0
 
 
-def test_overlapping_rows_counts_two_boxes_on_one_hand():
+def test_coincident_rows_counts_two_rows_on_one_hand_but_not_two_hands_side_by_side():
     a = np.random.default_rng(0).uniform(100, 200, (21, 2))
-    far = a + 300
-    lm = np.stack([a, a + 5, far, a])
-    assert F.overlapping_rows(np.array([0, 0, 0, 1]), lm) == 1
-    assert F.overlapping_rows(np.array([0, 1, 2, 3]), lm) == 0
+    beside = a + np.array([60.0, 20.0])            # touching hands: boxes overlap, centres apart
+    lm = np.stack([a, a + 5, beside, a])
+    assert F.coincident_rows(np.array([0, 0, 0, 1]), lm) == 1
+    assert F.coincident_rows(np.array([0, 1, 2, 3]), lm) == 0
 
 
 def test_count_flips_ignores_turns_the_truth_makes_and_gaps():

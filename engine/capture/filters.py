@@ -9,11 +9,14 @@ name and a 0..1 smoothing strength without knowing which it is. Two filters:
   rises with speed: ``fc = min_cutoff + beta * |speed|``, ``alpha = 1 / (1 + tau / dt)``,
   ``tau = 1 / (2 pi fc)``. On SO(3) the step is taken along the geodesic:
   ``R <- R_prev exp(alpha log(R_prev^T R))``.
-- :func:`centred_smooth` — zero-lag, for captures: each frame becomes a Gaussian-weighted mean of
-  a centred window, rotations averaged in the tangent space at the frame's own rotation
-  (one Gauss-Newton step of the Karcher mean): ``R_t exp(sum_i w_i log(R_t^T R_i) / sum_i w_i)``.
-  The window is symmetric, so there is no phase lag; a stream emits each frame ``half_window``
-  frames late (see :class:`CentredSmoother`), with memory independent of the video length.
+- :func:`centred_smooth` — zero-lag, for captures: each frame becomes the value at its own time of
+  a Gaussian-weighted least-squares polynomial over a centred window (degree 0: a weighted mean;
+  captures use degree 2, which follows accelerating motion — fast waves, turns — where a mean
+  lags into the past and the future alike). Rotations are fitted in the tangent space at the
+  frame's own rotation (one Gauss-Newton step): ``R_t exp(sum_i e_i log(R_t^T R_i))`` with the
+  fit's equivalent kernel ``e`` (:func:`local_polynomial_weights`). The window is symmetric, so
+  there is no phase lag; a stream emits each frame ``half_window`` frames late (see
+  :class:`CentredSmoother`), with memory independent of the video length.
 
 Rotations are handled as unit quaternions (w, x, y, z) internally.
 """
@@ -30,6 +33,12 @@ from ..hand import quaternion as Q
 
 #: Gaussian width of the zero-lag smoother at smooth = 1, in seconds.
 SMOOTH_SIGMA_S = 0.15
+#: The zero-lag smoother of captures fits a local quadratic (degree 2), which follows accelerating
+#: (fast, turning) motion that a local mean averages away; its Gaussian is this much wider than a
+#: local mean's at the same ``smooth``, which keeps the jitter reduction on slow motion
+#: (benchmarks/fidelity.md, "Smoothing").
+SMOOTH_DEGREE = 2
+QUADRATIC_WIDTH = 1.75
 #: One-Euro parameters at smooth = 1 (min_cutoff Hz, beta); smooth scales the cut-off down.
 ONE_EURO_MIN_CUTOFF_HZ = 1.0
 ONE_EURO_BETA = 0.3
@@ -101,8 +110,30 @@ def gaussian_weights(sigma: float, half_window: int) -> np.ndarray:
     return np.exp(-0.5 * (d / sigma) ** 2)
 
 
+def local_polynomial_weights(offsets: np.ndarray, g: np.ndarray, degree: int) -> np.ndarray:
+    """Equivalent kernel of a weighted least-squares polynomial evaluated at offset 0.
+
+    Parameters
+    ----------
+    offsets : (K,) frame offsets of the window's rows from the centre row (0 among them).
+    g : (K,) non-negative weights (the Gaussian).
+    degree : polynomial degree; lowered when fewer distinct weighted offsets than ``degree + 1``.
+
+    Returns
+    -------
+    (K,) weights e summing to 1 (some may be negative for degree ≥ 2): ``value(0) = e @ values``.
+    """
+    k = np.asarray(offsets, np.float64)
+    g = np.asarray(g, np.float64)
+    degree = min(int(degree), len(np.unique(k[g > 1e-9 * g.max()])) - 1)
+    if degree <= 0:
+        return g / g.sum()
+    X = np.vander(k, degree + 1, increasing=True)                # (K, degree + 1): 1, k, k², ...
+    return np.linalg.solve(X.T @ (g[:, None] * X), X.T * g)[0]
+
+
 def centred_smooth(frames: np.ndarray, rot: np.ndarray, vec: np.ndarray, sigma: float,
-                   half_window: int) -> tuple[np.ndarray, np.ndarray]:
+                   half_window: int, degree: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Zero-lag smoothing of one track (offline form of :class:`CentredSmoother`).
 
     Parameters
@@ -113,6 +144,7 @@ def centred_smooth(frames: np.ndarray, rot: np.ndarray, vec: np.ndarray, sigma: 
     vec : (N, D) vectors (e.g. translation, m).
     sigma : Gaussian width in frames; 0 returns the input.
     half_window : frames on each side.
+    degree : 0 (weighted mean) or the local polynomial's degree (see the module docstring).
 
     Returns
     -------
@@ -127,14 +159,15 @@ def centred_smooth(frames: np.ndarray, rot: np.ndarray, vec: np.ndarray, sigma: 
     for i in range(len(frames)):
         lo = np.searchsorted(frames, frames[i] - half_window, side="left")
         hi = np.searchsorted(frames, frames[i] + half_window, side="right")
-        w = w_table[frames[lo:hi] - frames[i] + half_window]
+        d = frames[lo:hi] - frames[i]
+        w = local_polynomial_weights(d, w_table[d + half_window], degree)
         out_r[i], out_v[i] = _weighted_mean(q[i], q[lo:hi], vec[lo:hi], w)
     return out_r, out_v
 
 
 def _weighted_mean(q_centre: np.ndarray, q_win: np.ndarray, v_win: np.ndarray, w: np.ndarray):
-    """One Gauss-Newton step of the weighted Karcher mean from ``q_centre``; plain mean for vectors."""
-    w = w / w.sum()
+    """One Gauss-Newton step of the weighted Karcher mean from ``q_centre``; plain mean for vectors.
+    ``w`` (K,) sums to 1 (a local polynomial's kernel may hold negative weights)."""
     tangent = so3_log_relative(q_centre[None], q_win)            # (K, J, 3)
     step = np.einsum("k,kjc->jc", w, tangent)
     return Q.to_axis_angle(so3_exp_apply(q_centre, step)), w @ v_win
@@ -151,12 +184,14 @@ class CentredSmoother:
     ----------
     sigma : Gaussian width in frames (0: no smoothing).
     half_window : frames on each side (default ceil(2.5 sigma)).
+    degree : 0 (weighted mean) or the degree of the local polynomial (see the module docstring).
     """
 
     causal = False
 
-    def __init__(self, sigma: float, half_window: int | None = None):
+    def __init__(self, sigma: float, half_window: int | None = None, degree: int = 0):
         self.sigma = float(sigma)
+        self.degree = int(degree)
         self.half_window = int(math.ceil(2.5 * sigma)) if half_window is None else int(half_window)
         self._w = gaussian_weights(self.sigma, self.half_window)
         self._buf: deque = deque()   # (frame, quat (J,4), vec (D,), sample)
@@ -164,8 +199,8 @@ class CentredSmoother:
 
     @classmethod
     def from_smoothing(cls, smooth: float, fps: float) -> "CentredSmoother":
-        """Gaussian σ = smooth × SMOOTH_SIGMA_S seconds."""
-        return cls(sigma=smooth * SMOOTH_SIGMA_S * fps)
+        """Local quadratic (SMOOTH_DEGREE) with Gaussian σ = smooth × SMOOTH_SIGMA_S × QUADRATIC_WIDTH seconds."""
+        return cls(sigma=smooth * SMOOTH_SIGMA_S * QUADRATIC_WIDTH * fps, degree=SMOOTH_DEGREE)
 
     @property
     def lag(self) -> int:
@@ -202,7 +237,8 @@ class CentredSmoother:
     def _smooth_row(self, i: int) -> PoseSample:
         f, q, _, sample = self._buf[i]
         rows = [r for r in self._buf if abs(r[0] - f) <= self.half_window]
-        w = self._w[np.array([r[0] - f for r in rows]) + self.half_window]
+        d = np.array([r[0] - f for r in rows])
+        w = local_polynomial_weights(d, self._w[d + self.half_window], self.degree)
         rot, vec = _weighted_mean(q, np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]), w)
         return dataclasses.replace(sample, pose=rot, transl=vec)
 

@@ -207,7 +207,7 @@ def bench_video(engine, video: Path, frame_range=None) -> dict:
         "video": video.name, "frames": int(take.meta.get("frames_done", 0)),
         "straight_flexion_deg_median": F._median(flex), "straight_fingers": len(flex),
         "straight_flexion_deg_median_per_finger": {f: F._median(v) for f, v in per_finger.items()},
-        "ghost_rows": F.overlapping_rows(np.asarray(take.frame), np.asarray(take.landmarks2d)),
+        "ghost_rows": F.coincident_rows(np.asarray(take.frame), np.asarray(take.landmarks2d)),
         "hand_frames": q["take_hand_frames"], "hand_frames_mediapipe_alone": q["mediapipe_hand_frames"],
         "flips": flips, "wrist_depth_m_median": depth, "focal_used": float(take.focal),
         "tracks": q["tracks"], "capture_fps": float(take.meta.get("frames_done", 0) / capture_s),

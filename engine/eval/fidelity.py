@@ -11,8 +11,9 @@ Definitions used throughout:
   of its maximum over the clip (straight and roughly parallel to the image plane, issue 11);
   **straight finger (ground truth)**: its true summed flexion is at most ``STRAIGHT_GT_DEG``.
 - **ghost row**: a second row of the take on a hand that already has one in that frame (with
-  ground truth: two rows matched to one true hand; without: two rows whose landmark boxes overlap
-  by more than ``GHOST_IOU``).
+  ground truth: two rows matched to one true hand; without: two rows whose landmark centres lie
+  within ``GHOST_CENTRE_SHARE`` of the hand's size of each other — two real hands touching or
+  framing each other stay further apart than that).
 - **flip**: a frame-to-frame change of the captured global orientation above ``FLIP_DEG`` that the
   truth does not make (its own change below ``FLIP_GT_DEG``), or, without ground truth, any such
   jump.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..capture.tracking import box_iou
 from ..hand.tables import FINGER_JOINTS, FINGERS
 from .metrics import align_w_scale
 
@@ -29,8 +29,9 @@ from .metrics import align_w_scale
 STRAIGHT_PROJECTED_SHARE = 0.9
 #: A finger is straight by the ground truth when its true summed flexion is at most this, degrees.
 STRAIGHT_GT_DEG = 20.0
-#: Landmark-box IoU above which two rows of one frame are the same hand (no ground truth).
-GHOST_IOU = 0.3
+#: Landmark-centre distance, in hand sizes (landmark box diagonal), below which two rows of one
+#: frame are the same hand (no ground truth).
+GHOST_CENTRE_SHARE = 0.2
 #: Frame-to-frame global-orientation change (deg) that counts as a flip, and the truth's own change
 #: below which it is not explained by the motion.
 FLIP_DEG = 45.0
@@ -69,18 +70,18 @@ def straight_by_projection(landmarks: np.ndarray) -> np.ndarray:
     return length >= STRAIGHT_PROJECTED_SHARE * length.max(axis=0, keepdims=True)
 
 
-def overlapping_rows(frame: np.ndarray, landmarks: np.ndarray, iou: float = GHOST_IOU) -> int:
-    """Ghost rows without ground truth: rows whose landmark box overlaps another row's of the same
-    frame by more than ``iou`` (each extra row counts once). frame (N,), landmarks (N, 21, 2) px."""
+def coincident_rows(frame: np.ndarray, landmarks: np.ndarray, share: float = GHOST_CENTRE_SHARE) -> int:
+    """Ghost rows without ground truth: rows whose landmark centre lies within ``share`` hand sizes
+    of another row's of the same frame (each extra row counts once). frame (N,), landmarks (N, 21, 2) px."""
     ghosts = 0
     for f in np.unique(frame):
-        idx = np.flatnonzero(frame == f)
-        kept: list[int] = []
-        for i in idx:
-            if any(box_iou(landmarks[i], landmarks[k]) > iou for k in kept):
+        kept: list[np.ndarray] = []
+        for lm in landmarks[frame == f]:
+            size = float(np.linalg.norm(lm.max(0) - lm.min(0)))
+            if any(np.linalg.norm(lm.mean(0) - k.mean(0)) < share * max(size, 1.0) for k in kept):
                 ghosts += 1
             else:
-                kept.append(i)
+                kept.append(lm)
     return ghosts
 
 
