@@ -64,3 +64,39 @@ def test_one_hand_with_a_one_frame_label_flip_stays_on_its_track():
     # and a left hand entering far from the right one is taken at its label's word
     out = tr.update(12, [det(700, "left", 0.9)])
     assert list(out) == ["left"]
+
+
+def _box_det(x, side, score=0.9, y=100.0):
+    from dahyf.capture.tracking import Detection
+
+    pts = np.stack([np.linspace(x, x + 50, 21), np.linspace(y, y + 50, 21)], 1).astype(np.float32)
+    return Detection(pts, side, score)
+
+
+def test_a_hand_detected_twice_in_a_frame_is_one_hand():
+    # MediaPipe's double detection during fast motion: two landmark sets a few px apart, labelled
+    # both ways; boxes overlap less than the old IoU rule needed, centres nearly coincide.
+    tr = HandTracker()
+    out = tr.update(0, [_box_det(100, "right", 0.9), _box_det(106, "left", 0.6, y=104)])
+    assert list(out) == ["right"]
+
+
+def test_a_second_hand_beside_a_tracked_one_needs_three_frames_of_evidence():
+    tr = HandTracker()
+    for i in range(5):
+        assert list(tr.update(i, [_box_det(100 + i, "right")])) == ["right"]
+    # a "left" hand appears 60 px (about one hand size) away: a ghost for one or two frames ...
+    assert list(tr.update(5, [_box_det(105, "right"), _box_det(165, "left")])) == ["right"]
+    assert list(tr.update(6, [_box_det(106, "right")])) == ["right"]
+    assert list(tr.update(7, [_box_det(107, "right"), _box_det(167, "left")])) == ["right"]
+    # ... a real hand when it stays
+    assert list(tr.update(8, [_box_det(108, "right"), _box_det(168, "left")])) == ["right"]
+    assert set(tr.update(9, [_box_det(109, "right"), _box_det(169, "left")])) == {"right", "left"}
+    assert set(tr.update(10, [_box_det(110, "right"), _box_det(170, "left")])) == {"right", "left"}
+
+
+def test_a_second_hand_far_from_the_tracked_one_starts_at_once():
+    tr = HandTracker()
+    for i in range(5):
+        tr.update(i, [_box_det(100, "right")])
+    assert set(tr.update(5, [_box_det(100, "right"), _box_det(450, "left")])) == {"right", "left"}

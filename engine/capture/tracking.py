@@ -199,12 +199,25 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
+#: Two detections of one frame whose landmark centres lie closer than this share of the hand size
+#: (box diagonal) are one hand seen twice (MediaPipe's double detections during fast motion).
+SAME_HAND_SHARE = 0.2
+
+
+def same_hand(a: Detection, b: Detection, iou: float = 0.6) -> bool:
+    """Whether two detections of one frame cover the same hand: boxes overlapping > ``iou`` or
+    landmark centres within SAME_HAND_SHARE hand sizes (touching or framing hands stay apart)."""
+    if box_iou(a.landmarks, b.landmarks) >= iou:
+        return True
+    return float(np.linalg.norm(a.centre - b.centre)) < SAME_HAND_SHARE * max(a.size, b.size, 1.0)
+
+
 def drop_duplicates(dets: list[Detection], iou: float = 0.6, keep: int = 2) -> list[Detection]:
-    """Drop repeated detections of one hand (boxes overlapping > ``iou``; the surer label wins)
-    and keep at most ``keep`` (MediaPipe can return more hands than ``max_num_hands``)."""
+    """Drop repeated detections of one hand (:func:`same_hand`; the surer label wins) and keep at
+    most ``keep`` (MediaPipe can return more hands than ``max_num_hands``)."""
     out: list[Detection] = []
     for d in sorted(dets, key=lambda d: -d.side_score):
-        if all(box_iou(d.landmarks, o.landmarks) < iou for o in out):
+        if not any(same_hand(d, o, iou) for o in out):
             out.append(d)
     return out[:keep]
 
@@ -222,18 +235,29 @@ class HandTracker:
     d < 1) of the *other* side's live track: one hand whose label flickers for a frame stays on
     its track instead of opening a one-frame track of the other hand.
 
+    Ghost hands: repeated detections of one hand in a frame are merged first (:func:`same_hand`);
+    and a track that starts within ``near_other`` hand sizes of the other side's live track needs
+    ``confirm_frames`` consecutive frames of evidence before it is reported (a second hand that
+    appears beside a tracked one is usually MediaPipe seeing the same hand twice during fast
+    motion). A track starting away from the other hand, or with no other hand live, starts at once.
+
     Parameters
     ----------
     max_gap : frames after which a lost track's last position no longer counts.
     continuity_weight : weight of the normalised distance against the label evidence.
     switch_penalty : cost of starting the other side's track on top of a live track.
+    confirm_frames : frames of evidence a track starting beside the other hand needs.
+    near_other : hand sizes (normalised centre distance) within which that applies.
     """
 
-    def __init__(self, max_gap: int = 15, continuity_weight: float = 4.0, switch_penalty: float = 6.0):
+    def __init__(self, max_gap: int = 15, continuity_weight: float = 4.0, switch_penalty: float = 6.0,
+                 confirm_frames: int = 3, near_other: float = 1.5):
         self.max_gap = max_gap
         self.continuity_weight = continuity_weight
         self.switch_penalty = switch_penalty
+        self.confirm_frames, self.near_other = confirm_frames, near_other
         self._last: dict[str, tuple[int, np.ndarray, float]] = {}
+        self._pending: dict[str, tuple[int, int]] = {}     # side -> (last frame seen, frames seen in a row)
 
     def _live(self, frame: int, side: str) -> tuple[int, np.ndarray, float] | None:
         last = self._last.get(side)
@@ -261,7 +285,7 @@ class HandTracker:
         -------
         {side: Detection} for the sides seen in this frame.
         """
-        detections = [d for d in detections if np.all(np.isfinite(d.landmarks))][: len(SIDES)]
+        detections = drop_duplicates([d for d in detections if np.all(np.isfinite(d.landmarks))], keep=len(SIDES))
         if not detections:
             return {}
         best, best_cost = None, math.inf
@@ -269,7 +293,23 @@ class HandTracker:
             cost = sum(self._cost(frame, d, s) for d, s in zip(detections, sides))
             if best is None or cost < best_cost:
                 best, best_cost = sides, cost
-        out = dict(zip(best, detections))
+        out = {side: det for side, det in zip(best, detections) if self._confirmed(frame, side, det)}
         for side, det in out.items():
             self._last[side] = (frame, det.centre, det.size)
         return out
+
+    def _confirmed(self, frame: int, side: str, det: Detection) -> bool:
+        """Whether ``det`` may be reported on ``side`` (see the class docstring: new tracks beside
+        the other hand wait for ``confirm_frames`` frames of evidence)."""
+        if self._live(frame, side) is not None:
+            return True
+        other = self._live(frame, SIDES[1 - SIDES.index(side)])
+        if other is None or self.confirm_frames <= 1:
+            return True
+        _, centre, size = other
+        if float(np.linalg.norm(det.centre - centre)) / max(size, 1.0) >= self.near_other:
+            return True
+        last, run = self._pending.get(side, (-2, 0))
+        run = run + 1 if frame == last + 1 else 1
+        self._pending[side] = (frame, run)
+        return run >= self.confirm_frames
