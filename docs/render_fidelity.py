@@ -24,7 +24,7 @@ from dahyf.eval.bench_fidelity import DEFAULT_VIDEO
 from dahyf.hand.tables import KEYPOINT_BONES
 from dahyf.sample_video.clips import CLIPS_DIR, load_clip_gt
 
-PANEL = 240
+PANEL = 200
 #: (clip, frames) shown for the rendered clips: an open hand turning, two hands.
 CLIP_FRAMES = (("open_edge_turn", (0, 30)), ("two_hands", (20,)))
 VIDEO_FRAMES = (60, 200, 330)
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         video = CLIPS_DIR / f"{name}.mp4"
         rows += panels(engine, video, wanted, load_clip_gt(CLIPS_DIR / f"{name}_gt.npz"))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(a.out), sheet(rows))
+    cv2.imwrite(str(a.out), sheet(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"wrote {a.out}")
     if DEFAULT_VIDEO.is_file():
         real = Path("out") / (a.out.stem + "_real.png")

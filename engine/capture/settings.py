@@ -4,7 +4,8 @@ DEFAULT_THRESHOLD: projection confidence below which a frame holds the last conf
 default engine 0.85 keeps 99.7 % of correct synthetic hands (97.1 % at the full measured landmark
 noise) and rejects 76 % of swapped-finger landmark sets and all random ones
 (benchmarks/landmark_engine.md); real MediaPipe landmarks score ≥ 0.94 on the test video.
-DEFAULT_SMOOTH: zero-lag temporal smoothing strength, 0 (off) to 1 (Gaussian σ = smooth × 0.15 s).
+DEFAULT_SMOOTH: zero-lag temporal smoothing strength, 0 (off) to 1 (a Gaussian-weighted local quadratic,
+σ = smooth × 0.15 s × 1.75; see dahyf.capture.filters).
 DEFAULT_CHUNK_FRAMES: frames per streamed chunk (and per batched engine forward).
 """
 DEFAULT_THRESHOLD = 0.85
