@@ -1,7 +1,7 @@
 """`dahyf bench`: throughput, accuracy and memory benchmarks.
 
-Sub-commands: ``capture`` (dahyf.capture.bench), ``fidelity`` (dahyf.eval.bench_fidelity) and,
-when present, ``network`` (dahyf.eval.bench_network).
+Sub-commands: ``capture`` (dahyf.capture.bench), ``live`` (dahyf.capture.live_bench), ``fidelity``
+(dahyf.eval.bench_fidelity) and, when present, ``network`` (dahyf.eval.bench_network).
 """
 from __future__ import annotations
 

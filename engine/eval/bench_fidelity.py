@@ -17,7 +17,6 @@ Metric definitions: :mod:`dahyf.eval.fidelity`.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def add_arguments(p) -> None:
     p.add_argument("--freihand", type=Path, default=DEFAULT_FREIHAND, help="folder with test_freihand.json")
     p.add_argument("--checkpoint", default=None, help="engine checkpoint (default: the bundled one)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    p.add_argument("--out", default="benchmarks/fidelity.json", help="where to write the figures (default: %(default)s)")
 
 
 # --- FreiHAND images ------------------------------------------------------------------------------
@@ -217,7 +216,7 @@ def bench_video(engine, video: Path, frame_range=None) -> dict:
 def run(args) -> int:
     import dahyf
 
-    from ..capture.bench import machine_info
+    from ..capture.bench import machine_info, write_result
 
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     bad = [p for p in parts if p not in PARTS]
@@ -242,10 +241,5 @@ def run(args) -> int:
             result["video"] = bench_video(engine, args.video, fr)
         else:
             result["video"] = {"note": f"{args.video} not found: skipped"}
-    text = json.dumps(result, indent=1, default=float)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    if args.json or not args.out:
-        print(text)
+    print(f"wrote {write_result(result, args)}")
     return 0
