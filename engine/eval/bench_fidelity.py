@@ -48,8 +48,8 @@ def add_arguments(p) -> None:
 # --- FreiHAND images ------------------------------------------------------------------------------
 def bench_freihand(engine, folder: Path) -> dict:
     """Lifter from the GT 2-D joints and end to end through MediaPipe on the FreiHAND images."""
-    import torch
-
+    from ..backend import to_numpy
+    from ..net.batch import HandBatch
     from .freihand_images import load_freihand, run_mediapipe
 
     samples = load_freihand(folder)
@@ -58,9 +58,8 @@ def bench_freihand(engine, folder: Path) -> dict:
     W, H = 224, 224
 
     def lift(lm: np.ndarray) -> dict:
-        out = engine.estimator.predict(torch.from_numpy(lm.astype(np.float32)), torch.ones(len(lm), dtype=torch.bool),
-                                       torch.tensor([[W, H]] * len(lm), dtype=torch.float32))
-        return {k: v.detach().cpu().numpy() for k, v in out.items()}
+        out = engine.estimator.predict(HandBatch.of(lm, True, (W, H)))
+        return {k: to_numpy(v) for k, v in out.items()}
 
     def scored(pred: dict, lm: np.ndarray, idx) -> dict:
         reproj = np.linalg.norm(pred["joints2d_proj"] - gt2d[idx], axis=-1).mean(-1) / size[idx]
