@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dahyf.hand import quaternion as Q
+from dahyf.hand.kinematics import batch_rodrigues, skew
 
 from .handframe import HandGeometry
 
@@ -48,20 +48,6 @@ def ramp(x, on: float, off: float) -> np.ndarray:
     """1 for x ≤ on, 0 for x ≥ off, smooth (cubic) in between."""
     t = np.clip((np.asarray(x, dtype=np.float64) - on) / (off - on), 0.0, 1.0)
     return 1.0 - t * t * (3.0 - 2.0 * t)
-
-
-def rotations(omega) -> np.ndarray:
-    """(…, 3, 3) rotation matrices of rotation vectors ``omega`` (…, 3) rad (through unit quaternions)."""
-    q = Q.from_axis_angle(omega)[..., None, :]
-    return np.swapaxes(Q.rotate(np.broadcast_to(q, q.shape[:-2] + (3, 4)), np.eye(3)), -1, -2)
-
-
-def _skew(v) -> np.ndarray:
-    """(…, 3) -> (…, 3, 3) cross-product matrices: skew(v) @ x = v × x."""
-    K = np.zeros(v.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
-    return K
 
 
 def source_goals(src: HandGeometry, D_src, tgt: HandGeometry, options: ContactOptions = ContactOptions()):
@@ -118,7 +104,7 @@ def _constraints(tgt: HandGeometry, D, goals):
         tip = ends[:, idx[-1]]
         Jf = np.zeros((F, 3, 3 * n))
         for i in idx:
-            Jf[:, :, 3 * i:3 * i + 3] = _skew(heads[:, i] - tip)
+            Jf[:, :, 3 * i:3 * i + 3] = skew(heads[:, i] - tip)
         return tip, Jf
 
     rows, rhs = [], []
@@ -177,7 +163,7 @@ def contact_pass(D, tgt: HandGeometry, goals, options: ContactOptions = ContactO
         omega = (Sb @ np.swapaxes(A, 1, 2) @ y)[..., 0].reshape(len(Da), n, 3)
         angle = np.linalg.norm(omega, axis=-1, keepdims=True)  # no joint turns more than max_step per pass
         omega *= np.minimum(1.0, np.radians(options.max_step_deg) / np.maximum(angle, 1e-12))
-        R = rotations(omega)
+        R = batch_rodrigues(omega)
         for idx in tgt.fingers.values():
             for k, i in enumerate(idx):  # bone i turns with every joint at or before it
                 for j in idx[:k + 1]:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dahyf.hand.kinematics import batch_rodrigues, matrix_to_axis_angle
+
 SIGN = {"R": 1.0, "L": -1.0}
 #: |palm-side offset of the thumb| / palm length below which :func:`hand_side` does not decide.
 SIDE_MARGIN = 0.03
@@ -176,6 +178,12 @@ def hand_turn(H_reference, H) -> np.ndarray:
     anatomically (mirrored for the other side).
     """
     return np.swapaxes(np.asarray(H_reference, dtype=np.float64), -1, -2) @ np.asarray(H, dtype=np.float64)
+
+
+def scale_rotation(R, weight: float) -> np.ndarray:
+    """(…, 3, 3) rotations turned ``weight`` (0..1) of the way from the identity along their geodesic."""
+    R = np.asarray(R, dtype=np.float64)
+    return R if weight == 1.0 else batch_rodrigues(weight * matrix_to_axis_angle(R))
 
 
 # --------------------------------------------------------------------------------------------

@@ -623,10 +623,11 @@ def test_axis_correction_turns_the_transferred_rotation():
 # Contacts
 # --------------------------------------------------------------------------------------------
 
-def test_rotations_of_rotation_vectors():
-    rng = np.random.default_rng(1)
-    w = rng.normal(size=(5, 3))
-    assert np.allclose(contacts.rotations(w), Rotation.from_rotvec(w).as_matrix())
+def test_wrist_turn_scales_along_its_geodesic():
+    Q = _rot([0.2, 1.0, 0.3], 1.2)
+    half = handframe.scale_rotation(Q, 0.5)
+    assert np.allclose(half @ half, Q) and np.allclose(handframe.scale_rotation(Q, 1.0), Q)
+    assert np.allclose(handframe.scale_rotation(Q, 0.0), np.eye(3))
 
 
 def test_contact_pass_closes_a_pinch_on_longer_fingers_and_leaves_the_rest():

@@ -17,6 +17,9 @@ import bpy
 import numpy as np
 from mathutils import Euler, Matrix, Quaternion
 
+from dahyf.hand import quaternion as Q
+from dahyf.hand.kinematics import batch_rodrigues
+
 from .. import compat, keying
 from ._rigs import contacts, handframe
 from .matching import RetargetError
@@ -38,7 +41,8 @@ def _bone_path(bone: str, prop: str) -> str:
 def _channels_to_matrices(mode: str, values: np.ndarray) -> np.ndarray:
     """(F, n) rotation channel values in a rotation mode -> (F, 3, 3)."""
     if mode == "QUATERNION":
-        return np.array([Quaternion(v).normalized().to_matrix() for v in values])
+        q = values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
+        return batch_rodrigues(Q.to_axis_angle(q))
     if mode == "AXIS_ANGLE":
         return np.array([Quaternion(v[1:], v[0]).to_matrix() if np.any(v[1:]) else Matrix.Identity(3)
                          for v in values])
@@ -125,14 +129,6 @@ def current_source_rotations(plan: RetargetPlan) -> np.ndarray:
 # The transfer
 # --------------------------------------------------------------------------------------------
 
-def _blend(Q: np.ndarray, weight: float) -> np.ndarray:
-    """(F, 3, 3) rotations ``Q`` scaled by ``weight`` along their geodesic from the identity."""
-    if weight >= 1.0:
-        return Q
-    one = Quaternion()
-    return np.array([one.slerp(Matrix(q.tolist()).to_quaternion(), weight).to_matrix() for q in Q])
-
-
 def solve(plan: RetargetPlan, S: np.ndarray, reference: np.ndarray | None = None, bodies=None):
     """Target pose channels for source rotations ``S`` (F, 16, 3, 3) (wrist first).
 
@@ -162,7 +158,7 @@ def solve(plan: RetargetPlan, S: np.ndarray, reference: np.ndarray | None = None
     controls = np.zeros((F, 0, 3, 3))
     if opt.wrist > 0:
         ref = S[0, 0] if reference is None else reference
-        Q = _blend(handframe.hand_turn(ref @ plan.Ws_rest.T @ plan.Hs, Hs_pose), opt.wrist)
+        Q = handframe.scale_rotation(handframe.hand_turn(ref @ plan.Ws_rest.T @ plan.Hs, Hs_pose), opt.wrist)
         K = plan.Wt_rest.T @ plan.Ht
         W[:, :3, :3] = plan.Wt_eval4[:3, :3] @ K @ Q @ K.T
         bodies = bodies if bodies is not None else [body for _, _, body in plan.wrist_controls]
@@ -198,7 +194,7 @@ def rotation_channels(mode: str, R: np.ndarray, previous=None) -> tuple[str, np.
     """(data path, (F, n) values) of basis rotations ``R`` (F, 3, 3) in a pose bone's rotation mode,
     continuous along F (and with ``previous``, the last values already set)."""
     if mode in ("QUATERNION", "AXIS_ANGLE"):
-        q = np.array([Matrix(r.tolist()).to_quaternion() for r in R])
+        q = Q.from_matrix(R)
         if mode == "QUATERNION":
             return "rotation_quaternion", keying.make_continuous(q, previous)
         return "rotation_axis_angle", np.array([[a, *ax] for ax, a in (Quaternion(v).to_axis_angle() for v in q)])
