@@ -24,11 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dahyf.hand.kinematics import batch_rodrigues, skew
+from dahyf.hand.tables import FINGERS
 
 from .handframe import HandGeometry
-
-FINGER_ORDER = ("thumb", "index", "middle", "ring", "pinky")
-
 
 @dataclass(frozen=True)
 class ContactOptions:
@@ -64,11 +62,11 @@ def source_goals(src: HandGeometry, D_src, tgt: HandGeometry, options: ContactOp
         ``{"pinch": {finger: (vec, w)}, "palm": {finger: (point, w)}}``.
     """
     _, ends = src.pose_points(D_src)
-    tips = {f: ends[:, src.fingers[f][-1]] for f in FINGER_ORDER if src.fingers[f]}
+    tips = {f: ends[:, src.fingers[f][-1]] for f in FINGERS if src.fingers[f]}
     scale = tgt.length / src.length
     pinch = {}
     if "thumb" in tips:
-        for f in FINGER_ORDER[1:]:
+        for f in FINGERS[1:]:
             if f in tips and tgt.fingers[f] and tgt.fingers["thumb"]:
                 vec = tips["thumb"] - tips[f]
                 w = ramp(np.linalg.norm(vec, axis=-1) / src.length, options.pinch_on, options.pinch_off)
@@ -108,7 +106,7 @@ def _constraints(tgt: HandGeometry, D, goals):
         return tip, Jf
 
     rows, rhs = [], []
-    tips = {f: tip_jacobian(f) for f in FINGER_ORDER if tgt.fingers[f]}
+    tips = {f: tip_jacobian(f) for f in FINGERS if tgt.fingers[f]}
     for f, (vec, w) in goals["pinch"].items():
         (t_thumb, J_thumb), (t_f, J_f) = tips["thumb"], tips[f]
         on = (w > 0)[:, None, None]

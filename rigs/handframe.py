@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from dahyf.hand.kinematics import batch_rodrigues, matrix_to_axis_angle
+from dahyf.hand.tables import FINGERS
 
 SIGN = {"R": 1.0, "L": -1.0}
 #: |palm-side offset of the thumb| / palm length below which :func:`hand_side` does not decide.
@@ -207,7 +208,7 @@ class HandGeometry:
         self.heads = (np.asarray(heads, dtype=np.float64).reshape(-1, 3) - w) @ H
         self.ends = (np.asarray(ends, dtype=np.float64).reshape(-1, 3) - w) @ H
         self.fingers = {f: [i for i, j in enumerate(self.joints) if j.startswith(f)]
-                        for f in ("thumb", "index", "middle", "ring", "pinky")}
+                        for f in FINGERS}
 
     @property
     def directions(self) -> np.ndarray:

@@ -31,7 +31,7 @@ from dahyf.hand.tables import FINGER_JOINTS, FINGERS, JOINT_NAMES, KEYPOINT_NAME
 from rigs import presets
 
 HandSpec, Preset = presets.HandSpec, presets.Preset
-LONG = ("index", "middle", "ring", "pinky")
+LONG = presets.LONG_FINGERS
 
 
 def clear_scene():

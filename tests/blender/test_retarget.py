@@ -502,8 +502,7 @@ def test_panel_detect_fix_and_save_a_preset(retarget_module, poses):
         saved = presets.load_preset(folder / "my_unreal.toml")
         assert set(saved.hands) == {"R", "L"}  # the other hand added by mirroring the names
         assert saved.hands["L"].fingers["index"][0] == ("index_01_l",) and saved.hands["R"].fingers["thumb"][0] == ("",)
-        from dahyf_blender.retarget import ui
-
+        ui = sys.modules[retarget_module.__name__ + ".ui"]
         items = [i[0] for i in ui._preset_items(None, bpy.context)]
         assert "my_unreal" in items and "rigify" in items and "broken" not in items
         assert any("broken.toml" in n for n in ui._preset_items.skipped)
