@@ -121,6 +121,40 @@ def hand_size(points2d):
     return xp.max(xp.max(points2d, axis=-2) - xp.min(points2d, axis=-2), axis=-1)
 
 
+def hand_frame(wrist, index1, middle1, pinky1, side: str = "R") -> np.ndarray:
+    """The anatomical hand frame from four points (used by the retargeting, the sample clip and the
+    synthetic hands): ``along = unit(middle1 − wrist)``, ``across = unit((pinky1 − index1) ⟂ along)``,
+    ``palm = s · along × across`` (s = +1 right, −1 left: out of the palm).
+
+    Parameters
+    ----------
+    wrist, index1, middle1, pinky1 : (3,) positions (any unit, one space) of the wrist and of the
+        index, middle and pinky knuckles (MCP joints).
+    side : 'R' or 'L'.
+
+    Returns
+    -------
+    H : (3, 3) orthonormal, columns (along, across, palm normal); det +1 for 'R', -1 for 'L'.
+    """
+    wrist, index1, middle1, pinky1 = (np.asarray(p, dtype=np.float64) for p in (wrist, index1, middle1, pinky1))
+    along = middle1 - wrist
+    n = np.linalg.norm(along)
+    if n < 1e-12:
+        raise ValueError("hand frame: the wrist and the middle knuckle coincide; check the wrist bone mapping")
+    along /= n
+    across = pinky1 - index1
+    across = across - along * (across @ along)
+    n = np.linalg.norm(across)
+    if n < 1e-12:
+        raise ValueError("hand frame: index and pinky knuckles are aligned with the wrist; check the finger mapping")
+    across /= n
+    palm = _SIDE_SIGN[side] * np.cross(along, across)
+    return np.stack([along, across, palm], axis=1)
+
+
+_SIDE_SIGN = {"R": 1.0, "L": -1.0}
+
+
 def procrustes_align(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Align ``pred`` to ``gt`` with rotation, uniform scale and translation — FreiHAND's ``align_w_scale``.
 

@@ -37,34 +37,7 @@ SIGN = {"R": 1.0, "L": -1.0}
 #: |palm-side offset of the thumb| / palm length below which :func:`hand_side` does not decide.
 SIDE_MARGIN = 0.03
 
-
-def hand_frame(wrist, index1, middle1, pinky1, side: str) -> np.ndarray:
-    """The hand frame from four points.
-
-    Parameters
-    ----------
-    wrist, index1, middle1, pinky1 : (3,) positions (any unit, one space) of the wrist and of the
-        index, middle and pinky knuckles (MCP joints).
-    side : 'R' or 'L'.
-
-    Returns
-    -------
-    H : (3, 3) orthonormal, columns (along, across, palm normal); det +1 for 'R', -1 for 'L'.
-    """
-    wrist, index1, middle1, pinky1 = (np.asarray(p, dtype=np.float64) for p in (wrist, index1, middle1, pinky1))
-    along = middle1 - wrist
-    n = np.linalg.norm(along)
-    if n < 1e-12:
-        raise ValueError("hand frame: the wrist and the middle knuckle coincide; check the wrist bone mapping")
-    along /= n
-    across = pinky1 - index1
-    across = across - along * (across @ along)
-    n = np.linalg.norm(across)
-    if n < 1e-12:
-        raise ValueError("hand frame: index and pinky knuckles are aligned with the wrist; check the finger mapping")
-    across /= n
-    palm = SIGN[side] * np.cross(along, across)
-    return np.stack([along, across, palm], axis=1)
+from dahyf.geometry import hand_frame  # noqa: E402,F401  (the one definition of the hand frame)
 
 
 def hand_side(wrist, index1, middle1, pinky1, thumb_points) -> str | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import SAMPLE_DIR, SAMPLE_VIDEO
+from ..geometry import hand_frame as geometry_hand_frame
 from ..geometry import project_points
 from ..hand.kinematics import batch_rodrigues as rodrigues
 from ..hand.kinematics import matrix_to_axis_angle as rotation_to_axis_angle
@@ -165,16 +166,13 @@ def hand_frame(rest_joints: np.ndarray) -> np.ndarray:
     """Anatomical frame of a right hand at rest, (3, 3) with columns (radial, distal, palmar).
 
     radial points from the little finger's knuckle to the index finger's; distal from the wrist
-    to the middle finger's knuckle; palmar out of the palm. For a right hand,
-    palmar = radial × distal.
+    to the middle finger's knuckle; palmar out of the palm (palmar = radial × distal): the columns
+    of :func:`dahyf.geometry.hand_frame` (along, across, palm) as (−across, along, palm).
     """
     j = np.asarray(rest_joints, dtype=np.float64)
     idx, mid, pin = (FINGER_JOINTS[f][0] for f in ("index", "middle", "pinky"))
-    distal = _unit(j[mid] - j[0])
-    radial = j[idx] - j[pin]
-    radial = _unit(radial - distal * np.dot(radial, distal))
-    palmar = np.cross(radial, distal)
-    return np.stack([radial, distal, palmar], axis=1)
+    H = geometry_hand_frame(j[0], j[idx], j[mid], j[pin], "R")
+    return np.stack([-H[:, 1], H[:, 0], H[:, 2]], axis=1)
 
 
 def pose_from_controls(ctrl: dict[str, np.ndarray], rest_joints: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..geometry import hand_frame
 from ..hand import kinematics as K
 from ..hand import quaternion as Q
 from ..hand.tables import FINGER_JOINTS, FINGERS, NUM_JOINTS
@@ -77,8 +78,8 @@ def joint_axes(rest_joints: np.ndarray, tips: np.ndarray) -> JointAxes:
     """
     J = np.asarray(rest_joints, dtype=np.float64)
     idx1, mid1, pky1 = J[FINGER_JOINTS["index"][0]], J[FINGER_JOINTS["middle"][0]], J[FINGER_JOINTS["pinky"][0]]
-    up = _unit(mid1 - J[0])
-    n = _unit(np.cross(idx1 - pky1, up))
+    H = hand_frame(J[0], idx1, mid1, pky1, "R")
+    up, n = H[:, 0], H[:, 2]
     to_pinky = _unit(pky1 - idx1)
     flex = np.zeros((NUM_JOINTS, 3))
     abd = np.zeros((NUM_JOINTS, 3))
