@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from array_api_compat import array_namespace, device, is_numpy_array, is_torch_array
 
-__all__ = ["namespace", "device", "is_numpy_array", "is_torch_array", "to_numpy", "asarray_like", "rows_finite", "solve_batched"]
+__all__ = ["namespace", "device", "is_numpy_array", "is_torch_array", "to_numpy", "to_numpy_outputs", "asarray_like", "rows_finite", "solve_batched"]
 
 
 def namespace(*arrays):
@@ -24,6 +24,15 @@ def to_numpy(x, dtype=None) -> np.ndarray:
     if is_torch_array(x):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
+
+
+def to_numpy_outputs(out: dict) -> dict:
+    """An estimator's output dict as numpy arrays (floating ones as float32)."""
+    res = {}
+    for k, v in out.items():
+        a = to_numpy(v)
+        res[k] = a.astype(np.float32) if a.dtype.kind == "f" else a
+    return res
 
 
 def asarray_like(x, like, dtype=None):

@@ -209,3 +209,21 @@ def test_a_focal_in_millimetres_is_refused_with_a_message_about_pixels(tmp_path)
 
     with pytest.raises(CaptureError, match="pixels, not millimetres"):
         dahyf.load_engine(device="cpu").capture(SAMPLE_VIDEO, hands="right", frame_range=(0, 2), focal=26.0)
+
+
+@pytest.mark.cuda
+def test_the_cuda_estimator_runs_the_same_code_as_the_numpy_one(sampler):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from dahyf.net.batch import HandBatch
+    from dahyf.net.landmark import LandmarkEstimator
+
+    b = sampler.sample(torch.Generator().manual_seed(4), 32)
+    batch = HandBatch.of(b.landmarks, np.ones(32, bool), b.image_size, b.focal)
+    est = load_checkpoint()
+    gpu = LandmarkEstimator(est.config, est.weights, device="cuda", refine=est.refine, meta=est.meta)
+    out_np, out_gpu = est.predict(batch), gpu.predict(batch)
+    assert out_gpu["pose"].is_cuda
+    for k in ("pose", "betas", "transl", "confidence"):
+        np.testing.assert_allclose(out_np[k], out_gpu[k].cpu().numpy(), atol=1e-4, rtol=1e-4, err_msg=k)

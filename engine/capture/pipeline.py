@@ -24,10 +24,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..backend import to_numpy_outputs
 from ..constants import CROP_SIZE
 from ..geometry import check_focal, default_focal, project_points
 from ..net.batch import HandBatch
-from ..net.landmark import to_numpy_outputs
 from .crops import crop_box, hand_boxes
 from .errors import CaptureError
 from .filters import FILTER_KINDS, make_filter

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..backend import asarray_like, is_torch_array, namespace, rows_finite, to_numpy
+from ..backend import asarray_like, is_torch_array, namespace, rows_finite, solve_batched
 from ..constants import CROP_SIZE
 from ..geometry import hand_size, project_points
 from ..hand import kinematics as K
@@ -197,8 +197,6 @@ def refine_translation(keypoints_model, landmarks2d, image_size, focal, transl0,
     -------
     (B, 3) m; NaN rows where the system cannot be solved.
     """
-    from ..backend import solve_batched
-
     xp = namespace(keypoints_model)
     uv = landmarks2d - image_size[:, None] / 2  # (B, 21, 2)
     f = xp.broadcast_to(focal[:, None], uv.shape[:2])
@@ -383,8 +381,3 @@ def _weight_shapes(cfg: LandmarkConfig) -> dict[str, tuple]:
         shapes.update({f"{b}.norm.weight": (w,), f"{b}.norm.bias": (w,), f"{b}.fc1.weight": (w, w),
                        f"{b}.fc1.bias": (w,), f"{b}.fc2.weight": (w, w), f"{b}.fc2.bias": (w,)})
     return shapes
-
-
-def to_numpy_outputs(out: dict) -> dict:
-    """An estimator's outputs as numpy arrays (float32 for floating ones)."""
-    return {k: (to_numpy(v).astype(np.float32) if to_numpy(v).dtype.kind == "f" else to_numpy(v)) for k, v in out.items()}
