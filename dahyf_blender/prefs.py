@@ -28,7 +28,7 @@ class DAHYF_AP_preferences(bpy.types.AddonPreferences):
                     "Empty: the bundled open hand model")
     checkpoint: StringProperty(
         name="Checkpoint", subtype="FILE_PATH", default="",
-        description="Optional: a DaHyF engine checkpoint (.pt). Empty: the bundled default engine")
+        description="Optional: a DaHyF engine checkpoint (.npz; an older .pt needs torch). Empty: the bundled default engine")
     threshold: FloatProperty(name="Default threshold", min=0.0, max=1.0, default=DEFAULTS.threshold,
                              description="Default confidence threshold of new scenes")
     smoothing: FloatProperty(name="Default smoothing", min=0.0, max=1.0, default=DEFAULTS.smoothing,

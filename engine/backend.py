@@ -8,10 +8,13 @@ namespace of both libraries.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
 from array_api_compat import array_namespace, device, is_numpy_array, is_torch_array
 
-__all__ = ["namespace", "device", "is_numpy_array", "is_torch_array", "to_numpy", "to_numpy_outputs", "asarray_like", "rows_finite", "solve_batched"]
+__all__ = ["namespace", "device", "is_numpy_array", "is_torch_array", "to_numpy", "to_numpy_outputs", "asarray_like", "rows_finite", "solve_batched", "blas_threads"]
 
 
 def namespace(*arrays):
@@ -81,3 +84,29 @@ def solve_batched(A, b):
                 rows.append(xp.full(b[i:i + 1].shape, float("nan"), dtype=b.dtype, device=device(b)))
         x = xp.concat(rows, axis=0)
     return xp.where(finite[:, None, None], x, xp.full(x.shape, float("nan"), dtype=x.dtype, device=device(x)))
+
+
+_CONTROLLER = None
+_CONTROLLER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None):
+    """Run the block with at most ``n`` BLAS threads (numpy's OpenBLAS / MKL), restored afterwards.
+
+    The engine's matrices are small (a 384-wide MLP on a chunk of hands, 51 × 51 systems per hand):
+    a multi-threaded BLAS spends more time waking threads than computing, and on a busy machine it
+    competes with the landmarker (measured: the engine stage 3–10× slower with 2 OpenBLAS threads on
+    a loaded 2-core machine). None: leave the setting alone. Uses threadpoolctl.
+    """
+    global _CONTROLLER
+    if n is None:
+        yield
+        return
+    with _CONTROLLER_LOCK:
+        if _CONTROLLER is None:
+            from threadpoolctl import ThreadpoolController
+
+            _CONTROLLER = ThreadpoolController()
+    with _CONTROLLER.limit(limits=n, user_api="blas"):
+        yield

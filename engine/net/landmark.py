@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..backend import asarray_like, is_torch_array, namespace, rows_finite, solve_batched
+from ..backend import asarray_like, blas_threads, is_torch_array, namespace, rows_finite, solve_batched
 from ..constants import CROP_SIZE
 from ..geometry import hand_size, project_points
 from ..hand import kinematics as K
@@ -235,9 +235,12 @@ class LandmarkEstimator:
         The confidence stays the network's (``confidence_from = "network"``): a fitted pose agrees
         with corrupted landmarks too, so scoring the fit would blur the confidence gate (measured in
         benchmarks/landmark_engine.md); ``"refined"`` scores the fitted pose instead.
+    cpu_threads : BLAS threads ``predict`` uses on the CPU (restored afterwards; None: leave them);
+        the computation is small, and more threads only cost time (:func:`dahyf.backend.blas_threads`).
     """
 
     needs_crops = False
+    cpu_threads: int | None = 1
 
     def __init__(self, config: LandmarkConfig, weights: dict, device: str = "cpu", refine: bool = False,
                  meta: dict | None = None, refine_pose: bool | None = None, backend: str | None = None):
@@ -296,7 +299,7 @@ class LandmarkEstimator:
             raise TypeError("predict takes a dahyf.net.batch.HandBatch (HandBatch.of(landmarks2d, is_right, image_size, focal))")
         lm, is_right, size, f = self._inputs(batch)
         xp = namespace(lm)
-        with _quiet(lm):
+        with _quiet(lm), blas_threads(self.cpu_threads if self.backend == "numpy" else None):
             return self._predict(xp, lm, asarray_like(is_right, lm, dtype=xp.bool), size, f)
 
     def _predict(self, xp, lm, right, size, f) -> dict:
