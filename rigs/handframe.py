@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from dahyf.geometry import hand_frame  # the one definition of the hand frame (used and re-exported here)
 from dahyf.hand.kinematics import batch_rodrigues, matrix_to_axis_angle
 from dahyf.hand.tables import FINGERS
 
 SIGN = {"R": 1.0, "L": -1.0}
 #: |palm-side offset of the thumb| / palm length below which :func:`hand_side` does not decide.
 SIDE_MARGIN = 0.03
-
-from dahyf.geometry import hand_frame  # noqa: E402,F401  (the one definition of the hand frame)
 
 
 def hand_side(wrist, index1, middle1, pinky1, thumb_points) -> str | None:
