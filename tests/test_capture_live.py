@@ -185,3 +185,16 @@ def test_cli_live_errors(tmp_path, capsys, engine):
     assert main(["live", str(live_cut), "--record", str(out), "--headless", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "stopped decoding" in err and "kept what was recorded" in err and len(Take.load(out)) > 0
+
+
+def test_bench_live_reports_latency_and_the_file_capture_checks(engine, tmp_path, capsys):
+    from dahyf.cli import main
+
+    out = tmp_path / "live.json"
+    assert main(["bench", "live", str(SAMPLE_VIDEO), "--frames", "30", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["live"]["frames_in"] == 30 and r["live"]["latency_ms"]["p50"] > 0
+    c = r["same_checks"]
+    assert c["identity_jump_frames"] == 0 and c["coverage_of_processed"] == 1.0   # one hand, always in view
+    assert c["median_dist_per_hand_size"] < 0.1 and c["file_hand_frames"] == 30
+    assert "processed" in capsys.readouterr().out
