@@ -39,9 +39,14 @@ SMOOTH_SIGMA_S = 0.15
 #: (benchmarks/fidelity.md, "Smoothing").
 SMOOTH_DEGREE = 2
 QUADRATIC_WIDTH = 1.75
-#: One-Euro parameters at smooth = 1 (min_cutoff Hz, beta); smooth scales the cut-off down.
+#: One-Euro parameters at smooth = 1: min_cutoff Hz (smooth scales the cut-off down); the speed
+#: coefficients in the units of each signal: rotations Hz per rad/s (finger joints turn at 1-10
+#: rad/s), translation Hz per m/s (a hand moves at 0.05-1 m/s). With the rotations' 0.3 the
+#: translation hardly opened up and lagged 2 frames on the real test video (live, smooth 0.5); 3.0
+#: gives 0-1 frame at 52-59 % less jitter than the raw landmarks (BENCHMARKS.md, live capture).
 ONE_EURO_MIN_CUTOFF_HZ = 1.0
 ONE_EURO_BETA = 0.3
+ONE_EURO_BETA_TRANSL = 3.0
 
 
 # --- the interface ----------------------------------------------------------------------------------
@@ -310,15 +315,16 @@ class OneEuroPoseFilter:
     causal = True
     lag = 0
 
-    def __init__(self, min_cutoff: float = ONE_EURO_MIN_CUTOFF_HZ, beta: float = ONE_EURO_BETA):
+    def __init__(self, min_cutoff: float = ONE_EURO_MIN_CUTOFF_HZ, beta: float = ONE_EURO_BETA,
+                 beta_transl: float = ONE_EURO_BETA_TRANSL):
         self.rot_filter = OneEuroRotationFilter(min_cutoff, beta)
-        self.vec_filter = OneEuroFilter(min_cutoff, beta)
+        self.vec_filter = OneEuroFilter(min_cutoff, beta_transl)
 
     @classmethod
     def from_smoothing(cls, smooth: float, fps: float) -> "OneEuroPoseFilter":
         """Cut-off ONE_EURO_MIN_CUTOFF_HZ / smooth (no smoothing at 0); ``fps`` is not needed."""
         cutoff = ONE_EURO_MIN_CUTOFF_HZ / max(smooth, 1e-3) if smooth > 0 else 1e6
-        return cls(cutoff, ONE_EURO_BETA)
+        return cls(cutoff, ONE_EURO_BETA, ONE_EURO_BETA_TRANSL)
 
     def push(self, sample: PoseSample) -> list[PoseSample]:
         return [dataclasses.replace(sample, pose=self.rot_filter(sample.time_s, sample.pose),
