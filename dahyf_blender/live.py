@@ -98,6 +98,10 @@ class LiveSession:
         self.state = "starting"   # starting | live | stopped | failed
         self.message = "starting the engine and the source…"
         self.takes: list = []     # (Take, [Action names]) per recording
+        self.saved: list = []     # (Take, path) per take written
+        self.save_errors: list[str] = []
+        self._saves: list[threading.Thread] = []
+        self._paths: list[str] = []   # take files planned (some may still be being written)
         self.tick_s: deque = deque(maxlen=100_000)
         self._start_error: BaseException | None = None
         self._cancel = threading.Event()   # Stop pressed while starting
@@ -222,10 +226,13 @@ class LiveSession:
             self.message = "Recording stopped: no hand was seen, nothing keyed."
             return None
         actions = self._key_take(take, start)
-        path = self._save(take, actions)
         self.takes.append((take, actions))
-        self.message = (f"Recorded {len(take)} hand frames into {', '.join(actions)}"
-                        + (f"; saved {os.path.basename(path)}" if path else ""))
+        self.message = f"Recorded {len(take)} hand frames into {', '.join(actions)}"
+        path = self._take_path(actions)
+        if path is not None:   # compressing and syncing the file is no work for the UI thread
+            saver = threading.Thread(target=self._save, args=(take, path), name="dahyf-live-save")
+            self._saves.append(saver)
+            saver.start()
         return take
 
     def _key_take(self, take, start_frame: int) -> list[str]:
@@ -251,8 +258,9 @@ class LiveSession:
             scene.frame_end = max(scene.frame_end, int(frames[-1]))
         return names
 
-    def _save(self, take, actions: list[str]) -> str | None:
-        """Save ``take`` to the take path (or next to the saved .blend); never over an earlier take."""
+    def _take_path(self, actions: list[str]) -> str | None:
+        """Where to save the take of ``actions``: the take path (or next to the saved .blend), never
+        over an earlier take (.002, .003 ...); None: nowhere."""
         path = self.take_path
         if not path and bpy.data.filepath and actions:
             path = os.path.join(os.path.dirname(bpy.data.filepath), actions[0].rsplit(".", 1)[0] + ".npz")
@@ -260,14 +268,26 @@ class LiveSession:
             return None
         stem, ext = os.path.splitext(bpy.path.abspath(path))
         path, n = stem + (ext or ".npz"), 1
-        while os.path.exists(path):   # an earlier take: number this one
+        while os.path.exists(path) or path in self._paths:   # an earlier take: number this one
             n += 1
             path = f"{stem}.{n:03d}{ext or '.npz'}"
+        self._paths.append(path)
+        return path
+
+    def _save(self, take, path: str) -> None:
+        """(saver thread) Write the take; the outcome goes into :attr:`saved` and the message."""
         try:
-            return str(take.save(path))
+            self.saved.append((take, str(take.save(path))))
+            self.message += f"; saved {os.path.basename(path)}"
         except engine_api.DaHyFUserError as exc:   # keyed already; say why the file is missing
-            self.message = f"Recorded, but not saved: {exc}"
-            return None
+            self.save_errors.append(str(exc))
+            self.message += f"; NOT saved: {exc}"
+            print(f"DaHyF live: {exc}")
+
+    def wait_saved(self, timeout: float = 30.0) -> None:
+        """Block until the takes being saved are written (scripts, tests, unregister)."""
+        for saver in self._saves:
+            saver.join(timeout)
 
     # --- ending ---------------------------------------------------------------------------------------
     def stop(self) -> None:

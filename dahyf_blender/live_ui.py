@@ -127,6 +127,8 @@ def stop_session() -> None:
         SESSION.stop()
         if SESSION.state != "starting" and bpy.app.timers.is_registered(_timer):
             bpy.app.timers.unregister(_timer)
+    if SESSION is not None:
+        SESSION.wait_saved()
 
 
 class DAHYF_PT_live(SidebarPanel, bpy.types.Panel):

@@ -90,6 +90,7 @@ def test_live_session_driven_by_the_timer_keys_a_valid_take(ctx, clip, tmp_path,
     assert _drive_timer(live_ui, record_after_s=0.0) is None     # the clip ended: the timer removes itself
     assert session.state == "stopped", session.message
     assert [tuple(pb.rotation_quaternion) for pb in arm.pose.bones] != rest   # the rig followed
+    session.wait_saved()                                         # the file is written off the UI thread
     take = dahyf.Take.load(tmp_path / "live.npz")
     assert take.meta["live"] and len(take) > 0 and take.handedness == ("right",)
     fps = scene.render.fps / scene.render.fps_base
@@ -104,7 +105,8 @@ def test_live_session_driven_by_the_timer_keys_a_valid_take(ctx, clip, tmp_path,
     assert _drive_timer(live_ui, record_after_s=0.0, stop_after_s=0.8) is None
     assert arm.animation_data.action.name == "live.take002.right0"
     assert "live.take001.right0" in bpy.data.actions
-    assert (tmp_path / "live.002.npz").is_file()
+    live_ui.SESSION.wait_saved()
+    assert (tmp_path / "live.002.npz").is_file() and "saved live.002.npz" in live_ui.SESSION.message
 
 
 def test_missing_camera_is_reported_and_leaves_the_scene_unchanged(ctx, engine_available, sub):
@@ -140,6 +142,7 @@ def test_a_source_failing_mid_take_keeps_the_recorded_part(ctx, tmp_path, engine
     assert "live.take001.right0" in bpy.data.actions
     import dahyf
 
+    session.wait_saved()
     assert 0 < len(dahyf.Take.load(tmp_path / "cut.npz")) < 30
 
 
