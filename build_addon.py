@@ -61,7 +61,7 @@ BLENDER_PROVIDED = ("numpy",)
 
 
 #: Repository tools that live beside the add-on but are not part of the extension (file or folder names).
-DEV_ONLY = {"devtools", "bench_keying.py", "bench_live.py"}
+DEV_ONLY = {"devtools", "bench_keying.py"}
 
 def engine_requirements(variant: str, platform: str) -> list[str]:
     """The pinned runtime requirements of the engine (pyproject.toml), adapted to the variant."""

@@ -6,8 +6,8 @@ started on another one, so neither loading it nor opening a camera blocks the UI
 (16 quaternions and a location per hand: well under a millisecond). *Record* makes the engine
 collect rows; when the recording stops (or the source fails) they become a ``dahyf.Take`` and are
 keyed in bulk (:class:`.keying.TrackKeyer`) into a new Action per hand, at scene time from the
-frame where the recording started. A retargeted rig follows the live rig through the retarget
-live-preview constraints.
+frame where the recording started. An armature of the artist's (a character) can follow, through
+the retargeter: its live-preview constraints, or (mirrored pairs) its solve on a worker thread.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from collections import deque
 import bpy
 import numpy as np
 
-from . import engine_api, keying, rig
+from . import engine_api, keying, live_drive, rig
 from .ops_capture import prefs_snapshot
 from .prefs import get_prefs
 
@@ -67,7 +67,8 @@ class LiveSession:
     key_location : key (and show) the wrist translation.
     take_path : where recorded takes are saved ('' : next to the saved .blend, else nowhere);
         an existing file is never overwritten: later takes get .002, .003 ...
-    drive : an armature to drive through the retarget live preview (None: only the live rigs).
+    drive : an armature whose hands follow the live rigs through the retargeter (None: only the
+        live rigs); each live hand drives the target hand the retarget matching picks for it.
     drive_preset : its retarget preset ('AUTO').
     """
 
@@ -93,7 +94,18 @@ class LiveSession:
                 self._new_rigs.append(arm)
         self.bone_rest = [rig.bone_rest_quaternions(bpy.data.objects[n]) for n in self.rig_names]
         self._prev_q: list = [None] * len(self.sides)
-        self.drive = self._drive(context, drive, drive_preset) if drive is not None else None
+        self.drive_notes: list[str] = []
+        self.constrained: str | None = None   # the armature driven by live-preview constraints
+        try:
+            if drive is not None:
+                self.plans, self.constrained, self.drive_notes = live_drive.drive(
+                    context, self.rig_names, drive, drive_preset)
+            else:
+                self.plans = {}
+        except BaseException:
+            self._undrive()
+            self._remove_new_rigs()
+            raise
         self.live = None
         self.state = "starting"   # starting | live | stopped | failed
         self.message = "starting the engine and the source…"
@@ -125,14 +137,6 @@ class LiveSession:
                 traceback.print_exc()
             self._start_error = exc
 
-    def _drive(self, context, target, preset: str):
-        """Drive ``target`` from the first live rig with the retarget live-preview constraints."""
-        from . import retarget
-
-        plan = retarget.make_plan(bpy.data.objects[self.rig_names[0]], target, preset or "AUTO")
-        retarget.add_live_preview(plan, context)
-        return target.name
-
     def wait_started(self, timeout: float = 60.0) -> None:
         """Block until the engine runs (scripts and tests; the UI never calls it)."""
         self._starter.join(timeout)
@@ -162,6 +166,8 @@ class LiveSession:
             self.state, self.message = "live", f"live from {self.live.source.name}"
         if self.state != "live":
             return None
+        for driver in self.plans.values():   # a target pose solved since the last tick
+            driver.poll()
         pose = self.live.latest()
         if pose is not None and pose.index != self._last_index:
             self._last_index = pose.index
@@ -192,6 +198,8 @@ class LiveSession:
             if self.key_location:
                 bones[BONE_NAMES[0]].location = keying.local_locations(row["transl"][None], self.bone_rest[t][0])[0]
             arm[keying.CONFIDENCE_PROP] = float(row["confidence"])
+            if t in self.plans:
+                self.plans[t].pose_changed()
 
     def _status(self, pose) -> None:
         s = self.live.stats()
@@ -300,6 +308,8 @@ class LiveSession:
             self._end(None)
 
     def _end(self, error) -> None:
+        for driver in self.plans.values():
+            driver.close()
         take = self.live.stop()
         kept = None
         if self.recording:
@@ -320,7 +330,19 @@ class LiveSession:
             self._end(RuntimeError(message))
             return
         self.state, self.message = ("failed" if report else "stopped"), message
-        for arm in self._new_rigs:   # made for this session, never driven: remove them
+        self._undrive()
+        self._remove_new_rigs()
+        if report:
+            _report_error(message)
+        _redraw_sidebars()
+
+    def _undrive(self) -> None:
+        live_drive.undrive(self.constrained)
+        self.constrained = None
+
+    def _remove_new_rigs(self) -> None:
+        """Remove the live rigs this session made (it never ran: they were never driven)."""
+        for arm in self._new_rigs:
             try:
                 for child in list(arm.children):
                     bpy.data.objects.remove(child)
@@ -328,20 +350,6 @@ class LiveSession:
             except ReferenceError:
                 pass
         self._new_rigs.clear()
-        self._undrive()
-        if report:
-            _report_error(message)
-        _redraw_sidebars()
-
-    def _undrive(self) -> None:
-        if self.drive is None:
-            return
-        from . import retarget
-
-        target = bpy.data.objects.get(self.drive)
-        if target is not None:
-            retarget.remove_live_preview(target)
-        self.drive = None
 
     def tick_stats(self) -> dict:
         """Main-thread time per tick, ms (p50, p95, max) and the number of ticks."""
