@@ -87,6 +87,21 @@ def project_points(points, focal, image_size, min_depth: float = MIN_DEPTH):
     return f * points[..., :2] / z + centre
 
 
+def project_with_intrinsics(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pinhole projection with a full intrinsics matrix (datasets' cameras: any principal point).
+
+    Parameters
+    ----------
+    points : (N, 3) m, camera coordinates; K : (3, 3) intrinsics, px.
+
+    Returns
+    -------
+    (N, 2) px, ``(K X)_xy / (K X)_z``.
+    """
+    p = points @ K.T
+    return p[:, :2] / p[:, 2:3]
+
+
 def project_points_jacobian(points, focal, min_depth: float = MIN_DEPTH):
     """Derivative of :func:`project_points` with respect to the points.
 

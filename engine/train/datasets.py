@@ -43,6 +43,8 @@ from torch.utils.data import Dataset
 
 from ..constants import CROP_PADDING, CROP_SIZE
 from ..errors import DaHyFUserError
+from ..geometry import project_with_intrinsics as project
+from ..hand.kinematics import batch_rodrigues, matrix_to_axis_angle
 from ..hand.tables import KEYPOINT_SOURCES, NUM_KEYPOINTS
 from ..net.dahyf_net import IMAGE_MEAN, IMAGE_STD
 
@@ -59,29 +61,6 @@ def joints_box(joints2d: np.ndarray, padding: float = CROP_PADDING) -> np.ndarra
     """(21, 2) px → (3,) px square box (c_x, c_y, s_i) around the joints."""
     lo, hi = joints2d.min(0), joints2d.max(0)
     return np.array([*(0.5 * (lo + hi)), padding * max(float((hi - lo).max()), 1.0)], dtype=np.float64)
-
-
-def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """(N, 3) m camera points, (3, 3) intrinsics → (N, 2) px."""
-    p = points @ K.T
-    return p[:, :2] / p[:, 2:3]
-
-
-def _rot_about(axis: np.ndarray, angle: float) -> np.ndarray:
-    axis = axis / np.linalg.norm(axis)
-    Kx = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + math.sin(angle) * Kx + (1 - math.cos(angle)) * Kx @ Kx
-
-
-def _axis_angle_to_matrix(v: np.ndarray) -> np.ndarray:
-    a = float(np.linalg.norm(v))
-    return np.eye(3) if a < 1e-12 else _rot_about(v, a)
-
-
-def _matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
-    from ..hand.kinematics import matrix_to_axis_angle
-
-    return matrix_to_axis_angle(torch.from_numpy(R)).numpy()
 
 
 @dataclass(frozen=True)
@@ -128,11 +107,11 @@ def crop_sample(image: np.ndarray, box: np.ndarray, image_size: np.ndarray, foca
         j2d_img = (joints2d_img - box[:2]) @ R2.T + box[:2]
         if joints3d is not None:
             ray = np.array([cx - image_size[0] / 2, cy - image_size[1] / 2, focal])
-            R3 = _rot_about(ray, angle)
+            R3 = batch_rodrigues(np.asarray(ray, np.float64) / np.linalg.norm(ray) * angle)
             joints3d = joints3d @ R3.T
             if pose is not None:
                 pose = pose.copy()
-                pose[0] = _matrix_to_axis_angle(R3 @ _axis_angle_to_matrix(pose[0]))
+                pose[0] = matrix_to_axis_angle(R3 @ batch_rodrigues(np.asarray(pose[0], np.float64)))
     if rng is not None and aug is not None and aug.colour > 0:
         gain = rng.uniform(1 - aug.colour, 1 + aug.colour, 3)
         crop = np.clip(crop.astype(np.float32) * gain, 0, 255).astype(np.uint8)
@@ -332,7 +311,7 @@ class HO3D(Dataset):
             pose = betas = None
             if meta.get("handPose") is not None:
                 pose = np.asarray(meta["handPose"], np.float64).reshape(16, 3).copy()
-                pose[0] = _matrix_to_axis_angle(_OPENGL_TO_OPENCV @ _axis_angle_to_matrix(pose[0]))
+                pose[0] = matrix_to_axis_angle(_OPENGL_TO_OPENCV @ batch_rodrigues(np.asarray(pose[0], np.float64)))
                 if self.hands_mean is not None:
                     pose[1:] += self.hands_mean
                 betas = np.asarray(meta["handBeta"], np.float64)[:10]
