@@ -73,8 +73,9 @@ def run(video: str, hands: str, drive: bool = False) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default = Path(__file__).resolve().parents[2] / "engine" / "assets" / "sample" / "open_hand_sample.mp4"
-    p.add_argument("--video", default=str(default))
+    from dahyf.assets import SAMPLE_VIDEO
+
+    p.add_argument("--video", default=str(SAMPLE_VIDEO))
     p.add_argument("--hands", default="right", choices=("right", "left", "both"))
     p.add_argument("--drive", action="store_true", help="also drive a Mixamo-named hand through the retargeter")
     p.add_argument("--out", default=None, help="write the markdown here")
