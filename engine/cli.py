@@ -43,7 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_) in available_commands().items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ImportError as exc:   # e.g. `train` where torch is not installed: capture still works
+            p = argparse.ArgumentParser(prog=f"{parser.prog} {name}", description=help_)
+            p.set_defaults(_module=module, _missing=exc.name or str(exc))
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            sub.choices[name] = p    # replaces the half-built parser
     return parser
 
 
@@ -53,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    if getattr(args, "_missing", None):
+        print(f"dahyf {args.command}: needs the Python package {args._missing!r}, which is not installed here "
+              f"(capture does not need it; training and the image network need PyTorch).", file=sys.stderr)
+        return 2
     return int(importlib.import_module(args._module).run(args) or 0)
 
 

@@ -50,6 +50,21 @@ def test_capture_runs_without_torch(tmp_path):
     assert (tmp_path / "t.npz").is_file()
 
 
+def test_the_capture_command_runs_without_torch_and_train_says_what_it_needs(tmp_path):
+    out = _run_without_torch(f"""
+        import sys, contextlib, io
+        from dahyf.cli import main
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            train = main(["train", "landmark", "--out", "x.npz"])
+        rc = main(["capture", {str(SAMPLE_VIDEO)!r}, "-o", {str(tmp_path / "t.npz")!r}, "--frames", "0:3",
+                   "--hands", "right"])
+        print(rc, train, "torch" in sys.modules, "torch" in err.getvalue())
+    """)
+    assert out.split()[-4:] == ["0", "2", "False", "True"]
+    assert (tmp_path / "t.npz").is_file()
+
+
 def test_hand_tables_and_the_hand_model_import_without_torch():
     out = _run_without_torch("""
         import sys
