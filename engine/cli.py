@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "capture": ("dahyf.capture.commands", "capture hand motion from a video into a take (.npz)"),
     "live": ("dahyf.capture.live_commands", "live capture from a camera, stream or video file in real time"),
     "train": ("dahyf.train.commands", "train a DaHyF network or the default landmark engine"),
+    "predict": ("dahyf.train.predict", "run an image checkpoint over a FreiHAND / HO3D evaluation split into pred.json"),
     "eval": ("dahyf.eval.commands", "evaluate predictions with the official FreiHAND / HO3D metrics"),
     "bench": ("dahyf.eval.bench", "measure throughput and memory, write BENCHMARKS figures"),
     "demo": ("dahyf.demo", "the main job: capture the bundled sample video (into a .blend when Blender's bpy is installed)"),

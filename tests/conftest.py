@@ -54,3 +54,40 @@ def pytest_configure(config):
     import tempfile
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="dahyf-blender-user-"))
+
+
+# --- image network (issue 16): a stand-in for the licence-gated MANO file -----------------------------
+def write_mano_like(path: Path) -> Path:
+    """A MANO-format .npz with MANO's 778 vertices, a non-zero ``hands_mean`` and no fingertip ids (so the
+    loader treats it as MANO): 778 vertices of the open hand model with their skinning, joints regressed
+    from their nearest vertices. Not anatomical MANO; enough to test label conventions end to end."""
+    import numpy as np
+
+    from dahyf.assets import open_hand_file
+    from dahyf.hand.mano_io import load_model_npz
+
+    a, _ = load_model_npz(open_hand_file("right"))
+    V = a["v_template"].shape[0]
+    ids = np.unique(np.linspace(0, V - 1, 778).round().astype(np.int64))
+    assert len(ids) == 778
+    v = a["v_template"][ids]
+    joints = a["J_regressor"] @ a["v_template"]
+    reg = np.zeros((16, 778))
+    for j, p in enumerate(joints):
+        near = np.argsort(np.linalg.norm(v - p, axis=1))[:4]
+        w = 1.0 / (np.linalg.norm(v[near] - p, axis=1) + 1e-6)
+        reg[j, near] = w / w.sum()
+    remap = -np.ones(V, np.int64)
+    remap[ids] = np.arange(778)
+    faces = remap[a["f"]]
+    faces = faces[(faces >= 0).all(1)]
+    np.savez(path, v_template=v, shapedirs=a["shapedirs"][ids], posedirs=a["posedirs"][ids], J_regressor=reg,
+             weights=a["weights"][ids], kintree_table=a["kintree_table"], f=faces if len(faces) else np.array([[0, 1, 2]]),
+             hands_components=a["hands_components"], hands_mean=0.1 * np.sin(np.arange(45.0)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def mano_like(tmp_path_factory) -> Path:
+    """Path of a 778-vertex MANO-format .npz (see :func:`write_mano_like`)."""
+    return write_mano_like(tmp_path_factory.mktemp("mano") / "MANO_RIGHT_like.npz")

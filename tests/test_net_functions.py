@@ -10,7 +10,7 @@ from dahyf.geometry import default_focal, project_points
 from dahyf.net.camera import full_to_weak, weak_project, weak_to_full_perspective
 from dahyf.net.confidence import projection_confidence, projection_confidence_image
 from dahyf.net.encoding import (feature_locations, global_direction, global_direction_map, joint_mu,
-                                local_direction, local_direction_map, positional_encoding)
+                                local_direction, positional_encoding)
 from dahyf.net.regressor import matrix_to_rot6d, rot6d_to_matrix, rotation_distance
 
 
@@ -35,8 +35,6 @@ def test_gdm_of_points_is_zero_at_the_image_centre_and_ldm_ignores_the_crop_posi
                          torch.tensor([100.0]), image, torch.tensor([1000.0]))
     assert d.abs().max().item() < 1e-7
     assert local_direction(torch.tensor([112.0, 112.0])).abs().max().item() == 0
-    ldm = local_direction_map(56, batch=2)
-    assert ldm.shape == (2, 2, 56, 56) and ldm.min() > -0.5 and ldm.max() < 0.5
 
 
 def test_positional_encoding_has_336_dims_for_21_joints_and_matches_gamma():

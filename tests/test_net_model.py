@@ -40,7 +40,7 @@ def test_public_import_is_light():
 
 @pytest.mark.parametrize("row", sorted(TABLE4_ROWS))
 def test_every_table4_row_builds_and_runs(row, hand):
-    cfg = model_config(row, "light", hidden=(64,))
+    cfg = model_config(row, "light", regressor_width=64, regressor_depth=1)
     net = DaHyF(cfg, hand=hand).eval()
     with torch.no_grad():
         out = net(*_inputs())
@@ -62,20 +62,45 @@ def test_configs_cover_the_paper_recipe_and_all_rows():
     assert paper.lr_milestones == (250,) and paper.batch_size == 128 and paper.contrastive_epochs == 100
     assert {f"r50_{r}" for r in TABLE4_ROWS} <= set(CONFIGS)
     assert len(TABLE4_ROWS) == 7
+    ho3d = CONFIGS["paper_ho3d"]  # the HO3D fine-tune: same network, HO3D's fingertips, 3 epochs
+    assert ho3d.epochs == 3 and ho3d.model.keypoints == "ho3d" and ho3d.model.backbone == "hrnet_w64"
 
 
-def test_positional_encoding_feeds_336_dims_to_the_regressor(hand):
-    cfg = DaHyFConfig(backbone="light", hidden=(32,))
-    assert cfg.pe_dims == 336
+def test_every_table4_row_differs_from_its_neighbour_in_exactly_one_component():
+    rows = list(TABLE4_ROWS.items())
+    assert rows[0][0] == "baseline" and rows[0][1][4] is None
+    for (prev, a), (name, b) in zip(rows, rows[1:]):
+        assert b[4] == prev, f"{name} is compared with {b[4]}, not its neighbour {prev}"
+        changed = [k for k, (x, y) in enumerate(zip(a[:4], b[:4])) if x != y]
+        assert len(changed) == 1, f"{prev} → {name} changes {changed}"
+    components = {"direction_map", "joint_head", "positional_encoding", "contrastive"}
+    seen = {("direction_map", "joint_head", "positional_encoding", "contrastive")[k]
+            for (_, a), (_, b) in zip(rows, rows[1:]) for k in range(4) if a[k] != b[k]}
+    assert seen == components  # every component of the model is ablated once
+
+
+def test_the_regressor_reads_image_features_and_the_2d_joints(hand):
+    """The hybrid feature: pooled image features ⊕ V_PE (336) in the full model, ⊕ the joints μ (42) without
+    PE, image features only without a joint head."""
+    cfg = DaHyFConfig(backbone="light", regressor_width=32, regressor_depth=1)
+    assert cfg.pe_dims == 336 == cfg.joint_feature_dims
     net = DaHyF(cfg, hand=hand)
-    first = net.regressor.mlp[0]
-    assert first.in_features == net.backbone.coarse_channels + 336
-    no_pe = DaHyF(DaHyFConfig(backbone="light", hidden=(32,), positional_encoding=False), hand=hand)
-    assert no_pe.regressor.mlp[0].in_features == net.backbone.coarse_channels
+    image = net.regressor_stage.channels
+    assert net.regressor.inp.in_features == image + 336
+    no_pe = DaHyF(DaHyFConfig(backbone="light", regressor_width=32, regressor_depth=1, positional_encoding=False), hand=hand)
+    assert no_pe.regressor.inp.in_features == image + 42
+    torch.manual_seed(0)
+    x, out = no_pe.regressor_input(*_inputs())
+    from dahyf.net.encoding import joint_mu
+
+    f_crop = torch.tensor([1100.0, 1300.0]) * 224 / torch.tensor([260.0, 180.0])
+    torch.testing.assert_close(x[:, image:], joint_mu(out["joints2d"], f_crop).flatten(1))
+    bare = DaHyF(DaHyFConfig(backbone="light", regressor_width=32, regressor_depth=1, joint_head="none", positional_encoding=False), hand=hand)
+    assert bare.regressor.inp.in_features == image
 
 
 def test_weak_camera_round_trips_through_the_full_perspective_translation(hand):
-    net = DaHyF(DaHyFConfig(backbone="light", hidden=(32,)), hand=hand).eval()
+    net = DaHyF(DaHyFConfig(backbone="light", regressor_width=32, regressor_depth=1), hand=hand).eval()
     images, boxes, size, focal = _inputs()
     with torch.no_grad():
         out = net(images, boxes, size, focal)
@@ -93,7 +118,7 @@ def test_weak_camera_round_trips_through_the_full_perspective_translation(hand):
 
 
 def test_confidence_is_one_for_a_matching_projection_and_lower_for_a_shuffled_hand(hand):
-    net = DaHyF(DaHyFConfig(backbone="light", hidden=(32,)), hand=hand).eval()
+    net = DaHyF(DaHyFConfig(backbone="light", regressor_width=32, regressor_depth=1), hand=hand).eval()
     images, boxes, size, focal = _inputs()
     with torch.no_grad():
         out = net(images, boxes, size, focal)
@@ -109,7 +134,7 @@ def test_confidence_is_one_for_a_matching_projection_and_lower_for_a_shuffled_ha
 def test_backbones_give_56_and_7_feature_maps():
     from dahyf.net.backbones import build_backbone
 
-    for name, (cf, cc) in {"resnet50": (256, 2048), "hrnet_w64": (64, 512), "light": (48, 192)}.items():
+    for name, (cf, cc) in {"resnet50": (256, 2048), "hrnet_w64": (64, 2048), "light": (48, 192)}.items():
         bb = build_backbone(name).eval()
         with torch.no_grad():
             f = bb(torch.zeros(1, 3, 224, 224))
@@ -123,7 +148,7 @@ def test_checkpoint_rebuilds_the_network_and_the_estimator_mirrors_left_hands(tm
     from dahyf.net.checkpoint import load_checkpoint
 
     torch.manual_seed(0)
-    net = DaHyF(DaHyFConfig(name="t", backbone="light", hidden=(32,)), hand=hand)
+    net = DaHyF(DaHyFConfig(name="t", backbone="light", regressor_width=32, regressor_depth=1), hand=hand)
     path = save_dahyf(tmp_path / "dahyf.pt", net, meta={"note": "test"})
     est = load_checkpoint(path)
     assert isinstance(est, DaHyFEstimator) and est.needs_crops and est.config == net.cfg
@@ -154,7 +179,7 @@ def test_checkpoint_rebuilds_the_network_and_the_estimator_mirrors_left_hands(tm
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_amp_forward_matches_cpu(hand):
     torch.manual_seed(0)
-    net = DaHyF(DaHyFConfig(backbone="light", hidden=(32,)), hand=hand).eval()
+    net = DaHyF(DaHyFConfig(backbone="light", regressor_width=32, regressor_depth=1), hand=hand).eval()
     inputs = _inputs()
     with torch.no_grad():
         ref = net(*inputs)
@@ -169,7 +194,7 @@ def test_capture_pipeline_runs_an_image_checkpoint_unchanged(tmp_path, hand, sha
     import dahyf
 
     torch.manual_seed(0)
-    ckpt = save_dahyf(tmp_path / "img.pt", DaHyF(DaHyFConfig(backbone="light", hidden=(32,)), hand=hand))
+    ckpt = save_dahyf(tmp_path / "img.pt", DaHyF(DaHyFConfig(backbone="light", regressor_width=32, regressor_depth=1), hand=hand))
     engine = dahyf.load_engine(ckpt, device="cpu")
     take = engine.capture(shared_video, hands="both", frame_range=(0, 3), smooth=0.0)
     assert len(take) > 0

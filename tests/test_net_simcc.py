@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dahyf.net.heatmap import heatmap_decode, heatmap_encode
+from dahyf.net.heatmap import heatmap_decode, heatmap_encode, heatmap_loss
 from dahyf.net.simcc import SimCCHead, num_bins, simcc_decode, simcc_encode, simcc_kl_loss
 
 
@@ -60,8 +60,11 @@ def test_simcc_head_shapes_and_gradients():
     assert f.grad is not None and torch.isfinite(f.grad).all()
 
 
-def test_heatmap_codec_round_trip():
+def test_heatmap_decoding_is_quantised_to_the_grid():
+    """The paper's heatmap baseline: arg-max of Gaussian maps, so a joint is read at a cell centre (4 px grid)."""
     kp = torch.tensor([[[60.3, 121.7], [150.0, 30.5]]])
-    hm = heatmap_encode(kp, size=56, sigma_px=4.0)
-    dec = heatmap_decode(torch.log(hm.clamp_min(1e-30)))
-    assert (dec - kp).abs().max() < 0.05
+    hm = heatmap_encode(kp, size=56)
+    dec = heatmap_decode(hm)
+    torch.testing.assert_close(dec, torch.tensor([[[62.0, 122.0], [150.0, 30.0]]]))  # nearest cell centres k·4 + 2
+    assert (dec - kp).abs().max() <= 2.0 and (dec - kp).abs().max() > 0.4
+    assert heatmap_loss(hm, hm) == 0 and heatmap_loss(torch.zeros_like(hm), hm) > 0

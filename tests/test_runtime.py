@@ -120,8 +120,6 @@ def test_engine_layers_do_not_import_upwards_or_blender():
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="eval/commands.py reads the datasets of dahyf.train (the network "
-                   "engineer's area, issue 15): remove this mark when eval no longer imports train")
 def test_eval_does_not_import_train():
     bad = _violations({("eval", "train")})
     assert not bad, "\n".join(bad)

@@ -19,12 +19,12 @@ SCRIPT = textwrap.dedent('''
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     from dahyf.hand.model import load_hand_model
-    from dahyf.train.datasets import SyntheticImages
+    from dahyf.train.synthetic_images import SyntheticImages
     from dahyf.train.trainer import train
     sys.path.insert(0, sys.argv[2])
     from ddp_common import CFG
     hand = load_hand_model("open", "right").double()
-    res = train(CFG, SyntheticImages(hand, n=8, seed=0, crop_size=112), sys.argv[1], device="cpu", resume=False,
+    res = train(CFG, SyntheticImages(hand, n=8, seed=0, crop_size=112, negatives=2), sys.argv[1], device="cpu", resume=False,
                 steps_per_epoch=2, progress=False, hand=hand)
     if torch.distributed.get_rank() == 0:
         torch.save(res["model"].state_dict(), sys.argv[1] + "/ddp_state.pt")
@@ -36,14 +36,14 @@ COMMON = textwrap.dedent('''
     from dahyf.train.configs import get_config, model_config
     CFG = get_config("light_full", epochs=1, batch_size=4, lr=1e-3, num_workers=0, augment=False)
     # a 112-px crop keeps the two float64 runs quick; the architecture is the full light model
-    CFG = replace(CFG, model=model_config("full", "light", hidden=(64,), crop_size=112))
+    CFG = replace(CFG, model=model_config("full", "light", regressor_width=64, regressor_depth=1, crop_size=112))
 ''')
 
 
 @pytest.mark.slow
 def test_two_process_gloo_ddp_matches_one_process(tmp_path):
     from dahyf.hand.model import load_hand_model
-    from dahyf.train.datasets import SyntheticImages
+    from dahyf.train.synthetic_images import SyntheticImages
     from dahyf.train.trainer import train
 
     (tmp_path / "ddp_common.py").write_text(COMMON)
@@ -66,7 +66,7 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path):
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        res = train(CFG, SyntheticImages(hand, n=8, seed=0, crop_size=112), tmp_path / "single", device="cpu", resume=False,
+        res = train(CFG, SyntheticImages(hand, n=8, seed=0, crop_size=112, negatives=2), tmp_path / "single", device="cpu", resume=False,
                     steps_per_epoch=2, progress=False, hand=hand)
         single = res["model"].state_dict()
         torch.manual_seed(CFG.seed)
@@ -87,12 +87,12 @@ BASELINE_SCRIPT = textwrap.dedent('''
     from dataclasses import replace
     from dahyf.hand.model import load_hand_model
     from dahyf.train.configs import get_config, model_config
-    from dahyf.train.datasets import SyntheticImages
+    from dahyf.train.synthetic_images import SyntheticImages
     from dahyf.train.trainer import train
     cfg = get_config("light_full", epochs=1, batch_size=4, lr=1e-3, num_workers=0, augment=False)
-    cfg = replace(cfg, model=model_config(sys.argv[2], "light", hidden=(64,), crop_size=112))
+    cfg = replace(cfg, model=model_config(sys.argv[2], "light", regressor_width=64, regressor_depth=1, crop_size=112))
     hand = load_hand_model("open", "right")
-    train(cfg, SyntheticImages(hand, n=8, seed=0, crop_size=112), sys.argv[1], device="cpu", resume=False,
+    train(cfg, SyntheticImages(hand, n=8, seed=0, crop_size=112, negatives=2), sys.argv[1], device="cpu", resume=False,
           steps_per_epoch=2, progress=False, hand=hand)
     torch.distributed.destroy_process_group()
 ''')
@@ -108,4 +108,4 @@ def test_ddp_trains_rows_without_a_joint_head(tmp_path, row):
                         str(tmp_path / "run.py"), str(tmp_path / "out"), row],
                        capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert (tmp_path / "out" / "model.pt").is_file()
+    assert (tmp_path / "out" / "model.npz").is_file()

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from dahyf.hand.model import load_hand_model
 from dahyf.train.configs import get_config, model_config
-from dahyf.train.datasets import SyntheticImages
+from dahyf.train.synthetic_images import SyntheticImages
 from dahyf.train.trainer import train
 
 
@@ -23,6 +23,7 @@ class _StopAfter(Dataset):
 
     def __init__(self, ds, n):
         self.ds, self.n, self.reads = ds, n, 0
+        self.num_negatives = ds.num_negatives
 
     def __len__(self):
         return len(self.ds)
@@ -38,9 +39,9 @@ class _StopAfter(Dataset):
 def test_resume_continues_exactly(tmp_path):
     cfg = get_config("light_full", epochs=3, batch_size=4, lr=1e-3, num_workers=0, augment=False)
     cfg = replace(cfg, lr_milestones=(1,), contrastive_epochs=1,
-                  model=model_config("full", "light", hidden=(64,), crop_size=112))
+                  model=model_config("full", "light", regressor_width=64, regressor_depth=1, crop_size=112))
     hand = load_hand_model("open", "right")
-    ds = SyntheticImages(hand, n=8, seed=0, crop_size=112)
+    ds = SyntheticImages(hand, n=8, seed=0, crop_size=112, negatives=2)
     ref = train(cfg, ds, tmp_path / "ref", device="cpu", resume=False, progress=False, hand=hand)
     with pytest.raises(_Interrupted):  # epoch 1 (8 samples) done, killed during epoch 2
         train(cfg, _StopAfter(ds, 8 + 4), tmp_path / "run", device="cpu", resume=False, progress=False, hand=hand)

@@ -14,6 +14,8 @@ BENCHES = {
     "network": ("dahyf.eval.bench_network", "network accuracy and speed"),
     "live": ("dahyf.capture.live_bench", "live capture of a video played in real time: latency, drops, jitter"),
     "fidelity": ("dahyf.eval.bench_fidelity", "3-D fidelity: FreiHAND images, rendered clips with ground truth, real video"),
+    # registry of front ends (like dahyf.cli): the GPU check trains, so it lives with the trainer
+    "gpu": ("dahyf.train.bench_gpu", "the image network's GPU check: AMP throughput, DDP, training, CUDA capture"),
 }
 
 
@@ -45,6 +47,12 @@ def add_arguments(p) -> None:
     sp.set_defaults(_bench_module="all")
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _run_all(args) -> int:
     import argparse
 
@@ -57,6 +65,8 @@ def _run_all(args) -> int:
         if name in ("capture", "live"):
             video = args.video or str(_sample_video())
             argv = [video, "--out", f"benchmarks/{name}_sample.json"] if not args.video else [video]
+        if name == "gpu" and not _has_cuda():
+            argv = ["--tiny"]  # the full check needs a GPU (hours on a CPU)
         print(f"== dahyf bench {name} {' '.join(argv)}")
         rc = max(rc, int(mod.run(parser.parse_args(argv)) or 0))
     return rc

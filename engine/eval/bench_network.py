@@ -84,7 +84,6 @@ def bench_one(backbone: str, batch: int, device: str, budget_s: float, est_per_c
     row.update(crops_per_s=batch * n / dt, iterations=n, seconds=dt, note="")
     if dev.type == "cuda":
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
-    del net
     return row
 
 

@@ -2,14 +2,10 @@
 
     dahyf eval --dataset freihand --data FreiHAND_pub_v2_eval --pred pred.json [--out metrics.json]
 
-With ``--checkpoint model.pt`` the predictions are made first (a DaHyF image checkpoint run over the
-FreiHAND ``evaluation/rgb`` images) and written to ``--pred``; the vertices are included when the
-checkpoint's hand model has MANO's 778 vertices (a MANO folder), otherwise only joints are scored.
-
 ``pred.json`` uses the competition format ``[xyz_list, verts_list]`` (S × 21 × 3 and S × 778 × 3 m, in
-the order of the evaluation set). The ground truth is read from ``DIR/evaluation_xyz.json`` and
-``DIR/evaluation_verts.json`` (the published FreiHAND evaluation annotations; for HO3D, the same two
-files written from its evaluation ground truth).
+the order of the evaluation set); ``dahyf predict`` writes it from an image checkpoint. The ground
+truth is read from ``DIR/evaluation_xyz.json`` and ``DIR/evaluation_verts.json`` (the published
+FreiHAND evaluation annotations; for HO3D, the same two files written from its evaluation ground truth).
 """
 from __future__ import annotations
 
@@ -30,10 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder with evaluation_xyz.json and evaluation_verts.json (ground truth)")
     parser.add_argument("--pred", required=True, type=Path, help="predictions, [xyz_list, verts_list] JSON")
     parser.add_argument("--out", type=Path, help="also write the metrics to this JSON file")
-    parser.add_argument("--checkpoint", type=Path,
-                        help="first predict with this DaHyF image checkpoint (FreiHAND evaluation images) into --pred")
-    parser.add_argument("--device", default="auto", help="device for --checkpoint: auto, cpu or cuda")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch for --checkpoint")
 
 
 def _load_json(path: Path, what: str):
@@ -59,7 +51,12 @@ def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def evaluate_files(dataset: str, data: Path, pred: Path) -> dict[str, float]:
-    """Metrics of ``pred`` against the ground truth in ``data`` (see the module docstring)."""
+    """Metrics of ``pred`` against the ground truth in ``data`` (see the module docstring).
+
+    FreiHAND files hold its 21 keypoints; HO3D files hold HO3D's joint order (``KEYPOINT_CONVENTIONS['ho3d']``),
+    in OpenGL axes like its ground truth (the alignments do not depend on the axes).
+    """
+    from ..hand.tables import KEYPOINT_CONVENTIONS
     from .metrics import evaluate_freihand, evaluate_ho3d
 
     data = Path(data)
@@ -73,45 +70,15 @@ def evaluate_files(dataset: str, data: Path, pred: Path) -> dict[str, float]:
     if verts is not None and gt_verts is not None and verts.shape != gt_verts.shape:
         raise ValueError(f"predicted vertices {verts.shape} vs ground truth {gt_verts.shape}: "
                          "the F-score and PA-MPVPE need the MANO topology (778 vertices)")
-    fn = evaluate_freihand if dataset == "freihand" else evaluate_ho3d
-    return fn(gt_xyz, xyz, gt_verts, verts)
-
-
-def predict_freihand(checkpoint: Path, data: Path, out: Path, device: str = "auto", batch_size: int = 32) -> Path:
-    """Run a DaHyF image checkpoint over ``data/evaluation`` and write ``out`` in the competition format."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from ..net.checkpoint import load_checkpoint
-    from ..train.datasets import FreiHAND
-
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    est = load_checkpoint(checkpoint, dev)
-    if not getattr(est, "needs_crops", False):
-        raise ValueError(f"{checkpoint} is not an image-network checkpoint (kind 'dahyf'); "
-                         "the landmark engine needs MediaPipe landmarks, not FreiHAND crops")
-    net = est.net
-    xyz, verts = [], []
-    with torch.inference_mode():
-        for batch in DataLoader(FreiHAND(data, "evaluation"), batch_size=batch_size, shuffle=False):
-            o = net(batch["image"].to(dev), batch["box"].to(dev), batch["image_size"].to(dev), batch["focal"].to(dev))
-            xyz += o["joints3d"].float().cpu().tolist()
-            if o["vertices"].shape[1] == 778:
-                verts += o["vertices"].float().cpu().tolist()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps([xyz, verts]))
-    tmp.replace(out)
-    return out
+    if dataset == "freihand":
+        return evaluate_freihand(gt_xyz, xyz, gt_verts, verts)
+    # HO3D files store the 16 MANO joints then the tips: into the 21-keypoint order the metrics index
+    order = list(KEYPOINT_CONVENTIONS["ho3d"].file_to_keypoints)
+    return evaluate_ho3d(gt_xyz[:, order], xyz[:, order], gt_verts, verts)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        if args.checkpoint is not None:
-            if args.dataset != "freihand":
-                raise ValueError("--checkpoint predictions are implemented for --dataset freihand")
-            predict_freihand(args.checkpoint, args.data, args.pred, args.device, args.batch_size)
         metrics = evaluate_files(args.dataset, args.data, args.pred)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"dahyf eval: {e}", file=sys.stderr)

@@ -5,6 +5,8 @@ never retype them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 #: The 16 MANO joints, in MANO order (global orient first).
 JOINT_NAMES: tuple[str, ...] = (
     "wrist",
@@ -73,4 +75,40 @@ MANO_ARRAY_SHAPES: dict[str, tuple] = {
     "f": ("F", 3),
     "hands_components": (45, 45),
     "hands_mean": (45,),
+}
+
+
+@dataclass(frozen=True)
+class KeypointConvention:
+    """How a dataset defines and stores its 21 hand keypoints and MANO labels.
+
+    tip_vertex_ids : fingertip vertex of MANO's 778-vertex mesh, thumb → pinky.
+    file_to_keypoints : ``keypoints21 = stored[file_to_keypoints]`` (the dataset's own joint order).
+    axes : 'opencv' (x right, y down, z forward) or 'opengl' (y up, z backward: hands at z < 0).
+    flat_hand_mean : whether the stored θ is the full rotation (True) or relative to MANO's
+        ``hands_mean`` (False: add ``hands_mean`` for our flat_hand_mean=True convention).
+    source : where the facts come from.
+    """
+
+    tip_vertex_ids: tuple[int, ...]
+    file_to_keypoints: tuple[int, ...]
+    axes: str
+    flat_hand_mean: bool
+    source: str
+
+
+_IDENTITY21 = tuple(range(NUM_KEYPOINTS))
+
+#: The one table of per-dataset keypoint conventions (MANO 778-vertex mesh).
+KEYPOINT_CONVENTIONS: dict[str, KeypointConvention] = {
+    "mano": KeypointConvention(
+        MANO_TIP_VERTEX_IDS, _IDENTITY21, "opencv", True,
+        "smplx / HaMeR fingertips; our own keypoint order and camera frame"),
+    "freihand": KeypointConvention(
+        (744, 320, 443, 555, 672), _IDENTITY21, "opencv", False,
+        "FreiHAND utils/mano_utils.py (kpId2vertices); utils/model.py poses MANO with flat_hand_mean=False"),
+    "ho3d": KeypointConvention(
+        (744, 333, 444, 555, 672), KEYPOINT_SOURCES, "opengl", True,
+        "HO3D setup_mano.py (patched lbs.py: 16 MANO joints, then these tips) and vis_HO3D.py "
+        "(flat_hand_mean=True, handPose written to fullpose directly); README: OpenGL coordinates"),
 }

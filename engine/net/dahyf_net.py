@@ -1,4 +1,4 @@
-"""The DaHyF image network (DESIGN.md §3): backbone → direction-map fusion → SJCP → PE → regressor → MANO.
+"""The DaHyF image network (DESIGN.md §3): backbone → direction-conditioned convolutions → SJCP → PE → regressor → MANO.
 
 ``DaHyF(cfg)(images, boxes, image_size, focal)`` returns a dict of tensors:
 
@@ -17,8 +17,14 @@ joints2d           (B, 21, 2) px    2-D joints in the 224 crop (SJCP / heatmap h
 joints2d_proj      (B, 21, 2) px    joints3d projected into the full image
 confidence         (B,)             projection confidence (cosine similarity; 1 without a joint head)
 simcc_x, simcc_y   (B, 21, 672)     SJCP logits (SJCP rows only)
-heatmaps           (B, 21, 56, 56)  heatmap logits (heatmap rows only)
+heatmaps           (B, 21, 56, 56)  heatmaps (heatmap rows only)
 =================  ===============  ===========================================================
+
+The direction map enters *before* the convolution stages it conditions (``DirectionMapFusion``):
+on the stride-4 map ahead of the 2-D joint head and on the stride-32 map ahead of the pooling that
+feeds the regressor. The regressor reads the pooled image features ⊕ the 2-D joints (the hybrid
+feature): their positional encoding V_PE (21 × 2 × 2L = 336) in the full model, the plain
+μ = (J2d − s_p/2)/f (42) in the rows without PE.
 
 A frozen :class:`DaHyFConfig` selects each row of the paper's Table 4 (see ``dahyf.train.configs``).
 """
@@ -28,25 +34,26 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from ..constants import MEAN_WEAK_SCALE
 from ..geometry import default_focal, project_points
 from ..hand import kinematics as K
-from ..hand.tables import NUM_JOINTS
+from ..hand.tables import KEYPOINT_CONVENTIONS, KEYPOINT_SOURCES
 from .backbones import build_backbone
 from .camera import weak_to_full_perspective
 from .confidence import projection_confidence
 from .direction_map import DirectionMapFusion
 from .encoding import CROP_SIZE, NUM_FREQS, joint_mu, positional_encoding
 from .heatmap import HeatmapHead
-from .regressor import rot6d_to_matrix
+from .modules import Regressor
 from .simcc import SPLIT_RATIO, SIGMA_PX, SimCCHead, at_least_float32
 
 JOINT_HEADS = ("none", "heatmap", "simcc")
 #: ImageNet mean / std the readers normalise crops with (RGB, 0..1 scale).
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
+#: Channels of the direction-conditioned stages: before the joint head (stride 4) and the regressor (stride 32).
+JOINT_STAGE_CHANNELS = 64
+REGRESSOR_STAGE_CHANNELS = 512
 
 
 @dataclass(frozen=True)
@@ -57,14 +64,16 @@ class DaHyFConfig:
     ----------
     name : row name ('full', 'baseline', ...).
     backbone : 'hrnet_w64' (paper), 'resnet50' (ablation), 'light' (CPU).
-    direction_map : 'gdm', 'ldm' or 'none' — fused into both feature maps.
-    joint_head : 'simcc' (SJCP), 'heatmap' (ablation) or 'none'.
-    positional_encoding : feed V_PE (21 × 2 × 2L = 336 for L = 4) of the 2-D joints to the regressor.
+    direction_map : 'gdm', 'ldm' or 'none' — concatenated ahead of both conditioned convolution stages.
+    joint_head : 'simcc' (SJCP), 'heatmap' (ablation) or 'none'. With a head, its 2-D joints are fed
+        to the regressor (the hybrid feature).
+    positional_encoding : feed V_PE = γ(μ) (336 for L = 4) instead of μ itself (42).
     contrastive : train the projection confidence with L_c (last ``contrastive_epochs`` epochs).
     crop_size : s_p, px; split_ratio : SimCC s; sigma_px : SimCC label σ, px; num_freqs : L.
-    hidden : widths of the regressor MLP.
-    cam_scale_prior : weak-camera scale at initialisation (≈ 2 / hand extent in m for a tight crop).
+    regressor_width, regressor_depth : the regressor MLP (``dahyf.net.modules.Regressor``: width, residual blocks).
     hand_model : 'open' (bundled) or a MANO folder / file, see ``dahyf.load_hand_model``.
+    keypoints : fingertip convention of the 21 keypoints: 'model' (the hand model's own tips) or a
+        name of ``dahyf.hand.tables.KEYPOINT_CONVENTIONS`` ('mano', 'freihand', 'ho3d'; MANO's mesh).
     """
 
     name: str = "full"
@@ -77,21 +86,21 @@ class DaHyFConfig:
     split_ratio: float = SPLIT_RATIO
     sigma_px: float = SIGMA_PX
     num_freqs: int = NUM_FREQS
-    hidden: tuple[int, ...] = (1024, 1024)
-    cam_scale_prior: float = MEAN_WEAK_SCALE
+    regressor_width: int = 1024
+    regressor_depth: int = 2
     hand_model: str = "open"
+    keypoints: str = "model"
 
     def __post_init__(self):
         if self.joint_head not in JOINT_HEADS:
             raise ValueError(f"joint_head must be one of {JOINT_HEADS}, got {self.joint_head!r}")
         if self.positional_encoding and self.joint_head == "none":
             raise ValueError("positional_encoding needs 2-D joints: set joint_head to 'simcc' or 'heatmap'")
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.keypoints != "model" and self.keypoints not in KEYPOINT_CONVENTIONS:
+            raise ValueError(f"keypoints must be 'model' or one of {sorted(KEYPOINT_CONVENTIONS)}, got {self.keypoints!r}")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DaHyFConfig":
@@ -102,43 +111,39 @@ class DaHyFConfig:
         return cls(**d)
 
     @property
+    def joint_feature_dims(self) -> int:
+        """Length of the 2-D joint feature fed to the regressor: V_PE (21 × 2 × 2L = 336), μ (42) or 0."""
+        if self.joint_head == "none":
+            return 0
+        return 21 * 2 * (2 * self.num_freqs if self.positional_encoding else 1)
+
+    @property
     def pe_dims(self) -> int:
         """Length of V_PE: 21 joints × 2 coordinates × 2L (336 for L = 4)."""
         return 21 * 2 * 2 * self.num_freqs
 
 
-def hand_from_rotmats(hand, rot_mats: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """vertices (B, V, 3) m and keypoints (B, 21, 3) m (model coordinates) of ``hand`` posed by
-    rotation matrices (B, 16, 3, 3) — the hand model's one forward with ``pose2rot=False``."""
+def hand_from_rotmats(hand, rot_mats: torch.Tensor, betas: torch.Tensor, tip_vertex_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """vertices (B, V, 3) m and keypoints (B, 21, 3) m (model coordinates) of ``hand`` posed by rotation
+    matrices (B, 16, 3, 3) — the hand model's one forward with ``pose2rot=False`` — with the fingertips
+    ``tip_vertex_ids`` (5,) (default: the model's own)."""
     out = hand(rot_mats, betas, pose2rot=False)
-    return out.vertices, out.keypoints
+    if tip_vertex_ids is None:
+        return out.vertices, out.keypoints
+    return out.vertices, torch.cat([out.joints, out.vertices[:, list(tip_vertex_ids)]], dim=1)[:, list(KEYPOINT_SOURCES)]
 
 
-class Regressor(nn.Module):
-    """MLP from pooled features ⊕ V_PE to θ (16 × 6-D), β (10) and the weak camera (s, t_x, t_y)."""
+def tip_vertex_ids(cfg: DaHyFConfig, hand) -> tuple[int, ...] | None:
+    """The fingertip vertices of ``cfg.keypoints`` on ``hand`` (None: the model's own tips).
 
-    def __init__(self, in_dim: int, hidden: tuple[int, ...], cam_scale_prior: float):
-        super().__init__()
-        layers, d = [], in_dim
-        for h in hidden:
-            layers += [nn.Linear(d, h), nn.ReLU(inplace=True)]
-            d = h
-        self.mlp = nn.Sequential(*layers)
-        self.out = nn.Linear(d, NUM_JOINTS * 6 + 10 + 3)
-        nn.init.normal_(self.out.weight, std=1e-3)
-        with torch.no_grad():  # start from the flat hand, mean shape, a centred hand filling the crop
-            bias = torch.zeros(NUM_JOINTS * 6 + 13)
-            bias[: NUM_JOINTS * 6] = torch.tensor([1.0, 0, 0, 0, 1, 0]).repeat(NUM_JOINTS)
-            self.out.bias.copy_(bias)
-        self.log_scale_prior = float(torch.log(torch.tensor(cam_scale_prior)))
-
-    def forward(self, x: torch.Tensor):
-        y = at_least_float32(self.out(self.mlp(x)))
-        rot = rot6d_to_matrix(y[:, : NUM_JOINTS * 6].reshape(-1, NUM_JOINTS, 6))
-        betas = y[:, NUM_JOINTS * 6 : NUM_JOINTS * 6 + 10]
-        c = y[:, -3:]
-        weak = torch.stack([torch.exp(c[:, 0] + self.log_scale_prior), c[:, 1], c[:, 2]], dim=-1)
-        return rot, betas, weak
+    A dataset convention names vertices of MANO's 778-vertex mesh: another mesh is refused.
+    """
+    if cfg.keypoints == "model":
+        return None
+    if hand.num_vertices != 778:
+        raise ValueError(f"keypoints={cfg.keypoints!r} names fingertip vertices of MANO's 778-vertex mesh, but the hand "
+                         f"model {hand.name!r} has {hand.num_vertices}: train with real MANO (--mano DIR)")
+    return KEYPOINT_CONVENTIONS[cfg.keypoints].tip_vertex_ids
 
 
 class DaHyF(nn.Module):
@@ -156,26 +161,39 @@ class DaHyF(nn.Module):
         self.cfg = cfg = cfg or DaHyFConfig()
         self.backbone = build_backbone(cfg.backbone)
         cf, cc = self.backbone.fine_channels, self.backbone.coarse_channels
-        self.fuse_fine = DirectionMapFusion(cfg.direction_map, cf, cfg.crop_size)
-        self.fuse_coarse = DirectionMapFusion(cfg.direction_map, cc, cfg.crop_size)
+        jc, rc = min(cf, JOINT_STAGE_CHANNELS), min(cc, REGRESSOR_STAGE_CHANNELS)
+        self.regressor_stage = DirectionMapFusion(cfg.direction_map, cc, rc, num_convs=2, crop_size=cfg.crop_size)
         fs = cfg.crop_size // 4
-        if cfg.joint_head == "simcc":
-            self.joint_head = SimCCHead(cf, 21, fs, cfg.crop_size, cfg.split_ratio)
-        elif cfg.joint_head == "heatmap":
-            self.joint_head = HeatmapHead(cf, 21, cfg.crop_size)
-        else:
-            self.joint_head = None
-        in_dim = cc + (cfg.pe_dims if cfg.positional_encoding else 0)
-        self.regressor = Regressor(in_dim, cfg.hidden, cfg.cam_scale_prior)
+        self.joint_stage, self.joint_head = None, None
+        if cfg.joint_head != "none":
+            self.joint_stage = DirectionMapFusion(cfg.direction_map, cf, jc, num_convs=1, crop_size=cfg.crop_size)
+            self.joint_head = (SimCCHead(jc, 21, fs, cfg.crop_size, cfg.split_ratio) if cfg.joint_head == "simcc"
+                               else HeatmapHead(jc, 21, cfg.crop_size))
+        self.regressor = Regressor(rc + cfg.joint_feature_dims, cfg.regressor_width, cfg.regressor_depth)
         if hand is None:
             from ..hand.model import load_hand_model
 
             hand = load_hand_model(cfg.hand_model, "right")
         self._hand = [hand]  # not a module: not in state_dict; it computes on the device and dtype it is given
+        self.tip_vertex_ids = tip_vertex_ids(cfg, hand)
 
     @property
     def hand(self):
         return self._hand[0]
+
+    def regressor_input(self, images: torch.Tensor, boxes: torch.Tensor, image_size: torch.Tensor,
+                        focal: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The hybrid feature (B, C + joint dims) and the joint head's outputs (see :meth:`forward`)."""
+        cfg = self.cfg
+        feats = self.backbone(images)
+        x = self.regressor_stage(feats.coarse, boxes, image_size, focal).mean(dim=(2, 3))
+        out: dict[str, torch.Tensor] = {}
+        if self.joint_head is not None:
+            out.update(self.joint_head(self.joint_stage(feats.fine, boxes, image_size, focal)))
+            mu = joint_mu(at_least_float32(out["joints2d"]), focal * cfg.crop_size / boxes[:, 2], cfg.crop_size)
+            jf = positional_encoding(mu, cfg.num_freqs) if cfg.positional_encoding else mu
+            x = torch.cat([x, jf.flatten(1).to(x.dtype)], dim=1)
+        return x, out
 
     def forward(self, images: torch.Tensor, boxes: torch.Tensor, image_size: torch.Tensor,
                 focal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -185,21 +203,10 @@ class DaHyF(nn.Module):
             raise ValueError(f"images must be (B, 3, {cfg.crop_size}, {cfg.crop_size}), got {tuple(images.shape)}")
         boxes, image_size = at_least_float32(boxes), at_least_float32(image_size)
         focal = default_focal(image_size) if focal is None else at_least_float32(focal).reshape(-1)
-        feats = self.backbone(images)
-        fine = self.fuse_fine(feats.fine, boxes, image_size, focal)
-        coarse = self.fuse_coarse(feats.coarse, boxes, image_size, focal)
-        out: dict[str, torch.Tensor] = {}
-        x = coarse.mean(dim=(2, 3))
-        if self.joint_head is not None:
-            out.update(self.joint_head(fine))
-            j2d = at_least_float32(out["joints2d"])
-            if cfg.positional_encoding:
-                focal_crop = focal * cfg.crop_size / boxes[:, 2]
-                pe = positional_encoding(joint_mu(j2d, focal_crop, cfg.crop_size), cfg.num_freqs).flatten(1)
-                x = torch.cat([x, pe.to(x.dtype)], dim=1)
+        x, out = self.regressor_input(images, boxes, image_size, focal)
         rot, betas, weak = self.regressor(x)
         with torch.autocast(device_type=images.device.type, enabled=False):
-            vertices, kp = hand_from_rotmats(self.hand, rot, betas)
+            vertices, kp = hand_from_rotmats(self.hand, rot, betas, self.tip_vertex_ids)
             cam_t = weak_to_full_perspective(weak, boxes[:, :2], boxes[:, 2], image_size, focal)
             joints3d = kp + cam_t[:, None]
             j2d_proj = project_points(joints3d, focal, image_size)

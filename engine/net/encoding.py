@@ -102,20 +102,6 @@ def global_direction_map(feature_size: int, crop_ulc, crop_side, image_size, foc
     return xp.permute_dims(xp.reshape(d, (-1, feature_size, feature_size, 2)), (0, 3, 1, 2))
 
 
-def local_direction_map(feature_size: int, batch: int, crop_size: int = CROP_SIZE, dtype=None, device=None):
-    """The LDM ablation's 2-channel map: crop-local coordinates of each feature cell (torch, image network).
-
-    Returns
-    -------
-    (batch, 2, s_f, s_f) tensor of ``dtype`` (default float32) on ``device``.
-    """
-    import torch
-
-    like = torch.zeros(0, dtype=dtype or torch.float32, device=device)
-    loc = local_direction(feature_locations(feature_size, crop_size, like=like), crop_size)
-    return loc.permute(2, 0, 1).unsqueeze(0).expand(batch, -1, -1, -1).contiguous()
-
-
 def positional_encoding(p, num_freqs: int = NUM_FREQS):
     """γ(p) = (sin(2^l π p), cos(2^l π p)) for l = 1..L, applied to every component.
 

@@ -3,15 +3,18 @@
 L_backbone = Σ_k exp(−s_k) L_k + s_k over the tasks k ∈ {2d, 3d, 2d_proj, mano, bone}, with
 s_k = log σ_k² learned (homoscedastic uncertainty weighting, Kendall et al., CVPR 2018).
 
-* L_2d      : SimCC KL (SJCP rows) or heatmap KL (heatmap rows) of the 2-D joints.
+* L_2d      : SimCC KL (SJCP rows) or heatmap L2 (heatmap rows) of the 2-D joints.
 * L_3d      : L1 of root-relative 3-D joints, m.
 * L_2d_proj : L1 of the projected joints vs the 2-D ground truth, in units of the crop side s_i.
 * L_mano    : L2 on θ (as rotation matrices: no axis-angle wrap-around) and β, where MANO labels exist.
 * L_bone    : L1 of the 20 bone lengths, m.
-* L_c       : L2 between the projection confidence and the label (1 for hand crops, 0 for negatives),
-  switched on by the trainer for the last epochs only.
+* L_c       : contrastive loss of the projection confidence c (Hadsell et al., CVPR 2006, on the
+  cosine distance d = 1 − c): hand crops are pulled together (d² → 0, c → 1), non-hand crops are pushed
+  apart up to a margin m (max(0, m − d)²; m = 1: c ≤ 0). Switched on by the trainer for the last epochs only.
 
-Only L_c sees negative (non-hand) samples; every other term is masked by ``is_hand``.
+Only L_c sees negative (non-hand) samples; every other term is masked by ``is_hand`` (and by the
+sample having that label). Every term is a mean over the whole batch — masked samples count as zero —
+so that N DDP processes × B/N samples give exactly the loss of one process × B.
 """
 from __future__ import annotations
 
@@ -27,8 +30,8 @@ TASKS = ("2d", "3d", "2d_proj", "mano", "bone")
 
 
 def _masked_mean(per_sample: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = f32(mask)
-    return (per_sample * m).sum() / m.sum().clamp_min(1.0)
+    """(B,) per-sample losses, (B,) 0/1 mask → () their masked sum over the batch size B."""
+    return (per_sample * f32(mask)).sum() / max(per_sample.shape[0], 1)
 
 
 def bone_lengths(joints: torch.Tensor) -> torch.Tensor:
@@ -51,10 +54,10 @@ def task_losses(out: dict, batch: dict, cfg) -> dict[str, torch.Tensor]:
     gt2d = f32(batch["joints2d"])
     if "simcc_x" in out:
         lx, ly = simcc_encode(gt2d, cfg.crop_size, cfg.split_ratio, cfg.sigma_px)
-        L["2d"] = simcc_kl_loss(out["simcc_x"], out["simcc_y"], lx, ly, pos)
+        L["2d"] = simcc_kl_loss(out["simcc_x"], out["simcc_y"], lx, ly, pos, denominator=pos.numel() * gt2d.shape[1])
     elif "heatmaps" in out:
-        tgt = heatmap_encode(gt2d, out["heatmaps"].shape[-1], cfg.crop_size)
-        L["2d"] = heatmap_loss(out["heatmaps"], tgt, pos)
+        tgt = heatmap_encode(gt2d, out["heatmaps"].shape[-1], cfg.crop_size)  # L2 on Gaussian maps (SimpleBaseline)
+        L["2d"] = heatmap_loss(out["heatmaps"], tgt, pos, denominator=pos.numel() * gt2d.shape[1])
     pj, gj = out["joints3d"], f32(batch["joints3d"])
     L["3d"] = _masked_mean(((pj - pj[:, :1]) - (gj - gj[:, :1])).abs().mean(dim=(1, 2)), has3d)
     side = f32(batch["box"][:, 2])[:, None, None]
@@ -66,9 +69,19 @@ def task_losses(out: dict, batch: dict, cfg) -> dict[str, torch.Tensor]:
     return L
 
 
-def contrastive_loss(confidence: torch.Tensor, is_hand: torch.Tensor) -> torch.Tensor:
-    """L_c = mean (c − y)², y = 1 for hand crops and 0 for non-hand crops. confidence, is_hand : (B,)."""
-    return ((f32(confidence) - f32(is_hand)) ** 2).mean()
+#: Contrastive margin on the cosine distance d = 1 − c: negatives are pushed to d ≥ m (c ≤ 1 − m).
+CONTRASTIVE_MARGIN = 1.0
+
+
+def contrastive_loss(confidence: torch.Tensor, is_hand: torch.Tensor, margin: float = CONTRASTIVE_MARGIN) -> torch.Tensor:
+    """L_c = mean[y d² + (1 − y) max(0, m − d)²] with d = 1 − c.
+
+    confidence : (B,) cosine similarity c ∈ [−1, 1]; is_hand : (B,) y, 1 for hand crops, 0 for non-hand crops.
+    Returns () — 0 when every hand has c = 1 and every non-hand crop has c ≤ 1 − m.
+    """
+    d = 1.0 - f32(confidence)
+    y = f32(is_hand)
+    return (y * d**2 + (1 - y) * torch.clamp(margin - d, min=0.0) ** 2).mean()
 
 
 class DaHyFLoss(nn.Module):
@@ -77,10 +90,11 @@ class DaHyFLoss(nn.Module):
     The learned ``log_vars`` (s_k = log σ_k²) are parameters: give them to the optimiser.
     """
 
-    def __init__(self, cfg, tasks: tuple[str, ...] = TASKS):
+    def __init__(self, cfg, tasks: tuple[str, ...] = TASKS, contrastive_margin: float = CONTRASTIVE_MARGIN):
         super().__init__()
         self.cfg = cfg
         self.tasks = tasks
+        self.contrastive_margin = contrastive_margin
         self.log_vars = nn.ParameterDict({k: nn.Parameter(torch.zeros(())) for k in tasks})
 
     def forward(self, out: dict, batch: dict, use_contrastive: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
@@ -93,7 +107,7 @@ class DaHyFLoss(nn.Module):
         logs = {k: float(v.detach()) for k, v in L.items()}
         logs["task_sum"] = float(sum(v.detach() for v in L.values()))
         if use_contrastive and self.cfg.contrastive:
-            lc = contrastive_loss(out["confidence"], batch["is_hand"])
+            lc = contrastive_loss(out["confidence"], batch["is_hand"], self.contrastive_margin)
             total = total + lc
             logs["c"] = float(lc.detach())
         return total, logs

@@ -109,7 +109,7 @@ def simcc_decode(simcc_x, simcc_y, split_ratio: float = SPLIT_RATIO, beta: float
 
 
 def simcc_kl_loss(pred_x: torch.Tensor, pred_y: torch.Tensor, labels_x: torch.Tensor, labels_y: torch.Tensor,
-                  weights: torch.Tensor | None = None, beta: float = 1.0) -> torch.Tensor:
+                  weights: torch.Tensor | None = None, beta: float = 1.0, denominator: float | None = None) -> torch.Tensor:
     """KL divergence between SimCC labels and predicted distributions (SJCP's L_2d).
 
     Parameters
@@ -118,6 +118,7 @@ def simcc_kl_loss(pred_x: torch.Tensor, pred_y: torch.Tensor, labels_x: torch.Te
     labels_x, labels_y : (B, K, n) target probabilities (from ``simcc_encode``).
     weights : (B, K) or (B,) per-keypoint / per-sample weights (e.g. visibility, is-hand), default 1.
     beta : softmax temperature multiplier.
+    denominator : what the weighted sum is divided by (default: the sum of the weights).
 
     Returns
     -------
@@ -135,7 +136,7 @@ def simcc_kl_loss(pred_x: torch.Tensor, pred_y: torch.Tensor, labels_x: torch.Te
     w = at_least_float32(weights)
     if w.dim() == 1:
         w = w[:, None].expand_as(total)
-    return (total * w).sum() / w.sum().clamp_min(1.0)
+    return (total * w).sum() / (w.sum().clamp_min(1.0) if denominator is None else max(denominator, 1))
 
 
 class SimCCHead(nn.Module):

@@ -13,7 +13,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
                  "train the default engine (landmark variant) on synthetic samples (CPU, minutes)"),
     "landmark-eval": ("dahyf.train.landmark_trainer", "add_eval_arguments", "run_eval",
                       "synthetic held-out figures of a landmark checkpoint (benchmarks/landmark_engine.md)"),
-    "net": ("dahyf.train.trainer", "add_arguments", "run",
+    "net": ("dahyf.train.net_command", "add_arguments", "run",
             "train the DaHyF image network (paper recipe / Table 4 rows; torchrun for multi-GPU)"),
 }
 

@@ -1,13 +1,5 @@
 """Trainer of the DaHyF image network: AMP, checkpoint / resume, and multi-GPU DDP via ``torchrun``.
 
-Single process::
-
-    dahyf train net --config light_full --data synthetic --out runs/light
-
-Four GPUs (the paper's recipe: global batch 128 = 4 × 32)::
-
-    torchrun --nproc_per_node 4 -m dahyf train net --config paper --dataset freihand --data FreiHAND_pub_v2 --out runs/paper
-
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each process joins a process group — ``nccl`` on CUDA, ``gloo``
 on CPU — takes its share of the global batch from a ``DistributedSampler`` and gradients are averaged
 by ``DistributedDataParallel``. Because the light backbone uses GroupNorm and every loss is a per-sample
@@ -15,16 +7,13 @@ mean, N processes × (B/N) give the same update as one process × B. (ResNet-50 
 under DDP on CUDA they are converted to SyncBatchNorm.)
 
 ``out/last.pt`` (every epoch, atomically) holds weights, optimiser, scheduler, scaler, epoch and history;
-training resumes from it. ``out/model.pt`` is the inference checkpoint (kind 'dahyf'), loadable by
-``dahyf.load_engine(path)``.
+training resumes from it. ``out/model.npz`` is the inference checkpoint (kind 'dahyf'), loadable by
+``dahyf.load_engine(path)``. The command line is :mod:`dahyf.train.net_command`.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +24,8 @@ from torch.utils.data.distributed import DistributedSampler
 
 from ..net.dahyf_net import DaHyF, save_dahyf
 from ..net.losses import DaHyFLoss
-from .configs import CONFIGS, TrainConfig, get_config
+from .configs import TrainConfig
+from .datasets import count_negatives
 
 
 class _TrainModule(nn.Module):
@@ -74,7 +64,7 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return world, rank, dev
 
 
-def _to(batch: dict, dev: torch.device, dtype: torch.dtype | None = None) -> dict:
+def to_device(batch: dict, dev: torch.device, dtype: torch.dtype | None = None) -> dict:
     """Move a batch to ``dev``; floating tensors to ``dtype`` (the parameters' dtype) when given."""
     out = {}
     for k, v in batch.items():
@@ -92,70 +82,94 @@ def _atomic_save(obj, path: Path) -> None:
 
 @torch.no_grad()
 def evaluate_model(net: DaHyF, dataset: Dataset, batch_size: int = 16, device: str | torch.device = "cpu") -> dict:
-    """PA-MPJPE (mm, FreiHAND alignment) and 2-D EPE (crop px) of ``net`` on the hand samples of ``dataset``."""
-    from ..eval.metrics import epe_2d, pa_mpjpe_batch
+    """The Table 4 columns of ``net`` on the hand samples of ``dataset`` (those with 3-D joints).
+
+    Returns ``mpjpe_mm`` (root-relative: wrist on wrist), ``pa_mpjpe_mm`` (FreiHAND alignment),
+    ``epe2d_proj_px`` (the projected 3-D joints against the 2-D ground truth, image px) and
+    ``epe2d_px`` (the network's 2-D joints against it, crop px); {} when no sample has 3-D joints.
+    """
+    from ..eval.metrics import epe_2d, pa_mpjpe_batch, point_errors
 
     was_training = net.training
     net.eval()
-    gts, preds, g2, p2 = [], [], [], []
+    cols: dict[str, list] = {k: [] for k in ("gt3", "p3", "gt2", "p2", "gti", "pi")}
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         keep = (batch["is_hand"] > 0) & (batch["has_joints3d"] > 0)
         if not keep.any():
             continue
-        batch = _to({k: v[keep] for k, v in batch.items()}, torch.device(device), next(net.parameters()).dtype)
+        batch = to_device({k: v[keep] for k, v in batch.items()}, torch.device(device), next(net.parameters()).dtype)
         out = net(batch["image"], batch["box"], batch["image_size"], batch["focal"])
-        gts.append(batch["joints3d"].cpu().numpy())
-        preds.append(out["joints3d"].float().cpu().numpy())
-        g2.append(batch["joints2d"].cpu().numpy())
-        p2.append(out["joints2d"].float().cpu().numpy())
+        for k, v in (("gt3", batch["joints3d"]), ("p3", out["joints3d"]), ("gt2", batch["joints2d"]),
+                     ("p2", out["joints2d"]), ("gti", batch["joints2d_img"]), ("pi", out["joints2d_proj"])):
+            cols[k].append(v.float().cpu().numpy())
     net.train(was_training)
-    if not gts:
+    if not cols["gt3"]:
         return {}
-    return {"pa_mpjpe_mm": float(pa_mpjpe_batch(np.concatenate(gts), np.concatenate(preds)).mean() * 1000),
-            "epe2d_px": epe_2d(np.concatenate(g2), np.concatenate(p2))}
+    c = {k: np.concatenate(v).astype(np.float64) for k, v in cols.items()}
+    root_rel = point_errors(c["gt3"] - c["gt3"][:, :1], c["p3"] - c["p3"][:, :1])
+    return {"mpjpe_mm": float(root_rel.mean() * 1000), "pa_mpjpe_mm": float(pa_mpjpe_batch(c["gt3"], c["p3"]).mean() * 1000),
+            "epe2d_proj_px": epe_2d(c["gti"], c["pi"]), "epe2d_px": epe_2d(c["gt2"], c["p2"])}
 
 
-def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto", resume: bool = True,
-          steps_per_epoch: int | None = None, progress: bool = True, hand=None, shuffle: bool = True,
-          checkpoint_every: int = 1, val_dataset: Dataset | None = None, val_every: int = 10) -> dict:
-    """Train ``cfg`` on ``dataset`` (samples as in :mod:`dahyf.train.datasets`); DDP under torchrun.
+@dataclass
+class _Run:
+    """The state of one training run (what ``last.pt`` holds, plus the live objects)."""
 
-    Parameters
-    ----------
-    cfg : the run; ``cfg.batch_size`` is the global batch.
-    dataset : training samples (with augmentation already configured).
-    out_dir : where ``last.pt`` (resume state) and ``model.pt`` (inference checkpoint) go.
-    device : 'auto', 'cpu' or 'cuda'.
-    resume : continue from ``out_dir/last.pt`` when it exists.
-    steps_per_epoch : cap on optimiser steps per epoch (smoke runs); None for a full pass.
-    hand : hand model instance (default: ``cfg.model.hand_model``).
-    shuffle : shuffle the samples each epoch (seeded by ``cfg.seed`` and the epoch).
-    checkpoint_every : write ``last.pt`` every this-many epochs (and after the last one).
-    val_dataset, val_every : held-out samples scored (PA-MPJPE mm, 2-D EPE px) on rank 0 every
-        ``val_every`` epochs and after the last; added to the history as ``val_pa_mpjpe_mm`` / ``val_epe2d_px``.
+    module: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    start_epoch: int = 0
+    history: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)
 
-    Returns
-    -------
-    dict with ``history`` (one dict of mean losses per epoch), ``model`` (the DaHyF, unwrapped) and
-    ``checkpoint`` (path of model.pt).
-    """
-    world, rank, dev = setup_distributed(device)
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {world} processes")
-    local_batch = cfg.batch_size // world
-    out_dir = Path(out_dir)
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    def state(self, cfg: TrainConfig, epoch: int) -> dict:
+        return {"train_config": cfg.to_dict(), "module": self.module.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "epoch": epoch,
+                "history": self.history}
+
+
+def check_negatives(cfg: TrainConfig, dataset: Dataset) -> None:
+    """Refuse to train L_c without non-hand samples (it would only ever see positives)."""
+    if not (cfg.model.contrastive and cfg.contrastive_epochs > 0):
+        return
+    n = count_negatives(dataset)
+    if not n:
+        raise ValueError(f"{cfg.name} trains the confidence with L_c, which needs non-hand crops, but the training set "
+                         + ("has none" if n == 0 else "does not say how many it has (num_negatives)")
+                         + ": give --hanco DIR (HanCo hand and non-hand crops) or choose a config without L_c")
+
+
+def init_weights(net: DaHyF, init: str | Path) -> dict:
+    """Start ``net`` from another image checkpoint of the same architecture (a fine-tune) → its meta."""
+    from ..net.checkpoint import CheckpointError, read_checkpoint
+
+    payload = read_checkpoint(init)
+    mine = {k: v for k, v in net.cfg.to_dict().items() if k not in ("name", "keypoints", "hand_model")}
+    theirs = {k: v for k, v in dict(payload["config"]).items() if k in mine}
+    if payload["kind"] != "dahyf" or theirs != mine:
+        raise CheckpointError(f"{init} is not a DaHyF image checkpoint of the {net.cfg.backbone} / {net.cfg.name} "
+                              "architecture: --init needs the checkpoint this fine-tune continues")
+    net.load_state_dict({k: torch.as_tensor(v) for k, v in payload["state_dict"].items()})
+    return {"init": str(init)}
+
+
+def _prepare(cfg: TrainConfig, dev: torch.device, world: int, out_dir: Path, resume: bool, hand, pretrained, init) -> _Run:
     torch.manual_seed(cfg.seed)
     net = DaHyF(cfg.model, hand=hand)
-    module = _TrainModule(net, DaHyFLoss(cfg.model)).to(dev)
+    notes = {}
+    if init is not None:
+        notes.update(init_weights(net, init))
+    elif pretrained is not None:
+        from ..net.pretrained import load_pretrained
+
+        notes["pretrained"] = load_pretrained(net.backbone, pretrained).to_dict()
+    module = _TrainModule(net, DaHyFLoss(cfg.model, contrastive_margin=cfg.contrastive_margin)).to(dev)
     if world > 1 and dev.type == "cuda":
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma)
-    use_amp = bool(cfg.amp and dev.type == "cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start_epoch, history = 0, []
+    run = _Run(module, opt, sched, torch.amp.GradScaler("cuda", enabled=bool(cfg.amp and dev.type == "cuda")), notes=notes)
     last = out_dir / "last.pt"
     if resume and last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=True)
@@ -164,14 +178,80 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
         module.load_state_dict(state["module"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
-    ddp = module
+        run.scaler.load_state_dict(state["scaler"])
+        run.start_epoch, run.history = int(state["epoch"]), list(state["history"])
+    return run
+
+
+def _epoch(run: _Run, ddp: nn.Module, loader, n_steps: int, dev, use_c: bool, grad_clip: float, bar) -> dict:
+    """One epoch of optimiser steps → the mean of each logged term."""
+    run.module.train()
+    pdtype = next(run.module.parameters()).dtype
+    sums: dict[str, float] = {}
+    for step, batch in enumerate(loader):
+        if step >= n_steps:
+            break
+        batch = to_device(batch, dev, pdtype)
+        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=run.scaler.is_enabled()):
+            total, logs = ddp(batch, use_c)
+        run.opt.zero_grad(set_to_none=True)
+        run.scaler.scale(total).backward()
+        if grad_clip > 0:
+            run.scaler.unscale_(run.opt)
+            nn.utils.clip_grad_norm_(run.module.parameters(), grad_clip)
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        logs["loss"] = float(total.detach())
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + v
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{logs['loss']:.3f}", tasks=f"{logs['task_sum']:.3f}")
+    return {k: v / n_steps for k, v in sums.items()}
+
+
+def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto", resume: bool = True,
+          steps_per_epoch: int | None = None, progress: bool = True, hand=None, shuffle: bool = True,
+          checkpoint_every: int = 1, val_dataset: Dataset | None = None, val_every: int = 10,
+          pretrained: str | Path | None = None, init: str | Path | None = None) -> dict:
+    """Train ``cfg`` on ``dataset`` (samples as in :mod:`dahyf.train.augment`); DDP under torchrun.
+
+    Parameters
+    ----------
+    cfg : the run; ``cfg.batch_size`` is the global batch.
+    dataset : training samples (with augmentation already configured); it must hold non-hand samples
+        when ``cfg`` trains L_c (``num_negatives``, see :func:`check_negatives`).
+    out_dir : where ``last.pt`` (resume state) and ``model.npz`` (inference checkpoint) go.
+    device : 'auto', 'cpu' or 'cuda'.
+    resume : continue from ``out_dir/last.pt`` when it exists.
+    steps_per_epoch : cap on optimiser steps per epoch (smoke runs); None for a full pass.
+    hand : hand model instance (default: ``cfg.model.hand_model``).
+    shuffle : shuffle the samples each epoch (seeded by ``cfg.seed`` and the epoch).
+    checkpoint_every : write ``last.pt`` every this-many epochs (and after the last one).
+    val_dataset, val_every : held-out samples scored (:func:`evaluate_model`) on rank 0 every ``val_every``
+        epochs and after the last; added to the history as ``val_<column>``.
+    pretrained : ImageNet weights of the backbone (``dahyf.net.pretrained``), before training.
+    init : a DaHyF checkpoint of the same architecture to start from (fine-tuning; wins over ``pretrained``).
+
+    Returns
+    -------
+    dict with ``history`` (one dict of mean losses per epoch), ``model`` (the DaHyF, unwrapped),
+    ``checkpoint`` (path of model.npz) and ``notes`` (what initialised the weights).
+    """
+    check_negatives(cfg, dataset)
+    world, rank, dev = setup_distributed(device)
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {world} processes")
+    local_batch = cfg.batch_size // world
+    out_dir = Path(out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    run = _prepare(cfg, dev, world, out_dir, resume, hand, pretrained, init)
+    ddp = run.module
     if world > 1:
         # rows without a 2-D joint head leave the fine feature branch and L_2d's log σ² unused
-        ddp = nn.parallel.DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None,
+        ddp = nn.parallel.DistributedDataParallel(run.module, device_ids=[dev.index] if dev.type == "cuda" else None,
                                                   find_unused_parameters=cfg.model.joint_head == "none")
-    pdtype = next(module.parameters()).dtype
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=cfg.seed, drop_last=True)
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=cfg.num_workers,
                         drop_last=True, pin_memory=dev.type == "cuda", persistent_workers=cfg.num_workers > 0)
@@ -182,129 +262,26 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
     if progress and rank == 0:
         from tqdm import tqdm
 
-        bar = tqdm(total=(cfg.epochs - start_epoch) * n_steps, desc=cfg.name, unit="step", dynamic_ncols=True)
-    for epoch in range(start_epoch, cfg.epochs):
-        module.train()
+        bar = tqdm(total=(cfg.epochs - run.start_epoch) * n_steps, desc=cfg.name, unit="step", dynamic_ncols=True)
+    for epoch in range(run.start_epoch, cfg.epochs):
         sampler.set_epoch(epoch)
         use_c = cfg.model.contrastive and epoch >= cfg.epochs - cfg.contrastive_epochs
-        sums: dict[str, float] = {}
-        for step, batch in enumerate(loader):
-            if step >= n_steps:
-                break
-            batch = _to(batch, dev, pdtype)
-            with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
-                total, logs = ddp(batch, use_c)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            logs["loss"] = float(total.detach())
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{logs['loss']:.3f}", tasks=f"{logs['task_sum']:.3f}")
-        sched.step()
-        history.append({k: v / n_steps for k, v in sums.items()} | {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]})
+        logs = _epoch(run, ddp, loader, n_steps, dev, use_c, cfg.grad_clip, bar)
+        run.sched.step()
+        run.history.append(logs | {"epoch": epoch + 1, "lr": run.opt.param_groups[0]["lr"]})
         if val_dataset is not None and rank == 0 and ((epoch + 1) % val_every == 0 or epoch + 1 == cfg.epochs):
-            scores = evaluate_model(module.net, val_dataset, local_batch, dev)
-            history[-1].update({f"val_{k}": v for k, v in scores.items()})
+            scores = evaluate_model(run.module.net, val_dataset, local_batch, dev)
+            run.history[-1].update({f"val_{k}": v for k, v in scores.items()})
             if bar is not None:
                 bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
         if rank == 0 and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == cfg.epochs):
-            _atomic_save({"train_config": cfg.to_dict(), "module": module.state_dict(), "optimizer": opt.state_dict(),
-                          "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                          "history": history}, last)
+            _atomic_save(run.state(cfg, epoch + 1), out_dir / "last.pt")
     if bar is not None:
         bar.close()
-    ckpt = out_dir / "model.pt"
+    ckpt = out_dir / "model.npz"
     if rank == 0:
-        save_dahyf(ckpt, module.net, meta={"train_config": cfg.to_dict(), "epochs": cfg.epochs, "world_size": world,
-                                            "history": history[-5:]})
+        save_dahyf(ckpt, run.module.net, meta={"train_config": cfg.to_dict(), "epochs": cfg.epochs, "world_size": world,
+                                                "history": run.history[-5:], **run.notes})
     if world > 1:
         torch.distributed.barrier()
-    return {"history": history, "model": module.net, "checkpoint": ckpt}
-
-
-# ---------------------------------------------------------------------------------------- CLI
-DATASETS = ("freihand", "ho3d", "synthetic")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``dahyf train net``."""
-    parser.add_argument("--config", default="paper", choices=sorted(CONFIGS), help="recipe / Table 4 row (default paper)")
-    parser.add_argument("--dataset", default="freihand", choices=DATASETS, help="reader for --data (default freihand)")
-    parser.add_argument("--data", required=True, help="dataset folder (FreiHAND_pub_v2, HO3D_v2/v3), or 'synthetic'")
-    parser.add_argument("--val-data", type=Path,
-                        help="FreiHAND folder whose evaluation split (with evaluation_xyz.json) is scored during training")
-    parser.add_argument("--val-every", type=int, default=10, help="epochs between validations (default 10)")
-    parser.add_argument("--negatives", type=Path, help="HanCo folder: non-hand crops for the contrastive loss L_c")
-    parser.add_argument("--out", type=Path, default=Path("runs/dahyf"), help="run folder (last.pt, model.pt)")
-    parser.add_argument("--epochs", type=int, help="override the number of epochs")
-    parser.add_argument("--batch-size", type=int, help="override the GLOBAL batch size")
-    parser.add_argument("--lr", type=float, help="override the learning rate")
-    parser.add_argument("--workers", type=int, help="DataLoader workers per process")
-    parser.add_argument("--steps-per-epoch", type=int, help="cap optimiser steps per epoch (smoke runs)")
-    parser.add_argument("--synthetic-size", type=int, default=256, help="samples of --data synthetic")
-    parser.add_argument("--mano", help="train with real MANO: folder holding MANO_RIGHT.pkl (default: the open hand model)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
-
-
-def build_dataset(kind: str, data: str, augment: bool, seed: int, hand=None, synthetic_size: int = 256,
-                  negatives: Path | None = None, hand_model: str = "open") -> Dataset:
-    """The training set of ``--dataset`` / ``--data`` (plus HanCo negatives when given)."""
-    from torch.utils.data import ConcatDataset
-
-    from . import datasets as D
-
-    aug = D.Augmentation() if augment else None
-    if kind == "synthetic" or data == "synthetic":
-        if hand is None:
-            from ..hand.model import load_hand_model
-
-            hand = load_hand_model(hand_model, "right")
-        ds = D.SyntheticImages(hand, n=synthetic_size, seed=seed, negatives=synthetic_size // 8)
-    elif kind == "freihand":
-        ds = D.FreiHAND(data, "training", augment=aug, seed=seed, hand_model=hand_model)
-    elif kind == "ho3d":
-        ds = D.HO3D(data, "train", augment=aug, seed=seed, hand_model=hand_model)
-    else:
-        raise ValueError(f"unknown dataset {kind!r}")
-    if negatives is not None:
-        # as many negatives as the synthetic set has (1 per 8 hands): HanCo's ~860k frames would swamp the hands
-        ds = ConcatDataset([ds, D.HanCoNegatives(negatives, max_items=max(1, len(ds) // 8))])
-    return ds
-
-
-def run(args: argparse.Namespace) -> int:
-    """``dahyf train net``."""
-    from .datasets import DatasetLayoutError
-
-    from dataclasses import replace
-
-    cfg = get_config(args.config, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, num_workers=args.workers)
-    if args.mano:
-        cfg = replace(cfg, model=replace(cfg.model, hand_model=str(args.mano)))
-    try:
-        ds = build_dataset(args.dataset, args.data, cfg.augment, cfg.seed, synthetic_size=args.synthetic_size,
-                           negatives=args.negatives, hand_model=cfg.model.hand_model)
-        val = None
-        if args.val_data is not None:
-            from .datasets import FreiHAND
-
-            val = FreiHAND(args.val_data, "evaluation", hand_model=cfg.model.hand_model)
-        t0 = time.time()
-        res = train(cfg, ds, args.out, device=args.device, resume=not args.no_resume, steps_per_epoch=args.steps_per_epoch,
-                    val_dataset=val, val_every=args.val_every)
-    except (DatasetLayoutError, ValueError) as e:
-        print(f"dahyf train net: {e}", file=sys.stderr)
-        return 2
-    if _dist_info()[1] == 0:
-        last = res["history"][-1] if res["history"] else {}
-        print(json.dumps({"checkpoint": str(res["checkpoint"]), "seconds": round(time.time() - t0, 1),
-                          "last_epoch": last}, indent=2))
-    return 0
+    return {"history": run.history, "model": run.module.net, "checkpoint": ckpt, "notes": run.notes}
