@@ -61,8 +61,25 @@ def channel_rotations(obj, bone: str, frames, owner=None) -> np.ndarray:
         for i in range(len(current)):
             fc = owner.fcurves.find(_bone_path(bone, prop), index=i)
             if fc is not None and len(fc.keyframe_points):
-                values[:, i] = [fc.evaluate(f) for f in frames]
+                values[:, i] = fcurve_values(fc, frames)
     return _channels_to_matrices(mode, values)
+
+
+def fcurve_values(fc, frames) -> np.ndarray:
+    """(F,) an F-curve's values at ``frames``: read off its keys where a key sits on the frame (a
+    capture keys every frame), evaluated elsewhere."""
+    co = np.empty(2 * len(fc.keyframe_points))
+    fc.keyframe_points.foreach_get("co", co)
+    keys, vals = co[0::2], co[1::2]
+    frames = np.asarray(frames, dtype=np.float64)
+    at = np.clip(np.searchsorted(keys, frames), 0, len(keys) - 1)
+    on_key = np.abs(keys[at] - frames) < 1e-4
+    if fc.modifiers:  # modifiers change values even on keys
+        on_key[:] = False
+    out = np.where(on_key, vals[at], 0.0)
+    for k in np.flatnonzero(~on_key):
+        out[k] = fc.evaluate(frames[k])
+    return out
 
 
 def _plainly_animated(obj, bones) -> bool:
@@ -210,8 +227,13 @@ def _channels(plan: RetargetPlan, basis: np.ndarray, controls: np.ndarray, follo
     """[(bone, data path, (F, n) values)] for every channel the transfer sets."""
     tpb = plan.target.pose.bones
     out = []
+    quat = [i for i, b in enumerate(plan.target_bones) if tpb[b].rotation_mode == "QUATERNION"]
+    q = keying.make_continuous(Q.from_matrix(basis[:, quat, :3, :3]))  # all quaternion bones at once
     for i, bone in enumerate(plan.target_bones):
-        out.append((bone, *rotation_channels(tpb[bone].rotation_mode, basis[:, i, :3, :3])))
+        if i in quat:
+            out.append((bone, "rotation_quaternion", q[:, quat.index(i)]))
+        else:
+            out.append((bone, *rotation_channels(tpb[bone].rotation_mode, basis[:, i, :3, :3])))
         if plan.detached[i]:
             out.append((bone, "location", basis[:, i, :3, 3]))
     for fl, B in zip(plan.followers, followers):

@@ -491,6 +491,22 @@ class JudgedHand:
                    {f: prefix + b for f, b in hand.tips.items()} if not prefix else {})
 
 
+def truth(rig: str, side: str) -> JudgedHand:
+    """The bones that really play each MANO joint on a test rig (from the names it was built with),
+    so that a wrong detection is judged wrong too: 'godot', 'rigify' (its DEF- bones) or a convention."""
+    if rig == "godot":
+        spec = presets.load_presets()["openxr"].hands[side]
+    elif rig == "rigify":
+        spec = presets.load_presets()["rigify"].hands[side]
+        joints = {JOINT_NAMES[j]: "DEF-" + spec.fingers[f][k][0] for f in FINGERS for k, j in enumerate(FINGER_JOINTS[f])}
+        return JudgedHand(side, f"DEF-hand.{side}", joints)
+    else:
+        spec = CONVENTIONS[rig][0]().hands[side]
+    joints = {JOINT_NAMES[j]: spec.fingers[f][k][0] for f in FINGERS for k, j in enumerate(FINGER_JOINTS[f])
+              if spec.fingers[f][k][0]}
+    return JudgedHand(side, spec.wrist[0], joints, {f: v[0] for f, v in spec.tips.items()})
+
+
 def hand_points(obj, hand: JudgedHand, posed: bool) -> tuple[np.ndarray, dict, dict]:
     """World wrist head, {joint: head}, {finger: tip} of a hand (rest or posed)."""
     mw = obj.matrix_world

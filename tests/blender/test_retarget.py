@@ -26,8 +26,8 @@ pytestmark = pytest.mark.blender
 
 #: Per rig: (median, p90) limits in degrees over all segments of all poses, both hands, from each
 #: rig's measured figure (docs/retarget.md: 0.7-1.7° median, 0.7-1.8° p90) plus 1° and 2°.
-#: Copying rotation changes instead of matching poses (the previous transfer) measured 3.7-43° /
-#: 7.7-61° on these rigs.
+#: Copying rotation changes instead of matching poses (the previous transfer) measured 4-43° /
+#: 8-61° on these rigs, and refused the Quaternius-style and WebXR ones.
 MEASURED = {"godot": (1.67, 1.69), "rigify": (0.92, 1.01), "mixamo": (1.47, 1.47), "unreal": (1.12, 1.12),
             "vrm": (1.09, 1.21), "autorigpro": (0.74, 0.74), "mpfb": (1.64, 1.84), "quaternius": (1.10, 1.11),
             "webxr": (1.08, 1.21), "webxr_left": (0.74, 0.75), "fourbone": (1.27, 1.34)}
@@ -85,14 +85,15 @@ def _keyed_bones(obj):
     return {fc.data_path.split('"')[1] for fc in owner.fcurves if fc.data_path.startswith("pose.bones")}
 
 
-def _judged(module, tgt, side, rigify=False):
+def _judged(module, tgt, side, rig):
+    """(the judge's view of the hand the take lands on: its true bones, the add-on's HandMatch of it)."""
     m = module.match_armature(tgt)
     usable = [s for s in "RL" if s in m.hands and m.hands[s].usable]
     hand = m.hands[side if side in usable else usable[0]]
-    return (R.JudgedHand.of(hand, "DEF-", f"DEF-hand.{hand.side}") if rigify else R.JudgedHand.of(hand)), hand
+    return R.truth(rig, hand.side), hand
 
 
-def check_rig(module, tgt, rig: str, poses, sides=("right", "left"), rigify=False):
+def check_rig(module, tgt, rig: str, poses, sides=("right", "left")):
     """Retarget every pose from both hands; judge directions, the open hand, the pinch, the keyed bones."""
     med_lim, p90_lim = LIMITS[rig]
     for side in sides:
@@ -103,7 +104,7 @@ def check_rig(module, tgt, rig: str, poses, sides=("right", "left"), rigify=Fals
         if tgt.animation_data is not None:
             tgt.animation_data_clear()
         assert bpy.ops.dahyf.retarget(source=src.name, target=tgt.name) == {"FINISHED"}
-        judged, hand = _judged(module, tgt, "R" if side == "right" else "L", rigify)
+        judged, hand = _judged(module, tgt, "R" if side == "right" else "L", rig)
         err = R.segment_errors(src, R.JudgedHand.of(module.source_hand(src)), tgt, judged, frames)
         med, p90, n = R.summary(err)
         print(f"{rig} {side}: median {med:.2f}° p90 {p90:.2f}° over {n} segments")
@@ -218,13 +219,13 @@ def test_rigify_deform_bones_follow_the_capture(rigify_rig, retarget_module, pos
     """The FK finger controls are keyed; the DEF bones (what the mesh follows) are judged. An open
     captured hand opens Rigify's curled rest fingers."""
     _reset(rigify_rig)
-    check_rig(retarget_module, rigify_rig, "rigify", poses, rigify=True)
+    check_rig(retarget_module, rigify_rig, "rigify", poses)
 
 
 def test_rigify_wrist_option_keys_the_hand_controls(rigify_rig, retarget_module):
     """On Rigify the hand's IK and FK controls are keyed (the arm is in IK by default); DEF-hand turns."""
     _reset(rigify_rig)
-    check_wrist(retarget_module, rigify_rig, "rigify", rigify=True)
+    check_wrist(retarget_module, rigify_rig, "rigify")
     assert {"hand_ik.R", "hand_fk.R"} <= _keyed_bones(rigify_rig)
 
 
@@ -250,7 +251,7 @@ def test_contacts_off_leaves_the_pinch_open_on_longer_fingers(retarget_module, p
     tgt = R.convention_rig("unreal")
     src = R.build_source("right")
     frames = R.key_source(src, [poses["pinch"]])
-    judged, _ = _judged(retarget_module, tgt, "R")
+    judged, _ = _judged(retarget_module, tgt, "R", "unreal")
     gaps = {}
     for on in (False, True):
         assert bpy.ops.dahyf.retarget(source=src.name, target=tgt.name, contacts=on) == {"FINISHED"}
@@ -283,7 +284,7 @@ def test_wrist_option_turns_the_hand_as_the_capture_does(rig, retarget_module):
     check_wrist(retarget_module, R.convention_rig(rig), rig)
 
 
-def check_wrist(retarget_module, tgt, rig, rigify=False):
+def check_wrist(retarget_module, tgt, rig):
     """A 60° turn of the captured hand turns the target's hand 60° ± 5° about the same anatomical axis
     (blend 1), half of it at blend 0.5, and not at all by default."""
     joints, _ = R.mano_rest("right")
@@ -295,7 +296,7 @@ def check_wrist(retarget_module, tgt, rig, rigify=False):
     takes[1][R.FINGER_JOINTS["index"][0]] = R.rotvec(R.curl_axis(joints, "index"), 40)  # fingers still follow
     src = R.build_source("right", name="MANO wrist", roll_seed=3)
     frames = R.key_source(src, takes)
-    judged, hand = _judged(retarget_module, tgt, "R", rigify=rigify)
+    judged, hand = _judged(retarget_module, tgt, "R", rig)
     q_src = _hand_turn(src, R.JudgedHand.of(retarget_module.source_hand(src)), frames)
     turns = {}
     for blend in (0.0, 0.5, 1.0):
@@ -336,7 +337,7 @@ def test_mirrored_take_and_target_with_action(retarget_module, poses):
     plan = retarget_module.make_plan(src, tgt)
     assert plan.mirrored and any("mirrored" in n for n in plan.notes)
     assert bpy.ops.dahyf.retarget(source=src.name, target=tgt.name) == {"FINISHED"}
-    judged, hand = _judged(retarget_module, tgt, "R")
+    judged, hand = _judged(retarget_module, tgt, "R", "unreal")
     med, p90, _ = R.summary(R.segment_errors(src, R.JudgedHand.of(retarget_module.source_hand(src)), tgt, judged, frames))
     assert med <= LIMITS["unreal"][0] and p90 <= LIMITS["unreal"][1], (med, p90)
     body_after = _fcurve_snapshot(body_action)
@@ -520,3 +521,22 @@ def test_panel_detect_fix_and_save_a_preset(retarget_module, poses):
         broken.unlink()
         (folder / "my_unreal.toml").unlink()
     assert not [p for p in folder.iterdir() if "partial" in p.name]
+
+
+def test_fcurve_values_read_keys_and_evaluate_between_them(retarget_module):
+    """The bake reads a capture's keys directly; between keys, and with modifiers, Blender evaluates."""
+    apply = sys.modules[retarget_module.__name__ + ".apply"]
+    R.clear_scene()
+    src = R.build_source("right")
+    pb = src.pose.bones["index1"]
+    for f, v in ((1, 0.2), (4, -0.5), (9, 0.9)):
+        pb.rotation_quaternion = (v, 0.3, 0.1, 0.0)
+        pb.keyframe_insert("rotation_quaternion", frame=f)
+    from dahyf_blender import compat
+
+    fc = next(c for c in compat.channel_owner(src).fcurves if c.array_index == 0)
+    frames = [1, 2, 2.5, 4, 7, 9, 12]
+    expect = [fc.evaluate(f) for f in frames]
+    assert np.allclose(apply.fcurve_values(fc, frames), expect)
+    fc.modifiers.new("NOISE")
+    assert np.allclose(apply.fcurve_values(fc, frames), [fc.evaluate(f) for f in frames])
