@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dahyf.errors import DaHyFUserError
+from dahyf.fileio import user_file_mode
 from dahyf.hand.tables import FINGER_JOINTS, FINGERS, JOINT_NAMES
 
 #: Folder of the built-in presets (this package).
@@ -344,7 +345,7 @@ def save_preset(match, name: str, folder: str | Path, label: str | None = None, 
             fh.write(text)
         if not _same_mapping(load_preset(tmp), match):  # never leave a preset that reads back differently
             raise PresetError(f"{path}: the saved preset does not read back as the mapping shown; not saved")
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, user_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -313,6 +313,16 @@ def check_wrist(retarget_module, tgt, rig):
             assert not any(b in _keyed_bones(tgt) for b in (hand.wrist, *hand.wrist_controls))
     print(rig, "hand bone turn for blend 0 / 0.5 / 1:", turns)
     assert turns[0.0] < 0.5 and abs(turns[0.5] - 30) < 3 and abs(turns[1.0] - 60) < 5, turns
+    # Another reference frame: the hand is unturned on that frame, and turned back on the other.
+    hand_at = {}
+    for ref in (-1, frames[1]):
+        tgt.animation_data_clear()
+        assert bpy.ops.dahyf.retarget(source=src.name, target=tgt.name, wrist=1.0 if ref > 0 else 0.0,
+                                      wrist_reference=ref) == {"FINISHED"}
+        bpy.context.scene.frame_set(frames[1])
+        hand_at[ref] = np.array((tgt.matrix_world @ tgt.pose.bones[judged.wrist].matrix).to_3x3().normalized())
+    assert _angle(hand_at[-1].T @ hand_at[frames[1]]) < 0.5
+    assert abs(R.bone_turn(tgt, judged.wrist, *frames) - 60) < 5
 
 
 # --------------------------------------------------------------------------------------------
