@@ -89,3 +89,34 @@ def test_variable_frame_rate_keeps_real_timestamps(hand_frames, tmp_path):
     vfr = vfr_copy(src, tmp_path / "vfr.mp4", VFR_DURATIONS)
     times = [f.time_s for f in open_video(vfr)]
     np.testing.assert_allclose(times, np.concatenate([[0], np.cumsum(VFR_DURATIONS)[:-1]]), atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def sample_frames():
+    """3 frames of the bundled sample clip (a right hand on a plain background), 320x240."""
+    from dahyf.sample_video import SAMPLE_VIDEO
+    from test_capture_media import read_frames
+
+    return read_frames(SAMPLE_VIDEO, 60, 3, (320, 240))
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotation_metadata_turns_the_picture_itself_upright(sample_frames, tmp_path, degrees):
+    """Not only the frame shape: each decoded frame is the stored one turned by the metadata's angle
+    (clockwise), and clearly not by another angle (180° keeps the shape, so only the content tells)."""
+    import cv2
+
+    turns = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    src = write_clip(tmp_path / "upright.mp4", sample_frames)
+    r = VideoReader(rotated_copy(src, tmp_path / f"rot{degrees}.mp4", degrees))
+    assert r.info.rotation == degrees
+    frames = [f.image for f in r]
+    assert len(frames) == len(sample_frames)
+    for stored, got in zip(sample_frames, frames):
+        err = {}
+        for angle, code in turns.items():
+            want = stored if code is None else cv2.rotate(stored, code)
+            if want.shape == got.shape:
+                err[angle] = np.abs(want.astype(int) - got).mean()
+        assert min(err, key=err.get) == degrees, err
+        assert err[degrees] < 4.0 and all(e > 3 * err[degrees] for a, e in err.items() if a != degrees), err
