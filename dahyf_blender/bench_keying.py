@@ -1,6 +1,6 @@
 """Benchmark: keying one minute of 30 fps capture for two hands, bulk vs one keyframe_insert per key.
 
-    python -m dahyf_blender.bench_keying [--seconds 60] [--fps 30] [--out benchmarks/keying.md]
+    python -m dahyf_blender.devtools.bench_keying [--seconds 60] [--fps 30] [--out benchmarks/keying.md]
 
 Both methods write the same channels (16 quaternions, wrist location, confidence) for the same
 poses onto two open-hand rigs in the same process; the bulk path is :class:`.keying.TrackKeyer`
@@ -20,7 +20,7 @@ import numpy as np
 def _rigs(context, sides=("right", "left")):
     import dahyf
 
-    from . import rig
+    from .. import rig
 
     out = []
     for side in sides:
@@ -40,7 +40,7 @@ def _poses(n: int, seed: int):
 def bulk(context, arms, data) -> float:
     from dahyf.hand.tables import BONE_NAMES
 
-    from . import keying, rig
+    from .. import keying, rig
 
     t0 = time.perf_counter()
     for arm, (pose, transl, conf, filled) in zip(arms, data):
@@ -53,7 +53,7 @@ def streamed(context, arms, data, chunk: int = 32) -> float:
     """Bulk keying fed chunk by chunk, as during a modal capture (each chunk rewrites the curves)."""
     from dahyf.hand.tables import BONE_NAMES
 
-    from . import keying, rig
+    from .. import keying, rig
 
     t0 = time.perf_counter()
     keyers = [keying.TrackKeyer(arm, f"bench.stream.{arm.name}", BONE_NAMES, rig.bone_rest_quaternions(arm))
@@ -73,7 +73,7 @@ def per_key(context, arms, data) -> float:
     import bpy
     from dahyf.hand.tables import BONE_NAMES
 
-    from . import keying, rig
+    from .. import keying, rig
 
     t0 = time.perf_counter()
     for arm, (pose, transl, conf, filled) in zip(arms, data):
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared), Python {platform.python_version()}, "
         f"Blender (bpy) {bpy.app.version_string}, {platform.platform()}.",
         "",
-        "Command: `.venv/bin/python -m dahyf_blender.bench_keying --out benchmarks/keying.md`",
+        "Command: `.venv/bin/python -m dahyf_blender.devtools.bench_keying --out benchmarks/keying.md`",
         "",
     ]
     text = "\n".join(lines)

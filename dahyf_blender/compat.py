@@ -1,4 +1,5 @@
-"""Blender version support in one place: the version gate and the F-curve access of an Action.
+"""Blender version support in one place: the version gate, path-property options and the F-curve
+access of an Action.
 
 Blender 4.2–4.3 store F-curves on ``action.fcurves``; 4.4 added layered actions (slots, layers,
 strips, channelbags) and 5.0 removed ``action.fcurves``. :func:`action_fcurves` hides the
@@ -7,12 +8,23 @@ difference so that the keying code has a single path.
 from __future__ import annotations
 
 import bpy
+from dahyf.errors import DaHyFUserError
 
 #: Oldest Blender this extension supports (matches ``blender_version_min`` in the manifest).
 MIN_VERSION: tuple[int, int, int] = (4, 2, 0)
 
 
-class UnsupportedBlender(RuntimeError):
+def path_options(*options: str) -> set[str]:
+    """``options`` for a file-path property, plus 'PATH_SUPPORTS_BLEND_RELATIVE' where Blender has it.
+
+    Blender 5.x warns when a ``//`` (blend-relative) path is given to a path property that does not
+    declare it supports one; 4.2 has no such option and refuses it.
+    """
+    supported = "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
+    return set(options) | ({"PATH_SUPPORTS_BLEND_RELATIVE"} if supported else set())
+
+
+class UnsupportedBlender(DaHyFUserError, RuntimeError):
     """This Blender is older than :data:`MIN_VERSION`."""
 
 

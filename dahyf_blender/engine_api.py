@@ -16,6 +16,14 @@ class UserError(DaHyFUserError):
     """Something the user can fix (a path, a setting); the message says how."""
 
 
+def describe_error(exc: BaseException, what: str = "Capture") -> str:
+    """User-facing text of an error: a :class:`~dahyf.errors.DaHyFUserError`'s message is already so;
+    anything else is an internal failure, named as one (``what`` failed: type, message)."""
+    if isinstance(exc, DaHyFUserError):
+        return str(exc)
+    return f"{what} failed ({type(exc).__name__}: {exc}). See the system console for details."
+
+
 def hand_model_source(prefs) -> str:
     """'open', or the MANO folder from the preferences (checked)."""
     folder = (getattr(prefs, "mano_folder", "") or "").strip()

@@ -3,7 +3,7 @@
 Runs the add-on inside Blender's Python module (``bpy``) without a UI, through the same
 operators as the panel::
 
-    python -m dahyf_blender.headless --video hand.mp4 --out-dir out [--hands both]
+    python -m dahyf_blender.devtools.headless --video hand.mp4 --out-dir out [--hands both]
         [--frame-range 0 120] [--take take.npz] [--render overlay.png]
 
 It is what ``dahyf demo`` runs in a subprocess (the engine package never imports bpy).
@@ -24,7 +24,7 @@ def _register() -> bool:
     """Register the add-on unless it is already (an installed copy); True when this call did."""
     import bpy
 
-    from . import register
+    from .. import register
 
     if hasattr(bpy.types, "DAHYF_OT_capture_video"):
         return False
@@ -46,7 +46,7 @@ def render_overlay(scene, frame: int, video_path: str, out_png: str, width: int 
 
     import bpy
 
-    from .coords import FRAME_OFFSET
+    from ..coords import FRAME_OFFSET
 
     scene.frame_set(frame)
     scene.render.engine = "BLENDER_WORKBENCH"
@@ -107,14 +107,14 @@ def best_frame(armatures) -> int:
     """The scene frame where the most hands have confident (not held) keys, earliest first."""
     import numpy as np
 
-    from . import compat
+    from .. import compat, keying
 
     counts: dict[int, float] = {}
     for arm in armatures:
         owner = compat.channel_owner(arm)
-        fc = next(f for f in owner.fcurves if f.data_path == '["dahyf_confidence"]')
+        fc = next(f for f in owner.fcurves if f.data_path == f'["{keying.CONFIDENCE_PROP}"]')
         for kp in fc.keyframe_points:
-            if kp.type != "MOVING_HOLD":
+            if kp.type != keying.FILLED_KEY_TYPE:
                 counts[int(round(kp.co[0]))] = counts.get(int(round(kp.co[0])), 0.0) + 1.0 + kp.co[1]
     if not counts:
         return 1
@@ -130,13 +130,13 @@ def main(argv=None) -> int:
         return capture_main(argv, registered)
     finally:
         if registered:
-            from . import unregister
+            from .. import unregister
 
             unregister()
 
 
 def capture_main(argv, registered: list) -> int:
-    p = argparse.ArgumentParser(prog="python -m dahyf_blender.headless", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dahyf_blender.devtools.headless", description=__doc__.split("\n\n")[0])
     p.add_argument("--video", required=True, help="video file")
     p.add_argument("--out-dir", required=True, help="folder for the .blend, the take and the picture")
     p.add_argument("--hands", choices=("right", "left", "both"), default="both")
@@ -161,7 +161,7 @@ def capture_main(argv, registered: list) -> int:
     bpy.ops.wm.read_homefile(use_empty=True)
     if _register():
         registered.append(True)
-    from .prefs import get_prefs
+    from ..prefs import get_prefs
 
     prefs = get_prefs()
     prefs.checkpoint, prefs.device = args.checkpoint, args.device
@@ -179,7 +179,9 @@ def capture_main(argv, registered: list) -> int:
         print(json.dumps({"ok": False, "error": "capture failed (see the messages above)"}))
         return 1
     t_capture = time.perf_counter() - t0
-    armatures = [o for o in bpy.context.scene.objects if o.type == "ARMATURE" and "dahyf_take" in o]
+    from ..rig import TAKE_PROP
+
+    armatures = [o for o in bpy.context.scene.objects if o.type == "ARMATURE" and TAKE_PROP in o]
     scene = bpy.context.scene
     frame = best_frame(armatures)
     scene.frame_set(frame)

@@ -22,6 +22,12 @@ CONFIDENCE_PROP = "dahyf_confidence"
 #: Key type of filled (low-confidence, held) frames, visible on the timeline and dope sheet.
 FILLED_KEY_TYPE = "MOVING_HOLD"
 NORMAL_KEY_TYPE = "KEYFRAME"
+#: The channel that shows a hand only on its captured frames: the wrist bone's scale (the root: the whole
+#: rig and its skinned mesh follow), 1 on captured frames and :data:`HIDDEN_SCALE` elsewhere.
+VISIBILITY_PATH = 'pose.bones["wrist"].scale'
+#: Wrist scale of a hidden hand: 0.2 mm of hand shrinks to 20 µm (invisible), while every bone matrix
+#: stays invertible (exporters, retargeting and constraints read rotations from it; 0 breaks them).
+HIDDEN_SCALE = 1e-4
 
 
 def make_continuous(q: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
@@ -120,7 +126,7 @@ def write_keys(fc, frames: np.ndarray, values: np.ndarray, filled: np.ndarray | 
 
 
 def visibility_keys(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keys of a ``hide`` channel that shows a hand only on the frames it was captured.
+    """Keys of a visibility channel that shows a hand only on the frames it was captured.
 
     Parameters
     ----------
@@ -146,12 +152,20 @@ def visibility_keys(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return k, np.array([keys[int(f)] for f in k])
 
 
-def write_visibility(owner, frames: np.ndarray, render: bool) -> None:
-    """Key ``hide_viewport`` (and ``hide_render``) on ``owner`` (Action or channelbag) from ``frames``."""
+def write_visibility(owner, frames: np.ndarray) -> None:
+    """Key the hand's visibility (``owner``: its rig's Action or channelbag): scale 1 on ``frames``,
+    :data:`HIDDEN_SCALE` elsewhere, on :data:`VISIBILITY_PATH`.
+
+    A scale, not ``hide_viewport``/``hide_render``: an object hidden on the current frame cannot be
+    selected, so exports of the selection (glTF, FBX) came out empty. A bone's scale is animation
+    that glTF, FBX and BVH carry like its rotation (BVH has no scale and keeps the rotations), while
+    the exported rest pose stays the armature's own.
+    """
     key_frames, hidden = visibility_keys(frames)
-    for path in ("hide_viewport", "hide_render") if render else ("hide_viewport",):
-        fc = next((f for f in owner.fcurves if f.data_path == path), None) or compat.new_fcurve(owner, path, 0, "Visibility")
-        write_keys(fc, key_frames, hidden, interpolation="CONSTANT")
+    for i in range(3):
+        fc = (next((f for f in owner.fcurves if f.data_path == VISIBILITY_PATH and f.array_index == i), None)
+              or compat.new_fcurve(owner, VISIBILITY_PATH, i, "Visibility"))
+        write_keys(fc, key_frames, np.where(hidden > 0, HIDDEN_SCALE, 1.0), interpolation="CONSTANT")
 
 
 class TrackKeyer:
@@ -167,8 +181,7 @@ class TrackKeyer:
     #: Rewrite the curves when the frames held reach this factor times the frames written.
     GROWTH = 1.5
 
-    def __init__(self, arm_obj, action_name: str, bone_names, bone_rest: np.ndarray, key_location: bool = True,
-                 mesh_obj=None):
+    def __init__(self, arm_obj, action_name: str, bone_names, bone_rest: np.ndarray, key_location: bool = True):
         import bpy
 
         self.obj = arm_obj
@@ -188,12 +201,6 @@ class TrackKeyer:
                       for i in range(3)] if key_location else [])
         self._conf = compat.new_fcurve(owner, f'["{CONFIDENCE_PROP}"]', 0, "DaHyF")
         self._owner = owner
-        self.mesh_obj = mesh_obj
-        self.mesh_action = None
-        self._mesh_owner = None
-        if mesh_obj is not None:  # the mesh shows only on captured frames: its own small Action
-            self.mesh_action = bpy.data.actions.new(action_name + ".visibility")
-            self._mesh_owner = compat.assign_action(mesh_obj, self.mesh_action)
         self.frames = np.zeros(0)
         self.quats = np.zeros((0, len(self.bone_names), 4))
         self.locs = np.zeros((0, 3))
@@ -241,6 +248,4 @@ class TrackKeyer:
         for i, fc in enumerate(self._loc):
             write_keys(fc, self.frames, self.locs[:, i], self.filled)
         write_keys(self._conf, self.frames, self.conf, self.filled)
-        write_visibility(self._owner, self.frames, render=False)
-        if self._mesh_owner is not None:
-            write_visibility(self._mesh_owner, self.frames, render=True)
+        write_visibility(self._owner, self.frames)

@@ -5,6 +5,7 @@ import bpy
 from bpy.app.handlers import persistent
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from . import compat
 from .prefs import DEFAULTS
 
 HANDS_ITEMS = (
@@ -12,6 +13,9 @@ HANDS_ITEMS = (
     ("LEFT", "Left", "Capture the left hand"),
     ("BOTH", "Both", "Capture both hands (one rig each)"),
 )
+#: Both: a one-hand video gives one rig either way, while 'Right' on a left-hand video found at most a
+#: short ghost 'right' hand (a misclassified frame or two), which looked like a capture.
+HANDS_DEFAULT = "BOTH"
 TARGET_ITEMS = (
     ("NEW_RIG", "New hand rig", "Create a MANO hand rig (armature + skinned mesh) per captured hand"),
     ("ARMATURE", "Existing armature", "Retarget onto an existing armature with a retarget preset"),
@@ -23,8 +27,9 @@ def _is_armature(self, obj):
 
 
 class DAHYF_PG_settings(bpy.types.PropertyGroup):
-    video: StringProperty(name="Video", subtype="FILE_PATH", description="Video file with the hand(s) to capture")
-    hands: EnumProperty(name="Hands", items=HANDS_ITEMS, default="RIGHT")
+    video: StringProperty(name="Video", subtype="FILE_PATH", description="Video file with the hand(s) to capture",
+                          options=compat.path_options())
+    hands: EnumProperty(name="Hands", items=HANDS_ITEMS, default=HANDS_DEFAULT)
     use_frame_range: BoolProperty(name="Frame range", default=False,
                                   description="Capture only part of the video (video frames, first frame is 0)")
     frame_start: IntProperty(name="Start", min=0, default=0, description="First video frame (0-based)")

@@ -15,9 +15,13 @@ from mathutils import Matrix, Vector
 from . import coords, engine_api
 from .prefs import get_prefs
 
-#: Custom properties stored on a DaHyF rig.
+#: Custom properties stored on a DaHyF rig: its side ('right' | 'left') and hand model; on a captured
+#: rig also its take name, track number and source video.
 SIDE_PROP = "dahyf_side"
 MODEL_PROP = "dahyf_hand_model"
+TAKE_PROP = "dahyf_take"
+TRACK_PROP = "dahyf_track"
+SOURCE_PROP = "dahyf_source"
 
 
 def rest_geometry(hand_model, betas=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,13 +175,6 @@ def bone_rest_quaternions(arm_obj) -> np.ndarray:
     from dahyf.hand.tables import BONE_NAMES
 
     return np.array([list(arm_obj.data.bones[b].matrix_local.to_quaternion()) for b in BONE_NAMES])
-
-
-def is_hand_rig(obj) -> bool:
-    """True when ``obj`` is an armature with all 16 DaHyF/MANO bones."""
-    from dahyf.hand.tables import BONE_NAMES
-
-    return obj is not None and obj.type == "ARMATURE" and all(b in obj.data.bones for b in BONE_NAMES)
 
 
 class DAHYF_OT_add_hand_rig(bpy.types.Operator):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 
 import bpy
 import numpy as np
@@ -24,6 +25,22 @@ def next_take_number(video_stem: str) -> int:
     pat = re.compile(re.escape(video_stem) + r"\.take(\d+)\b")
     nums = [int(m.group(1)) for a in bpy.data.actions if (m := pat.match(a.name))]
     return max(nums, default=0) + 1
+
+
+#: The ``bpy.data`` collections a session creates datablocks in.
+CREATED_KINDS = ("objects", "cameras", "movieclips", "meshes", "armatures", "actions", "materials", "collections")
+
+
+@contextmanager
+def recording_new_datablocks(created: list):
+    """Append ``(bpy.data collection name, datablock)`` to ``created`` for each datablock made inside
+    the ``with`` block, also when it raises half-way (so :meth:`TakeSession.rollback` finds them)."""
+    before = {kind: {b.as_pointer() for b in getattr(bpy.data, kind)} for kind in CREATED_KINDS}
+    try:
+        yield
+    finally:
+        for kind in CREATED_KINDS:
+            created.extend((kind, b) for b in getattr(bpy.data, kind) if b.as_pointer() not in before[kind])
 
 
 class TakeSession:
@@ -51,6 +68,7 @@ class TakeSession:
         self.rigs: dict[int, tuple] = {}
         self.camera = None
         self.collection = None
+        self.origin = np.zeros(3)  # world position of the camera and the hands (see preview.capture_origin)
         self._state = preview.SceneState.save(self.scene)
         self._hands: dict[str, object] = {}
         self._created: list = []  # (collection name, datablock) in creation order
@@ -82,40 +100,30 @@ class TakeSession:
         preview.set_scene_timing(self.scene, rows.fps, self.first_frame, self.last_frame)
         return rows.num_rows
 
-    def _new_collection(self):
-        coll = bpy.data.collections.new(f"DaHyF {self.take_name}")
-        self.scene.collection.children.link(coll)
-        self._created.append(("collections", coll))
-        return coll
-
     def _setup_preview(self, rows: engine_api.Rows):
-        self.collection = self._new_collection()
-        video = self.source if (self.video_background and os.path.isfile(self.source)) else None
-        n_clips = len(bpy.data.movieclips)
-        self.camera = preview.add_capture_camera(self.context, f"{self.take_name} camera", rows.image_size,
-                                                 rows.focal, video, self.collection)
-        self._created.append(("objects", self.camera))
-        self._created.append(("cameras", self.camera.data))
-        if len(bpy.data.movieclips) > n_clips:
-            self._created.append(("movieclips", bpy.data.movieclips[-1]))
+        with recording_new_datablocks(self._created):
+            self.collection = bpy.data.collections.new(f"DaHyF {self.take_name}")
+            self.scene.collection.children.link(self.collection)
+            video = self.source if (self.video_background and os.path.isfile(self.source)) else None
+            depth = max(preview.MIN_CLIP_END_M, 2.0 * float(np.max(rows.transl[:, 2], initial=0.0)))
+            self.origin = preview.capture_origin(self.context, rows.image_size, rows.focal, depth)
+            self.camera = preview.add_capture_camera(self.context, f"{self.take_name} camera", rows.image_size,
+                                                     rows.focal, video, self.collection, location=self.origin,
+                                                     clip_end_m=depth)
         preview.view_through_camera(self.context)
 
     def _add_track(self, track: int, side: str, rows: engine_api.Rows):
         hand = self.hand_model(side)
         betas = np.median(rows.betas, axis=0)
         name = f"{self.take_name} hand {SIDE_LETTER.get(side, side)}{track}"
-        arm_obj, mesh_obj = rig.build_hand_rig(self.context, hand, side, betas, name=name, collection=self.collection)
-        arm_obj["dahyf_take"] = self.take_name
-        arm_obj["dahyf_track"] = int(track)
-        arm_obj["dahyf_source"] = self.source
-        for coll, block in ((("objects", mesh_obj), ("meshes", mesh_obj.data), ("objects", arm_obj),
-                             ("armatures", arm_obj.data))):
-            self._created.append((coll, block))
-        keyer = keying.TrackKeyer(arm_obj, f"{self.take_name}.{side}{track}", _bone_names(),
-                                  rig.bone_rest_quaternions(arm_obj), key_location=self.key_location,
-                                  mesh_obj=mesh_obj)
-        self._created.append(("actions", keyer.action))
-        self._created.append(("actions", keyer.mesh_action))
+        with recording_new_datablocks(self._created):
+            arm_obj, mesh_obj = rig.build_hand_rig(self.context, hand, side, betas, name=name,
+                                                   collection=self.collection, location=tuple(self.origin))
+            arm_obj[rig.TAKE_PROP] = self.take_name
+            arm_obj[rig.TRACK_PROP] = int(track)
+            arm_obj[rig.SOURCE_PROP] = self.source
+            keyer = keying.TrackKeyer(arm_obj, f"{self.take_name}.{side}{track}", _bone_names(),
+                                      rig.bone_rest_quaternions(arm_obj), key_location=self.key_location)
         self.keyers[track] = keyer
         self.rigs[track] = (arm_obj, mesh_obj)
 

@@ -36,9 +36,23 @@ class DAHYF_PT_capture(SidebarPanel, bpy.types.Panel):
         if s.target == "ARMATURE":
             layout.prop(s, "target_armature")
             layout.prop(s, "retarget_preset")
-        col = layout.column()
-        col.scale_y = 1.4
+        draw_capture_button(layout)
+
+
+def draw_capture_button(layout) -> None:
+    """The Capture button, or while a capture runs its progress bar and a Stop button."""
+    from .ops_capture import running_captures
+
+    running = running_captures()
+    col = layout.column()
+    col.scale_y = 1.4
+    if not running:
         col.operator("dahyf.capture_video", text="Capture from video", icon="REC")
+        return
+    run = running[0]
+    row = col.row(align=True)
+    row.progress(factor=run.job.progress, type="BAR", text=run.text)
+    row.operator("dahyf.capture_stop", text="Stop", icon="CANCEL")
 
 
 class DAHYF_PT_tools(SidebarPanel, bpy.types.Panel):

@@ -1,7 +1,7 @@
 """``dahyf demo``: the main job — capture the bundled sample video into a .blend with a picture.
 
 The engine never imports Blender: the Blender part runs in a subprocess with this same Python
-(``python -m dahyf_blender.headless``), which needs the ``bpy`` module and the repository's
+(``python -m dahyf_blender.devtools.headless``), which needs the ``bpy`` module and the repository's
 ``dahyf_blender`` package. Without them the demo still captures the take (.npz) and says why no
 .blend was made.
 """
@@ -39,7 +39,7 @@ def _blender_available() -> str | None:
     """None when the Blender part can run, else the reason it cannot."""
     if importlib.util.find_spec("bpy") is None:
         return "Blender's Python module bpy is not installed (pip install bpy==5.0.1, Python 3.11)"
-    if not (REPO / "dahyf_blender" / "headless.py").is_file():
+    if not (REPO / "dahyf_blender" / "devtools" / "headless.py").is_file():
         return f"the add-on package dahyf_blender/ is not next to the engine (run from a checkout of the repository)"
     return None
 
@@ -59,7 +59,7 @@ def run(args) -> int:
     reason = _blender_available()
     if reason is not None:
         return _take_only(video, out, args, reason)
-    cmd = [sys.executable, "-m", "dahyf_blender.headless", "--video", str(video.resolve()),
+    cmd = [sys.executable, "-m", "dahyf_blender.devtools.headless", "--video", str(video.resolve()),
            "--out-dir", str(out.resolve()), "--hands", args.hands]
     if args.frame_range:
         cmd += ["--frame-range", *map(str, args.frame_range)]

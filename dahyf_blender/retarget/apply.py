@@ -324,7 +324,8 @@ def retarget_objects(context, source, target, preset: str = "AUTO", frame_range:
     if frame_range is None:
         owner = compat.channel_owner(source)
         ranges = [fc.range() for fc in (owner.fcurves if owner is not None else ())
-                  if fc.data_path.startswith("pose.bones") and len(fc.keyframe_points)]
+                  if fc.data_path.startswith("pose.bones") and fc.data_path != keying.VISIBILITY_PATH
+                  and len(fc.keyframe_points)]
         if ranges:
             frame_range = (int(round(min(r[0] for r in ranges))), int(round(max(r[1] for r in ranges))))
         else:

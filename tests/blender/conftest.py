@@ -70,12 +70,13 @@ def addon(addon_zip):
 
 @pytest.fixture
 def ctx(addon):
-    """An empty scene with the extension enabled and default preferences."""
+    """An empty scene with the extension enabled and default preferences; no capture left running after."""
     bpy.ops.wm.read_homefile(use_empty=True)
     prefs = bpy.context.preferences.addons[EXT_MODULE].preferences
     prefs.mano_folder = ""
     prefs.checkpoint = os.environ.get("DAHYF_TEST_CHECKPOINT", "")
-    return bpy.context
+    yield bpy.context
+    importlib.import_module(f"{EXT_MODULE}.ops_capture").stop_running_captures()
 
 
 @pytest.fixture
@@ -86,11 +87,8 @@ def sub(addon):
 
 @pytest.fixture(scope="session")
 def engine_available():
-    """The capture engine loads (the bundled one, or $DAHYF_TEST_CHECKPOINT); skip otherwise."""
-    import dahyf
+    """The capture engine loads (the bundled one, or $DAHYF_TEST_CHECKPOINT): see require_engine."""
+    from blender_helpers import require_engine
 
-    try:
-        dahyf.load_engine(os.environ.get("DAHYF_TEST_CHECKPOINT") or None, device="cpu")
-    except dahyf.CaptureError as exc:
-        pytest.skip(f"the capture engine is not available: {exc}")
+    require_engine()
     return True

@@ -75,9 +75,9 @@ def test_finger_curl_is_a_rotation_about_one_local_axis(ctx):
         pb.rotation_quaternion = Quaternion()
 
 
-def _import(ctx, tmp_path, take, name="clip"):
+def _import(ctx, tmp_path, take, name="clip", video=""):
     path = take.save(tmp_path / f"{name}.npz")
-    assert bpy.ops.dahyf.import_take(filepath=str(path)) == {"FINISHED"}
+    assert bpy.ops.dahyf.import_take(filepath=str(path), video=str(video)) == {"FINISHED"}
     return sorted((o for o in bpy.data.objects if o.type == "ARMATURE"), key=lambda o: o["dahyf_track"])
 
 
@@ -162,7 +162,7 @@ def test_preview_camera_overlays_the_hand_on_the_video(ctx, tmp_path, shared_vid
     from bpy_extras.object_utils import world_to_camera_view
 
     take = _two_hand_take(n=6, seed=7, source=str(shared_video))
-    arms = _import(ctx, tmp_path, take)
+    arms = _import(ctx, tmp_path, take, video=shared_video)
     scene = ctx.scene
     cam = scene.camera
     W, H = take.image_size
@@ -190,7 +190,7 @@ def test_preview_camera_overlays_the_hand_on_the_video(ctx, tmp_path, shared_vid
 
 
 def test_blend_saves_and_reloads_with_the_animation(ctx, tmp_path, sub):
-    compat = sub("compat")
+    compat, keying = sub("compat"), sub("keying")
     take = _two_hand_take(n=5, seed=9)
     arms = _import(ctx, tmp_path, take)
     names = {a.name: a.animation_data.action.name for a in arms}
@@ -200,7 +200,7 @@ def test_blend_saves_and_reloads_with_the_animation(ctx, tmp_path, sub):
     for arm_name, action_name in names.items():
         arm = bpy.data.objects[arm_name]
         assert arm.animation_data.action.name == action_name
-        fcurves = [fc for fc in compat.channel_owner(arm).fcurves if fc.data_path != "hide_viewport"]
+        fcurves = [fc for fc in compat.channel_owner(arm).fcurves if fc.data_path != keying.VISIBILITY_PATH]
         assert len(fcurves) == 16 * 4 + 3 + 1
         assert all(len(fc.keyframe_points) == 5 for fc in fcurves)
 
@@ -262,7 +262,7 @@ def test_streamed_chunks_key_the_same_curves_as_one_batch(ctx, sub):
         curves.append({(fc.data_path, fc.array_index): [(tuple(p.co), p.type) for p in fc.keyframe_points]
                        for fc in compat.channel_owner(arm).fcurves})
     assert curves[0] == curves[1]
-    assert all(len(v) == 40 for k, v in curves[0].items() if k[0] != "hide_viewport")
+    assert all(len(v) == 40 for k, v in curves[0].items() if k[0] != keying.VISIBILITY_PATH)
 
 
 def test_new_scenes_take_threshold_and_smoothing_from_the_preferences(addon, tmp_path):
@@ -292,6 +292,8 @@ def test_capture_button_uses_the_panel_settings(ctx, tmp_path):
 
 
 def test_hands_show_only_on_the_frames_they_were_captured(ctx, tmp_path, sub):
+    """Outside its captured frames a hand shrinks to nothing (wrist scale); nothing is ever hidden
+    (a hidden object cannot be selected, and exports of the selection dropped it)."""
     keying = sub("keying")
     frames, hidden = keying.visibility_keys(np.array([3, 4, 5, 9, 10, 12]))
     assert dict(zip(frames.tolist(), hidden.tolist())) == {2: 1, 3: 0, 6: 1, 8: 1, 9: 0, 11: 1, 12: 0, 13: 1}
@@ -301,23 +303,36 @@ def test_hands_show_only_on_the_frames_they_were_captured(ctx, tmp_path, sub):
         mesh = next(o for o in arm.children if o.type == "MESH")
         for frame, hide in ((3, True), (4, False), (9, False), (10, True), (40, True)):
             ctx.scene.frame_set(frame)
-            assert (mesh.hide_render, mesh.hide_viewport, arm.hide_viewport) == (hide, hide, hide), frame
+            verts = mesh.evaluated_get(ctx.evaluated_depsgraph_get()).data.vertices
+            co = np.array([list(mesh.matrix_world @ v.co) for v in verts])
+            extent = float(np.ptp(co, axis=0).max())
+            assert (extent < 1e-4) if hide else (extent > 0.1), (frame, extent)
+            assert mesh.visible_get() and arm.visible_get() and not mesh.hide_render, frame
 
 
 def test_capture_job_hands_the_worker_thread_a_plain_copy_of_the_preferences(ctx, tmp_path, sub, addon):
     """The engine is loaded on the worker thread, which must never read Blender data (the preferences)."""
-    ops_capture = sub("ops_capture")
+    capture_job = sub("capture_job")
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0" * 16)
     prefs = ctx.preferences.addons[addon.__name__].preferences
     prefs.device = "CPU"
     try:
-        job = ops_capture.CaptureJob(ctx, str(video), "right")
+        job = capture_job.CaptureJob(ctx, str(video), "right")
         assert not isinstance(job.prefs, bpy.types.bpy_struct)
         prefs.device = "CUDA"  # a change in the preferences during a capture does not reach the worker
         assert (job.prefs.device, job.prefs.mano_folder, job.prefs.checkpoint) == ("CPU", "", prefs.checkpoint)
     finally:
         prefs.device = "AUTO"
+
+
+def _start_modal(ctx, sub, video, **kw):
+    """A real modal capture (engine thread, timer, progress), as the operator's invoke starts it."""
+    job = sub("capture_job").CaptureJob(ctx, str(video), **kw)
+    reports = []
+    run = sub("ops_capture").ModalCapture(job, lambda kind, msg: reports.append((kind, msg)))
+    run.start(ctx)
+    return run, reports
 
 
 def test_unregister_and_cancel_stop_a_running_capture(ctx, tmp_path, sub):
@@ -328,41 +343,35 @@ def test_unregister_and_cancel_stop_a_running_capture(ctx, tmp_path, sub):
     ops_capture = sub("ops_capture")
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0" * 16)
-    wm = ctx.window_manager
-    job = ops_capture.CaptureJob(ctx, str(video), "right")
-    run = SimpleNamespace(job=job, timer=wm.event_timer_add(0.1), wm=wm, workspace=ctx.workspace)
-    ops_capture._RUNNING.append(run)
+    run, _ = _start_modal(ctx, sub, video, hands="right")
+    assert ops_capture.running_captures() == [run] and run.timer is not None
     ops_capture.unregister()
     try:
-        assert job.cancel.is_set() and not ops_capture._RUNNING
+        assert run.job.cancel.is_set() and not ops_capture.running_captures() and run.timer is None
     finally:
         ops_capture.register()
-    op_cls = bpy.types.DAHYF_OT_capture_video
-    job = ops_capture.CaptureJob(ctx, str(video), "right")
-    op = SimpleNamespace(_job=job, _timer=wm.event_timer_add(0.1), _running=None)
-    op._cleanup = lambda context: op_cls._cleanup(op, context)
-    op_cls.cancel(op, ctx)
-    assert job.cancel.is_set() and op._timer is None
+    run, _ = _start_modal(ctx, sub, video, hands="right")
+    bpy.types.DAHYF_OT_capture_video.cancel(SimpleNamespace(_modal=run), ctx)
+    assert run.job.cancel.is_set() and run.timer is None and not ops_capture.running_captures()
 
 
 def test_undo_keys_are_held_during_a_modal_capture(ctx, tmp_path, sub):
     """Ctrl+Z during a capture would free the rigs being keyed: the modal handler swallows it."""
     from types import SimpleNamespace
 
-    ops_capture = sub("ops_capture")
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0" * 16)
-    job = ops_capture.CaptureJob(ctx, str(video), "right")
-    reports = []
-    op = SimpleNamespace(_job=job, report=lambda kind, msg: reports.append((kind, msg)))
-    op_cls = bpy.types.DAHYF_OT_capture_video
-    for ctrl, oskey, shift in ((True, False, False), (False, True, False), (True, False, True)):
-        event = SimpleNamespace(type="Z", value="PRESS", ctrl=ctrl, oskey=oskey, shift=shift)
-        assert op_cls.modal(op, ctx, event) == {"RUNNING_MODAL"}
-    assert len(reports) == 3 and "Esc" in reports[0][1]
-    other = SimpleNamespace(type="Z", value="PRESS", ctrl=False, oskey=False, shift=False)
-    assert op_cls.modal(op, ctx, other) == {"PASS_THROUGH"}
-    job.cancel.set()
+    run, reports = _start_modal(ctx, sub, video, hands="right")
+    try:
+        for ctrl, oskey, shift in ((True, False, False), (False, True, False), (True, False, True)):
+            event = SimpleNamespace(type="Z", value="PRESS", ctrl=ctrl, oskey=oskey, shift=shift)
+            assert run.handle(ctx, event) == {"RUNNING_MODAL"}
+        assert len(reports) == 3 and "Esc" in reports[0][1]
+        other = SimpleNamespace(type="Z", value="PRESS", ctrl=False, oskey=False, shift=False)
+        assert run.handle(ctx, other) == {"PASS_THROUGH"}
+    finally:
+        run.stop()
+        run.close()
 
 
 def test_a_missing_take_folder_is_reported_before_capturing(ctx, tmp_path):
@@ -417,11 +426,3 @@ def test_panel_values_set_before_the_defaults_were_applied_are_kept(addon):
         assert (s.threshold, s.smoothing, s.defaults_applied) == (pytest.approx(0.3), pytest.approx(0.2), True)
     finally:
         prefs.threshold, prefs.smoothing = old
-
-
-def test_import_without_its_video_says_how_to_get_the_background(ctx, tmp_path, capfd):
-    take = _two_hand_take(n=3, seed=6, source=str(tmp_path / "moved_away.mp4"))
-    _import(ctx, tmp_path, take)
-    assert not ctx.scene.camera.data.background_images
-    out = capfd.readouterr()
-    assert "moved_away.mp4) was not found" in out.out + out.err and "'Video'" in out.out + out.err

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("bpy")
@@ -16,17 +17,37 @@ def _demo(repo_dir, *args):
 
 
 def test_demo_captures_the_sample_into_a_blend_and_a_take(repo_dir, tmp_path, engine_available):
+    """The .blend the demo writes opens with the keyed hand rig, the take's frames and the video behind the camera."""
+    import os
+
+    import bpy
     import dahyf
     from dahyf.demo import find_sample_video
+    from dahyf.hand.tables import BONE_NAMES
 
-    if find_sample_video() is None:
+    video = find_sample_video()
+    if video is None:
         pytest.skip("the bundled sample video is missing")
     proc = _demo(repo_dir, "--out", str(tmp_path), "--frame-range", "0", "30", "--no-render")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    blend = tmp_path / "open_hand_sample.blend"
-    take = dahyf.Take.load(tmp_path / "open_hand_sample.take.npz")
-    assert blend.stat().st_size > 0 and len(take) > 0
     assert "blend:" in proc.stdout and "hands:" in proc.stdout
+    take = dahyf.Take.load(tmp_path / "open_hand_sample.take.npz")
+    rows = take.track_for("right")
+    assert len(rows) > 0
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "open_hand_sample.blend"))
+    arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    assert [a["dahyf_side"] for a in arms] == ["right"]
+    arm = arms[0]
+    assert [b.name for b in arm.data.bones] == list(BONE_NAMES)
+    assert arm.animation_data.action.name == "open_hand_sample.take001.right0"
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end) == (int(rows.frame.min()) + 1, int(rows.frame.max()) + 1)
+    clip = scene.camera.data.background_images[0].clip
+    assert os.path.samefile(bpy.path.abspath(clip.filepath), video)
+    for r in (0, len(rows) // 2, len(rows) - 1):  # the saved keys pose the rig as the take says (armature space = camera)
+        scene.frame_set(int(rows.frame[r]) + 1)
+        wrist = np.array(arm.pose.bones["wrist"].head)
+        np.testing.assert_allclose(wrist, rows.joints3d[r][0], atol=1e-3)
 
 
 def test_demo_with_a_missing_video_says_what_to_do(repo_dir, tmp_path):
