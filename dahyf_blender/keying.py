@@ -175,13 +175,15 @@ class TrackKeyer:
     curve) whenever the keyed length has grown by :attr:`GROWTH` since the last write, so a
     stream of chunks costs O(frames) in total; :meth:`flush` writes the rest (call it at the end).
     The armature's bones must be named by :data:`dahyf.hand.tables.BONE_NAMES` and be in
-    quaternion rotation mode.
+    quaternion rotation mode. ``visibility``: also key :data:`VISIBILITY_PATH` so that the hand
+    shows only on its keyed frames (captures and imports do; a live rig stays visible).
     """
 
     #: Rewrite the curves when the frames held reach this factor times the frames written.
     GROWTH = 1.5
 
-    def __init__(self, arm_obj, action_name: str, bone_names, bone_rest: np.ndarray, key_location: bool = True):
+    def __init__(self, arm_obj, action_name: str, bone_names, bone_rest: np.ndarray, key_location: bool = True,
+                 visibility: bool = False):
         import bpy
 
         self.obj = arm_obj
@@ -201,6 +203,7 @@ class TrackKeyer:
                       for i in range(3)] if key_location else [])
         self._conf = compat.new_fcurve(owner, f'["{CONFIDENCE_PROP}"]', 0, "DaHyF")
         self._owner = owner
+        self.visibility = visibility
         self.frames = np.zeros(0)
         self.quats = np.zeros((0, len(self.bone_names), 4))
         self.locs = np.zeros((0, 3))
@@ -248,4 +251,5 @@ class TrackKeyer:
         for i, fc in enumerate(self._loc):
             write_keys(fc, self.frames, self.locs[:, i], self.filled)
         write_keys(self._conf, self.frames, self.conf, self.filled)
-        write_visibility(self._owner, self.frames)
+        if self.visibility:
+            write_visibility(self._owner, self.frames)

@@ -21,7 +21,7 @@ import bpy
 import numpy as np
 
 from . import engine_api, keying, live_drive, rig
-from .ops_capture import prefs_snapshot
+from .capture_job import prefs_snapshot
 from .prefs import get_prefs
 
 #: Seconds between two timer ticks (a 30 frames/s camera gives a new pose every ~33 ms).

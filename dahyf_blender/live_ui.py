@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, PointerProperty, StringProperty
-from dahyf.capture.live import DEFAULT_LIVE_SMOOTH
+from dahyf.capture.settings import DEFAULT_LIVE_SMOOTH
 from dahyf.errors import DaHyFUserError
 
 from . import compat, live

@@ -123,7 +123,8 @@ class TakeSession:
             arm_obj[rig.TRACK_PROP] = int(track)
             arm_obj[rig.SOURCE_PROP] = self.source
             keyer = keying.TrackKeyer(arm_obj, f"{self.take_name}.{side}{track}", _bone_names(),
-                                      rig.bone_rest_quaternions(arm_obj), key_location=self.key_location)
+                                      rig.bone_rest_quaternions(arm_obj), key_location=self.key_location,
+                                      visibility=True)
         self.keyers[track] = keyer
         self.rigs[track] = (arm_obj, mesh_obj)
 

@@ -25,12 +25,10 @@ from .errors import CaptureError
 from .filters import FILTER_KINDS
 from .live_source import LiveSource
 from .pipeline import CapturePipeline, PoseStages, check_options, default_focal
-from .settings import DEFAULT_THRESHOLD
+from .settings import DEFAULT_LIVE_SMOOTH, DEFAULT_THRESHOLD
 from .stages import TrackSample
 from .take import Take
 
-#: Default smoothing of live capture (the causal One-Euro filter; see BENCHMARKS.md, live capture).
-DEFAULT_LIVE_SMOOTH = 0.5
 #: Default causal filter of live capture.
 DEFAULT_LIVE_FILTER = "one_euro"
 #: Latencies kept for the statistics (the last ones; ~5 min at 30 frames/s).

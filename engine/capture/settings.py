@@ -7,7 +7,11 @@ noise) and rejects 76 % of swapped-finger landmark sets and all random ones
 DEFAULT_SMOOTH: zero-lag temporal smoothing strength, 0 (off) to 1 (a Gaussian-weighted local quadratic,
 σ = smooth × 0.15 s × 1.75; see dahyf.capture.filters).
 DEFAULT_CHUNK_FRAMES: frames per streamed chunk (and per batched engine forward).
+DEFAULT_LIVE_SMOOTH: smoothing of live capture (the causal One-Euro filter; see BENCHMARKS.md, live
+capture). Here, not in ``live``, so that the add-on's panels read it without importing the capture
+machinery (OpenCV) when Blender starts.
 """
 DEFAULT_THRESHOLD = 0.85
 DEFAULT_SMOOTH = 0.5
 DEFAULT_CHUNK_FRAMES = 32
+DEFAULT_LIVE_SMOOTH = 0.5
