@@ -35,6 +35,11 @@ CAMERA_EULER = (math.pi / 2, 0.0, 0.0)
 FRAME_OFFSET = 1
 
 
+def cv_to_blender(points: np.ndarray) -> np.ndarray:
+    """(..., 3) m OpenCV camera points → (..., 3) m points relative to the capture camera (Blender axes)."""
+    return np.asarray(points, dtype=np.float64) @ CV_TO_BLENDER.T
+
+
 #: Sensor width (mm) of every capture camera; with ``sensor_fit = 'HORIZONTAL'`` it spans the image width.
 SENSOR_WIDTH_MM = 36.0
 

@@ -62,6 +62,18 @@ def retarget_captured(context, job: CaptureJob, report) -> None:
         report({"INFO"}, f"Retargeted {arm.name} onto {settings.target_armature.name}: Action {action.name!r}")
 
 
+def end_capture(context, job: CaptureJob, finish, report) -> set[str]:
+    """Run ``finish`` (``job.run`` or ``job.finish``); report its error, or what was captured (and
+    retarget it when asked for). Returns the operator's result."""
+    try:
+        finish()
+    except Exception as exc:
+        report({"ERROR"}, engine_api.describe_error(exc))
+        return {"CANCELLED"}
+    report_finished(context, job, report)
+    return {"FINISHED"}
+
+
 def report_finished(context, job: CaptureJob, report) -> None:
     """After a capture: the retarget (if asked for), what was captured, and warnings about the take."""
     retarget_captured(context, job, report)
@@ -139,13 +151,7 @@ class ModalCapture:
         if not ended:
             return {"RUNNING_MODAL"}
         self.close()
-        try:
-            job.finish()
-        except Exception as exc:
-            self.report({"ERROR"}, engine_api.describe_error(exc))
-            return {"CANCELLED"}
-        report_finished(context, job, self.report)
-        return {"FINISHED"}
+        return end_capture(context, job, job.finish, self.report)
 
     def close(self) -> None:
         """Remove the timer, the progress and the status text (once; safe to call again)."""
@@ -232,7 +238,15 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
             if not self.properties.is_property_set(op_name):
                 setattr(self, op_name, getattr(settings, scene_name))
 
-    def _make_job(self, context) -> CaptureJob:
+    def _make_job(self, context) -> CaptureJob | None:
+        """The capture the operator's settings describe, or None after reporting why there is none."""
+        try:
+            return self._new_job(context)
+        except Exception as exc:
+            self.report({"ERROR"}, engine_api.describe_error(exc))
+            return None
+
+    def _new_job(self, context) -> CaptureJob:
         settings = getattr(context.scene, "dahyf", None)
         if settings is not None and settings.target == "ARMATURE" and settings.target_armature is None:
             raise engine_api.UserError("Target is 'Existing armature' but no armature is chosen: pick one in the "
@@ -246,24 +260,16 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
     # --- EXEC_DEFAULT: synchronous ----------------------------------------------------------------
     def execute(self, context):
         self._fill_from_scene(context)
-        try:
-            job = self._make_job(context)
-            job.run()
-        except Exception as exc:
-            self.report({"ERROR"}, engine_api.describe_error(exc))
-            return {"CANCELLED"}
-        report_finished(context, job, self.report)
-        return {"FINISHED"}
+        job = self._make_job(context)
+        return {"CANCELLED"} if job is None else end_capture(context, job, job.run, self.report)
 
     # --- INVOKE_DEFAULT: modal --------------------------------------------------------------------
     def invoke(self, context, event):
         self._fill_from_scene(context)
         if context.window is None or bpy.app.background:  # no UI event loop: run synchronously
             return self.execute(context)
-        try:
-            job = self._make_job(context)
-        except Exception as exc:
-            self.report({"ERROR"}, engine_api.describe_error(exc))
+        job = self._make_job(context)
+        if job is None:
             return {"CANCELLED"}
         self._modal = ModalCapture(job, self.report)
         self._modal.start(context)
