@@ -10,8 +10,9 @@ matching set it:
 - **pinch**: thumb tip near another fingertip. The target's tip-to-tip vector is made the
   source's, scaled by the hand-length ratio (each tip moves half way).
 - **palm**: a fingertip near the palm (within the palm's outline, close to its plane). The target
-  tip goes to the same place on the target's palm (along, across and height scaled by palm length,
-  palm width and hand length).
+  tip is brought to the source's height above the palm plane (scaled by hand length) — touching
+  it — wherever on its palm its own finger proportions land it (forcing the source's spot on a
+  hand with other proportions bends the fingers out of shape).
 
 Weights fall smoothly from 1 (at or below ``on`` hand lengths) to 0 (at ``off``), so a contact
 fades in and out without a pop. Everything is in hand coordinates (:class:`HandGeometry`),
@@ -58,8 +59,8 @@ def source_goals(src: HandGeometry, D_src, tgt: HandGeometry, options: ContactOp
     Returns
     -------
     goals : {finger: ((F, 3) goal in target hand coordinates, (F,) weight)} — 'pinch' goals are
-        relative (the thumb-to-finger vector, with the finger's name), 'palm' goals absolute:
-        ``{"pinch": {finger: (vec, w)}, "palm": {finger: (point, w)}}``.
+        relative (the thumb-to-finger vector (F, 3), with the finger's name), 'palm' goals the tip's
+        height above the palm plane (F,): ``{"pinch": {finger: (vec, w)}, "palm": {finger: (height, w)}}``.
     """
     _, ends = src.pose_points(D_src)
     tips = {f: ends[:, src.fingers[f][-1]] for f in FINGERS if src.fingers[f]}
@@ -72,8 +73,6 @@ def source_goals(src: HandGeometry, D_src, tgt: HandGeometry, options: ContactOp
                 w = ramp(np.linalg.norm(vec, axis=-1) / src.length, options.pinch_on, options.pinch_off)
                 pinch[f] = (vec * scale, w)
     palm = {}
-    s_axes = np.array([src.palm_length, src.palm_width, src.length])
-    t_axes = np.array([tgt.palm_length, tgt.palm_width, tgt.length])
     span_y = sorted((src.knuckle("index")[1], src.knuckle("pinky")[1]))
     for f, tip in tips.items():
         if not tgt.fingers[f]:
@@ -81,7 +80,7 @@ def source_goals(src: HandGeometry, D_src, tgt: HandGeometry, options: ContactOp
         inside = ((tip[:, 0] > -0.1 * src.palm_length) & (tip[:, 0] < 1.1 * src.palm_length)
                   & (tip[:, 1] > span_y[0] - 0.25 * src.palm_width) & (tip[:, 1] < span_y[1] + 0.25 * src.palm_width))
         w = ramp(np.abs(tip[:, 2]) / src.length, options.palm_on, options.palm_off) * inside
-        palm[f] = (tip / s_axes * t_axes, w)
+        palm[f] = (tip[:, 2] * scale, w)
     return {"pinch": pinch, "palm": palm}
 
 
@@ -89,7 +88,8 @@ def _constraints(tgt: HandGeometry, D, goals):
     """Rows of the linear contact problem J ω = e at the current pose (hand lengths as unit).
 
     Returns J (F, m, 3·J_t) and e (F, m): pinch rows ask the thumb-to-finger vector to change by its
-    error, palm rows the fingertip to move to its goal, each scaled by the contact's weight; rows of
+    error, palm rows the fingertip's height above the palm to become its goal, each scaled by the
+    contact's weight; rows of
     frames without that contact are zero.
     """
     L = tgt.length
@@ -112,11 +112,11 @@ def _constraints(tgt: HandGeometry, D, goals):
         on = (w > 0)[:, None, None]
         rows.append(np.where(on, J_thumb - J_f, 0.0))
         rhs.append(np.where(on[..., 0], w[:, None] * (vec / L - (t_thumb - t_f)), 0.0))
-    for f, (point, w) in goals["palm"].items():
+    for f, (height, w) in goals["palm"].items():
         t_f, J_f = tips[f]
         on = (w > 0)[:, None, None]
-        rows.append(np.where(on, J_f, 0.0))
-        rhs.append(np.where(on[..., 0], w[:, None] * (point / L - t_f), 0.0))
+        rows.append(np.where(on, J_f[:, 2:3], 0.0))  # the palm normal is the hand frame's third axis
+        rhs.append(np.where(on[..., 0], w[:, None] * (height[:, None] / L - t_f[:, 2:3]), 0.0))
     return np.concatenate(rows, axis=1), np.concatenate(rhs, axis=1)
 
 
