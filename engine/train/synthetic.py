@@ -113,28 +113,41 @@ def _normal(g: torch.Generator, n: int, std: float, *shape) -> torch.Tensor:
     return std * torch.randn((n, *shape), generator=g)
 
 
-def sample_finger_curl(g: torch.Generator, n: int) -> torch.Tensor:
-    """Per-finger curl in [0, 1] (0 straight, 1 fist) with realistic coupling.
+#: Mixture weights of the natural pose prior (:func:`sample_finger_curl`): open / flat hands, the
+#: relaxed cascade, a shared grasp level, gestures (each finger extended or curled), independent curls.
+POSE_MODES = {"open": 0.2, "relaxed": 0.1, "grasp": 0.3, "gesture": 0.25, "independent": 0.15}
 
-    A mixture of: a shared grasp level with small per-finger deviations (neighbours move together,
-    ring follows middle and pinky), independent gestures (each finger extended or curled, ring and
-    pinky mostly together), and fully independent curls.
+
+def sample_finger_curl(g: torch.Generator, n: int) -> torch.Tensor:
+    """Per-finger curl in [0, 1] (0 straight, 1 fist) from a natural pose prior with finger coupling.
+
+    A mixture (weights POSE_MODES) of: open / flat hands (every finger straight, curl ≤ 0.05); the
+    relaxed hand (a cascade from the index, nearly straight, to the little finger, a little more
+    curled); a shared grasp level with small per-finger deviations (neighbours move together, ring
+    follows middle and pinky); gestures (each finger extended or curled — point, pinch, V, thumbs-up
+    …, ring and pinky mostly together); and fully independent curls. Straight fingers are common
+    in real footage and must not be learned as the mean of all curls.
 
     Returns
     -------
     (n, 5) in FINGERS order (thumb, index, middle, ring, pinky).
     """
-    kind = torch.rand(n, generator=g)
+    w = torch.tensor(list(POSE_MODES.values()))
+    edges = torch.cumsum(w / w.sum(), 0)
+    kind = torch.bucketize(torch.rand(n, generator=g), edges[:-1], right=True)   # 0 .. 4, POSE_MODES order
+    open_ = _uniform(g, n, 0.0, 0.05, 5)
+    relaxed = (torch.tensor([0.1, 0.05, 0.08, 0.12, 0.16]) * _uniform(g, n, 0.5, 2.0, 1)
+               + _normal(g, n, 0.03, 5)).clamp(0, 1)
     grasp = torch.rand(n, 1, generator=g) ** 0.8
     shared = (grasp + _normal(g, n, 0.12, 5)).clamp(0, 1)
     shared[:, 3] = 0.5 * shared[:, 3] + 0.25 * (shared[:, 2] + shared[:, 4])
     curled = torch.rand(n, 5, generator=g) < 0.5
     tie = torch.rand(n, generator=g) < 0.8
     curled[:, 4] = torch.where(tie, curled[:, 3], curled[:, 4])
-    gesture = torch.where(curled, _uniform(g, n, 0.7, 1.0, 5), _uniform(g, n, 0.0, 0.15, 5))
+    gesture = torch.where(curled, _uniform(g, n, 0.7, 1.0, 5), _uniform(g, n, 0.0, 0.1, 5))
     independent = torch.rand(n, 5, generator=g)
-    out = torch.where((kind < 0.5)[:, None], shared, torch.where((kind < 0.8)[:, None], gesture, independent))
-    return out
+    modes = torch.stack([open_, relaxed, shared, gesture, independent], dim=1)        # (n, 5 modes, 5 fingers)
+    return modes[torch.arange(n), kind]
 
 
 def random_rotations(g: torch.Generator, n: int) -> torch.Tensor:
@@ -149,7 +162,8 @@ def sample_poses(g: torch.Generator, n: int, axes: JointAxes) -> torch.Tensor:
     """Hand poses inside anatomical joint limits, with finger coupling and a random global orientation.
 
     Limits (degrees, flexion positive towards the palm): finger MCP flexion −25..95, abduction ±20
-    (narrowing as the finger curls), PIP 0..115, DIP −5..85 coupled to ≈ 0.7·PIP; thumb CMC flexion
+    (narrowing as the finger curls), PIP −5..115, DIP −10..85 coupled to ≈ 0.7·PIP (a straight
+    finger's joints spread ±3°, a curled one's ±10°); thumb CMC flexion
     −20..55 and abduction −20..45, MCP −10..60, IP −15..85. Each local rotation is
     ``R = R_twist · R_abduction · R_flexion`` about the joint's anatomical axes.
 
@@ -172,9 +186,11 @@ def sample_poses(g: torch.Generator, n: int, axes: JointAxes) -> torch.Tensor:
             flex[:, j3] = (c * 65 + _normal(g, n, 12)).clamp(-15, 85)
             small = 4.0
         else:
-            flex[:, j1] = (c * 85 + _normal(g, n, 10)).clamp(-25, 95)
-            flex[:, j2] = (c * 100 + _normal(g, n, 10)).clamp(0, 115)
-            flex[:, j3] = (0.7 * flex[:, j2] + _normal(g, n, 8)).clamp(-5, 85)
+            # the spread of a straight finger is small (it is straight), of a half-curled one larger
+            spread = 3.0 + 7.0 * c
+            flex[:, j1] = (c * 85 + _normal(g, n, 1.0) * spread).clamp(-25, 95)
+            flex[:, j2] = (c * 100 + _normal(g, n, 1.0) * spread).clamp(-5, 115)
+            flex[:, j3] = (0.7 * flex[:, j2] + _normal(g, n, 1.0) * (0.8 * spread)).clamp(-10, 85)
             abd[:, j1] = (_normal(g, n, 10) * (1 - 0.7 * c)).clamp(-20, 20)
             twist[:, j1] = _normal(g, n, 4).clamp(-10, 10)
             small = 3.0
