@@ -117,13 +117,14 @@ def test_numpy_and_torch_backends_agree(sampler):
     for k in ("rotmats", "betas", "transl", "joints3d", "confidence", "refined_rot", "refined_transl"):
         np.testing.assert_allclose(outs[0][k], outs[1][k].numpy(), atol=1e-9, rtol=0, err_msg=k)
     np.testing.assert_allclose(outs[0]["joints2d_proj"], outs[1]["joints2d_proj"].numpy(), atol=1e-7, err_msg="px")
-    # and the float32 estimator, end to end, within float32 rounding
+    # and the float32 estimator, end to end, within float32 rounding (through two Gauss-Newton steps:
+    # up to ~1e-4 rad on a few of the retrained checkpoint's rotations)
     batch = HandBatch.of(torch.cat([b.landmarks[:32], _mirrored(b.landmarks, b)[32:]]), np.arange(64) < 32,
                          b.image_size, b.focal)
     est_t = LandmarkEstimator(est.config, est.weights, refine=est.refine, meta=est.meta, backend="torch")
     out_np, out_t = est.predict(batch), est_t.predict(batch)
     for k in ("pose", "betas", "transl", "joints3d", "confidence"):
-        np.testing.assert_allclose(out_np[k], out_t[k].numpy(), atol=1e-4, rtol=1e-4, err_msg=k)
+        np.testing.assert_allclose(out_np[k], out_t[k].numpy(), atol=2e-4, rtol=1e-4, err_msg=k)
 
 
 def test_bad_landmark_input_is_refused_with_a_clear_message(estimator):
