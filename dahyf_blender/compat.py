@@ -7,6 +7,8 @@ difference so that the keying code has a single path.
 """
 from __future__ import annotations
 
+import sys
+
 import bpy
 from dahyf.errors import DaHyFUserError
 
@@ -25,23 +27,46 @@ def path_options(*options: str) -> set[str]:
 
 
 class UnsupportedBlender(DaHyFUserError, RuntimeError):
-    """This Blender is older than :data:`MIN_VERSION`."""
+    """This Blender is older than :data:`MIN_VERSION`, or not one that this zip was built for."""
 
 
-def check_blender_version(version: tuple[int, ...] | None = None) -> None:
-    """Raise :class:`UnsupportedBlender` with an actionable message when ``version`` is too old.
+def _dotted(version) -> str:
+    return ".".join(str(v) for v in version)
+
+
+def check_blender_version(version: tuple[int, ...] | None = None, python: tuple[int, ...] | None = None) -> None:
+    """Raise :class:`UnsupportedBlender` with an actionable message when this Blender cannot run the add-on.
+
+    Too old for the add-on, or outside the range of the zip's Python tier (``build_info``: a zip
+    for Python 3.11 serves Blender 4.2–5.0, one for Python 3.13 Blender 5.1+; its wheels are
+    compiled for that Python only).
 
     Parameters
     ----------
     version : (major, minor, patch), default ``bpy.app.version``.
+    python : (major, minor), default the running Python's.
     """
-    version = tuple(version if version is not None else bpy.app.version)
-    if version[:3] < MIN_VERSION:
-        have = ".".join(str(v) for v in version[:3])
-        need = ".".join(str(v) for v in MIN_VERSION)
+    from . import build_info as built
+
+    version = tuple(version if version is not None else bpy.app.version)[:3]
+    python = tuple(python if python is not None else sys.version_info)[:2]
+    if version < MIN_VERSION:
         raise UnsupportedBlender(
-            f"DaHyF needs Blender {need} or newer (this is Blender {have}). "
-            f"Install Blender {need} LTS or later from https://www.blender.org/download/."
+            f"DaHyF needs Blender {_dotted(MIN_VERSION)} or newer (this is Blender {_dotted(version)}). "
+            f"Install Blender {_dotted(MIN_VERSION)} LTS or later from https://www.blender.org/download/."
+        )
+    if built.TIER is None:  # a development checkout: no zip, no tier
+        return
+    fits = (version >= built.BLENDER_MIN and (built.BLENDER_MAX is None or version < built.BLENDER_MAX)
+            and python == tuple(built.PYTHON))
+    if not fits:
+        span = (f"Blender {_dotted(built.BLENDER_MIN)} to {_dotted(built.BLENDER_MAX)} (excluded)" if built.BLENDER_MAX
+                else f"Blender {_dotted(built.BLENDER_MIN)} and newer")
+        raise UnsupportedBlender(
+            f"This DaHyF zip ({built.TIER}) is for {span}, which run Python {_dotted(built.PYTHON)}; this is Blender "
+            f"{_dotted(version)} with Python {_dotted(python)}. Remove it and install the DaHyF zip made for "
+            f"Python {_dotted(python)}: dahyf_blender-<version>-py{python[0]}{python[1]}-<platform>.zip "
+            "(py311: Blender 4.2 LTS to 5.0, py313: Blender 5.1 and newer)."
         )
 
 

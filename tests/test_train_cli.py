@@ -1,7 +1,11 @@
 """`dahyf train net` runs from the command line, writes a loadable checkpoint, and explains bad data folders."""
 from __future__ import annotations
 
+import pytest
+
 from dahyf.cli import main
+
+pytest.importorskip("torch", reason="training needs torch (not in the Python 3.13 tier: no CPU wheel)")
 
 
 def test_train_net_cli_synthetic_smoke_run(tmp_path, capsys):

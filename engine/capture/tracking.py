@@ -76,6 +76,10 @@ def _import_tasks():
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
     except ImportError as exc:
+        missing = (getattr(exc, "name", None) or "").split(".")[0]
+        if missing and missing != "mediapipe":
+            raise CaptureError(f"MediaPipe cannot be imported: it needs the module {missing!r}, which is not "
+                               f"installed ({exc}). Reinstall DaHyF, or `pip install` what provides it.") from exc
         raise CaptureError(
             "MediaPipe with the Tasks API is not installed: `pip install mediapipe==0.10.21` on Python 3.11, "
             f"`pip install mediapipe==1.2.3` on Python 3.13 ({exc}).") from exc
