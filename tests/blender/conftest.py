@@ -44,12 +44,18 @@ EXT_MODULE = f"bl_ext.{REPO_ID}.{EXT_ID}"
 
 
 @pytest.fixture(scope="session")
-def addon_zip(tmp_path_factory, repo_dir):
+def build_addon(repo_dir):
+    """The repository's build_addon.py, imported as a module."""
     sys.path.insert(0, str(repo_dir))
     try:
         import build_addon
     finally:
         sys.path.remove(str(repo_dir))
+    return build_addon
+
+
+@pytest.fixture(scope="session")
+def addon_zip(tmp_path_factory, build_addon):
     return build_addon.build(tmp_path_factory.mktemp("dist"), variant="local")
 
 

@@ -16,16 +16,6 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def build_addon(repo_dir):
-    sys.path.insert(0, str(repo_dir))
-    try:
-        import build_addon
-    finally:
-        sys.path.remove(str(repo_dir))
-    return build_addon
-
-
 def test_tiers_cover_blender_4_2_onwards_without_gap_or_overlap(build_addon, sub):
     py311, py313 = build_addon.TIERS["py311"], build_addon.TIERS["py313"]
     assert py311.python == (3, 11) and py313.python == (3, 13)

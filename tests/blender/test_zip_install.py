@@ -8,7 +8,6 @@ Blender's numpy (tests/blender/bare_blender.py), and ``capture_video('EXEC_DEFAU
 """
 from __future__ import annotations
 
-import sys
 import zipfile
 
 import pytest
@@ -19,12 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cpu_zip(tmp_path_factory, repo_dir):
-    sys.path.insert(0, str(repo_dir))
-    try:
-        import build_addon
-    finally:
-        sys.path.remove(str(repo_dir))
+def cpu_zip(tmp_path_factory, build_addon):
     return build_addon, build_addon.build(tmp_path_factory.mktemp("dist"), variant="cpu")
 
 
