@@ -89,8 +89,9 @@ def test_mirrored_input_gives_the_mirrored_output(estimator, sampler):
     r = estimator.predict(_batch(b.landmarks, True, b))
     l = estimator.predict(_batch(_mirrored(b.landmarks, b), False, b))
     np.testing.assert_allclose(l["pose"], mirror_pose(r["pose"]), atol=1e-4, rtol=1e-5)
-    np.testing.assert_allclose(l["transl"], mirror_points(r["transl"]), atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(l["joints3d"], mirror_points(r["joints3d"]), atol=1e-5, rtol=1e-5)
+    # float32 end to end: a hand 0.7 m away may differ by a few 1e-5 m between the two sides
+    np.testing.assert_allclose(l["transl"], mirror_points(r["transl"]), atol=1e-5, rtol=5e-5)
+    np.testing.assert_allclose(l["joints3d"], mirror_points(r["joints3d"]), atol=1e-5, rtol=5e-5)
     np.testing.assert_allclose(l["joints2d_proj"][..., 0], W[:, None] - r["joints2d_proj"][..., 0], atol=1e-2, rtol=1e-5)
     np.testing.assert_allclose(l["betas"], r["betas"], atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(l["confidence"], r["confidence"], atol=1e-5, rtol=1e-5)
