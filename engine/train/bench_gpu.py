@@ -238,12 +238,13 @@ def capture_check(p: dict, dev) -> dict:
             rc = main(argv)
         dt = time.perf_counter() - t0
         if rc != 0:
-            return {"command": "dahyf " + " ".join(argv[:1] + argv[2:]), "returncode": rc, "log": log.getvalue()[-2000:]}
+            return {"command": "dahyf capture open_hand_sample.mp4 -o take.npz " + " ".join(argv[4:]), "returncode": rc,
+                    "log": log.getvalue()[-2000:]}
         from ..capture.take import Take
 
         take = Take.load(take_path)
         score = sv.evaluate_take_against_gt(take, sv.SAMPLE_GT)
-    return {"command": "dahyf capture open_hand_sample.mp4 " + " ".join(argv[3:]), "returncode": rc,
+    return {"command": "dahyf capture open_hand_sample.mp4 -o take.npz " + " ".join(argv[4:]), "returncode": rc,
             "frames": int(score["frames"]), "frames_per_s": round(score["frames"] / dt, 1),
             "pa_mpjpe_mm": round(float(score["pa_mpjpe_mm"]), 2)}
 
