@@ -8,7 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
+
+from .errors import DaHyFUserError
+
+#: Environment variable that makes an internal error show its traceback (like --debug).
+DEBUG_ENV = "DAHYF_DEBUG"
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -40,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="dahyf", description="DaHyF hand capture engine.")
     parser.add_argument("--version", action="version", version=f"dahyf {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the Python traceback of an internal error (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in available_commands().items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -55,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command; exit codes: 0 done, 1 an error the user can fix, 2 bad usage, 3 an internal error."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -64,7 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dahyf {args.command}: needs the Python package {args._missing!r}, which is not installed here "
               f"(capture does not need it; training and the image network need PyTorch).", file=sys.stderr)
         return 2
-    return int(importlib.import_module(args._module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except DaHyFUserError as exc:  # a sub-command that let one through: its message is meant for the user
+        print(f"dahyf {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        detail = " ".join(str(exc).split())[:300]
+        print(f"dahyf {args.command}: internal error: {type(exc).__name__}{': ' + detail if detail else ''}\n"
+              f"This is a bug in dahyf, not something you did. Run again with `dahyf --debug {args.command} ...` "
+              f"(or {DEBUG_ENV}=1) to see the traceback, and report it.", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -29,15 +29,13 @@ folder is skipped with a note (:func:`load_presets`), never fatal.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dahyf.errors import DaHyFUserError
-from dahyf.fileio import user_file_mode
+from dahyf.fileio import atomic_path
 from dahyf.hand.tables import FINGER_JOINTS, FINGERS, JOINT_NAMES
 
 #: Folder of the built-in presets (this package).
@@ -339,15 +337,8 @@ def save_preset(match, name: str, folder: str | Path, label: str | None = None, 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.toml"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".toml.partial", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+    with atomic_path(path) as tmp:   # removed on any failure; the old preset stays
+        tmp.write_text(text, encoding="utf-8", newline="")
         if not _same_mapping(load_preset(tmp), match):  # never leave a preset that reads back differently
             raise PresetError(f"{path}: the saved preset does not read back as the mapping shown; not saved")
-        os.chmod(tmp, user_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

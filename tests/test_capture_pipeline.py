@@ -283,8 +283,8 @@ def test_cli_preview_that_cannot_be_written_is_a_message_not_a_traceback(tmp_pat
     out = tmp_path / "take.npz"
     assert main(["capture", str(SAMPLE_VIDEO), "-o", str(out), "--preview", str(tmp_path / "p.mp4"),
                  "--quiet", "--frames", "0:3", "--hands", "right"]) == 1
-    assert "Could not write the preview" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.mp4", "take.json", "take.npz"]   # no .partial left
+    assert "Cannot write the preview" in capsys.readouterr().err     # found before the capture
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.mp4"]     # nothing written, no .partial left
 
 
 def test_truncated_video_is_captured_but_flagged(tmp_path, capsys, engine):

@@ -208,7 +208,7 @@ class _Evil:
 def test_ho3d_meta_reader_refuses_code(tmp_path):
     bad = tmp_path / "0000.pkl"
     bad.write_bytes(pickle.dumps({"camMat": _Evil()}))
-    with pytest.raises(pickle.UnpicklingError, match="refused"):
+    with pytest.raises(D.DatasetLayoutError, match="refused to load global"):
         D.load_ho3d_meta(bad)
 
 

@@ -142,8 +142,9 @@ def main(argv=None) -> int:
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as fh:
-            fh.write(text)
+        from dahyf.fileio import atomic_write_text
+
+        atomic_write_text(args.out, text)
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..fileio import atomic_write_text
 from ..geometry import hand_size
 from .errors import CaptureError
 from .settings import DEFAULT_SMOOTH
@@ -273,7 +274,7 @@ def write_result(result: dict, args) -> Path:
     """Write ``result`` as JSON to ``args.out`` (and print it with ``--json``); the path."""
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    atomic_write_text(out, json.dumps(result, indent=1))
     if args.json:
         print(json.dumps(result, indent=1))
     return out

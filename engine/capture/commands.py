@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from ..errors import DaHyFUserError
+from ..fileio import check_output, output_lock
 from .errors import CaptureError
 from .settings import DEFAULT_SMOOTH, DEFAULT_THRESHOLD
 
@@ -26,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: the bundled open hand model)")
     p.add_argument("--frames", metavar="START:END", help="capture only these frames (END exclusive)")
     p.add_argument("--focal", type=float, help="focal length in px (default sqrt(W^2+H^2))")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing take (and its .json sidecar) or preview")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -40,10 +44,6 @@ def _frame_range(text: str | None):
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from .engine import load_engine
-
     out = Path(args.out)
     if out.suffix != ".npz":
         print(f"dahyf capture: error: the take must be an .npz file, got {out}", file=sys.stderr)
@@ -51,12 +51,33 @@ def run(args) -> int:
     if args.preview and Path(args.preview).suffix.lower() != ".mp4":
         print(f"dahyf capture: error: --preview must be an .mp4 file, got {args.preview}", file=sys.stderr)
         return 2
-    for target in filter(None, (out, args.preview and Path(args.preview))):
-        try:  # before the capture, not after minutes of work
+    outputs = [(out, "take"), (out.with_suffix(".json"), "take's sidecar")]
+    if args.preview:
+        outputs.append((Path(args.preview), "preview"))
+    for target, _ in outputs:
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             print(f"dahyf capture: error: cannot create the folder for {target}: {exc}", file=sys.stderr)
             return 2
+    with ExitStack() as held:
+        try:  # before the capture, not after minutes of work
+            for target, what in outputs:
+                check_output(target, overwrite=args.force, what=what)
+            for target, _ in outputs[:1] + outputs[2:]:   # the take's lock covers its sidecar
+                held.enter_context(output_lock(target))
+        except DaHyFUserError as exc:
+            print(f"dahyf capture: error: {exc}", file=sys.stderr)
+            return 1
+        return _capture(args, out)
+
+
+def _capture(args, out: Path) -> int:
+    """Capture, save and preview, with the outputs checked and locked by :func:`run`."""
+    from tqdm import tqdm
+
+    from .engine import load_engine
+
     bar = None
     written: list[Path] = []
     try:
@@ -77,7 +98,7 @@ def run(args) -> int:
                   "frames, before the frame count its container announces: the file may be truncated or damaged, "
                   "and the take covers only what could be decoded. Re-export the video if frames are missing.",
                   file=sys.stderr)
-        path = take.save(out)
+        path = take.save(out, overwrite=args.force)
         written.append(path)
         for t in take.tracks():
             print(f"track {t.index} ({t.handedness} hand): {len(t)} frames, {int(t.filled.sum())} held")

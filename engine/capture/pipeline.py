@@ -206,8 +206,26 @@ class PoseStages:
         }
 
 
+#: Bytes of decoded frames the decoder may read ahead: 2 frames at 8K, 10 at 4K, 43 at 1080p
+#: (at most 2 chunks). Frames are dropped once detection is done (FrameHands keeps no image).
+DECODE_AHEAD_BYTES = 256 * 2**20
+#: Bytes of full RGB frames one batch may keep for an estimator that wants crops (two batches
+#: live at once: the one being estimated and the one being detected).
+CROP_BATCH_BYTES = 256 * 2**20
+
+
+def frames_within(budget_bytes: int, image_size: tuple[int, int], most: int) -> int:
+    """How many (H, W, 3) uint8 frames of ``image_size`` (W, H) px fit in ``budget_bytes``: 1 to ``most``."""
+    w, h = image_size
+    return int(max(1, min(most, budget_bytes // max(1, w * h * 3))))
+
+
 class _Decoder(threading.Thread):
-    """Reads frames ahead into a bounded queue (decoding overlaps detection)."""
+    """Reads frames ahead into a bounded queue (decoding overlaps detection).
+
+    ``maxsize`` frames at most: give it :func:`frames_within` of DECODE_AHEAD_BYTES, so that the
+    queue is bounded in bytes, not only in frames (64 8K frames are 6.4 GB).
+    """
 
     _END = object()
 
@@ -269,7 +287,8 @@ class CapturePipeline:
     smooth : 0 (none) .. 1 (strong) temporal smoothing.
     filter_kind : a name of FILTERS: 'zero_lag' (captures; rows emitted a few frames late) or
         'one_euro' (causal).
-    chunk_frames : frames per batched forward and per emitted chunk.
+    chunk_frames : frames per batched forward and per emitted chunk (fewer at high resolution for an
+        estimator that wants crops: CROP_BATCH_BYTES).
     focal : px, None for sqrt(W^2 + H^2).
     detector_options : keyword arguments for HandDetector.
     """
@@ -314,7 +333,9 @@ class CapturePipeline:
                     handedness=tuple(self.sides), meta=dict(meta or {}))
         t_start = time.perf_counter()
         finder = self.finder(image_size, info.name)
-        decoder = _Decoder(reader, maxsize=2 * self.chunk_frames)
+        decoder = _Decoder(reader, maxsize=frames_within(DECODE_AHEAD_BYTES, image_size, 2 * self.chunk_frames))
+        chunk_frames = (frames_within(CROP_BATCH_BYTES, image_size, self.chunk_frames) if finder.keep_rgb
+                        else self.chunk_frames)
         decoder.start()
         frames_done = 0
         cancelled = False
@@ -335,7 +356,7 @@ class CapturePipeline:
                     if cancel is not None and cancel.is_set():
                         cancelled = True
                 end = frame is None or cancelled
-                if not (end or len(batch) >= self.chunk_frames):
+                if not (end or len(batch) >= chunk_frames):
                     continue
                 job = worker.submit(self._timed_process, stages, batch, end)
                 batch = []

@@ -1,21 +1,20 @@
 """Preview video of a take: each frame with the projected skeleton and the mesh outline.
 
-Low-confidence (held) frames are drawn in red with a "held" label. Written atomically: to a
+Low-confidence (held) frames are drawn in red with a "held" label. Written atomically (dahyf.fileio): to a
 temporary file in the same folder, renamed into place when complete.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..fileio import atomic_path
 from ..geometry import project_points
 from ..hand.tables import KEYPOINT_BONES
 from .errors import CaptureError
-from .take import Take, user_file_mode
+from .take import Take
 from .video import VideoReader
 
 #: BGR colours per handedness, and for held (low-confidence) frames.
@@ -100,46 +99,42 @@ def write_preview(video, take: Take, out, hand_models: dict, frame_range=None,
                            f"{reader.info.width}x{reader.info.height}: give the video the take was captured from.")
     thickness = max(1, round(max(w, h) / 640))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".partial.mp4", dir=folder)
+        with atomic_path(out) as tmp:
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(take.fps), (w, h))
+            try:
+                if not writer.isOpened():
+                    raise CaptureError(f"OpenCV cannot write an .mp4 video to {out}.")
+                _draw_frames(reader, writer, take, hand_models, thickness, progress)
+            finally:
+                writer.release()
     except OSError as exc:
-        reader.close()
-        raise CaptureError(f"Cannot write the preview {out}: {exc}. Check the folder's permissions.") from exc
-    os.close(fd)
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(take.fps), (w, h))
-    try:
-        if not writer.isOpened():
-            raise CaptureError(f"OpenCV cannot write an .mp4 video to {out}.")
-        order = np.argsort(take.frame, kind="stable")
-        rows = _posed_rows(take, order, hand_models)
-        row = next(rows, None)
-        for frame in reader:
-            img = frame.image
-            while row is not None and row[0] < frame.index:
-                row = next(rows, None)
-            while row is not None and row[0] == frame.index:
-                _, r, verts = row
-                side = take.handedness[take.track[r]]
-                outline = mesh_outline(project_points(verts, take.focal, (w, h)), hand_models[side].faces, (w, h))
-                draw_hand(img, take.joints2d_proj[r], outline, side, bool(take.filled[r]),
-                          take.landmarks2d[r], thickness)
-                row = next(rows, None)
-            writer.write(img)
-            if progress is not None:
-                progress(frame.index)
-        writer.release()
-        try:
-            os.chmod(tmp, user_file_mode())   # mkstemp makes 0600 files
-            os.replace(tmp, out)
-        except OSError as exc:
-            raise CaptureError(f"Could not write the preview {out}: {exc}. Check free disk space, "
-                               "permissions, and that the path is not a folder.") from exc
-        tmp = None
+        raise CaptureError(f"Could not write the preview {out}: {exc}. Check free disk space, "
+                           "permissions, and that the path is not a folder.") from exc
     finally:
-        writer.release()
         reader.close()
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
     return out
+
+
+def _draw_frames(reader, writer, take: Take, hand_models: dict, thickness: int, progress) -> None:
+    """Draw each of the take's rows over its frame of ``reader`` and write every frame to ``writer``."""
+    w, h = take.image_size
+    order = np.argsort(take.frame, kind="stable")
+    rows = _posed_rows(take, order, hand_models)
+    row = next(rows, None)
+    for frame in reader:
+        img = frame.image
+        while row is not None and row[0] < frame.index:
+            row = next(rows, None)
+        while row is not None and row[0] == frame.index:
+            _, r, verts = row
+            side = take.handedness[take.track[r]]
+            outline = mesh_outline(project_points(verts, take.focal, (w, h)), hand_models[side].faces, (w, h))
+            draw_hand(img, take.joints2d_proj[r], outline, side, bool(take.filled[r]),
+                      take.landmarks2d[r], thickness)
+            row = next(rows, None)
+        writer.write(img)
+        if progress is not None:
+            progress(frame.index)
 
 
 def _posed_rows(take: Take, order: np.ndarray, hand_models: dict):

@@ -17,6 +17,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..fileio import atomic_write_text
+
 BACKBONES = ("light", "resnet50", "hrnet_w64")
 BATCHES = (1, 32, 128)
 
@@ -162,5 +164,5 @@ def run(args: argparse.Namespace) -> int:
     if args.md:
         args.md.parent.mkdir(parents=True, exist_ok=True)
         cmd = "dahyf bench network " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "dahyf bench network"
-        args.md.write_text(markdown(report, cmd))
+        atomic_write_text(args.md, markdown(report, cmd))
     return 0

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_write_text
+
 DATASETS = ("freihand", "ho3d")
 KEYS = ("pa_mpjpe_mm", "pa_mpvpe_mm", "f5", "f15", "auc_joints", "auc_verts")
 
@@ -89,7 +91,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{k:>16s}: {v:.4f}" if isinstance(v, float) else f"{k:>16s}: {v}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text(json.dumps(metrics, indent=2))
-        tmp.replace(args.out)
+        atomic_write_text(args.out, json.dumps(metrics, indent=2))
     return 0

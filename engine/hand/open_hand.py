@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import ASSETS
+from ..fileio import atomic_write
 from .mirror import mirror_model_arrays
 from .tables import FINGER_JOINTS, FINGERS, JOINT_NAMES, NUM_JOINTS, PARENTS
 
@@ -571,9 +572,8 @@ def write_assets(folder: Path = ASSETS) -> list[Path]:
     paths = []
     for side, arrays in (("right", right), ("left", left)):
         path = folder / f"open_hand_{side}.npz"
-        tmp = folder / f".open_hand_{side}.tmp.npz"
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(path)
+        with atomic_write(path) as fh:
+            np.savez_compressed(fh, **arrays)
         paths.append(path)
     return paths
 

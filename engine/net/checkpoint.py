@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -27,7 +25,7 @@ import numpy as np
 
 from ..assets import DEFAULT_CHECKPOINT
 from ..errors import DaHyFUserError
-from ..fileio import user_file_mode
+from ..fileio import atomic_write
 
 #: kind → builder, a lazy "module:function" string.
 #: A builder is ``builder(config: dict, weights: dict[str, np.ndarray], meta: dict, device: str) -> estimator``
@@ -103,15 +101,8 @@ def save_checkpoint(path: str | Path, kind: str, config: dict, state_dict: dict,
             raise ValueError(f"a weight may not be named {HEADER!r}")
         arrays[name] = a
     arrays[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.chmod(tmp, user_file_mode())  # mkstemp makes 0600 files; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, **arrays)
     return path
 
 
@@ -120,36 +111,27 @@ def _advice(path: Path) -> str:
 
 
 def _read_npz(path: Path) -> dict:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
+    from ..fileio import DamagedFileError, UnsafeFileError, read_npz
+
+    try:  # member sizes are checked before anything is decompressed
+        z = read_npz(path, MAX_BYTES)
+    except (DamagedFileError, OSError) as exc:
         raise CheckpointError(f"{path} is not a readable DaHyF checkpoint ({exc}). {_advice(path)}") from exc
-    total = sum(i.file_size for i in infos)
-    if total > MAX_BYTES:
-        raise CheckpointError(f"{path} would unpack to {total / 2 ** 30:.1f} GiB (more than {MAX_BYTES / 2 ** 30:.0f} "
-                              f"GiB): not a DaHyF checkpoint. {_advice(path)}")
+    except UnsafeFileError as exc:
+        raise CheckpointError(f"{exc} This is not a DaHyF checkpoint. {_advice(path)}") from exc
+    raw = z.pop(HEADER, None)
+    if raw is None:
+        raise CheckpointError(f"{path} is an .npz but not a DaHyF checkpoint (no {HEADER} header). {_advice(path)}")
+    if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{path}: malformed checkpoint header. {_advice(path)}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if HEADER not in z.files:
-                raise CheckpointError(f"{path} is an .npz but not a DaHyF checkpoint (no {HEADER} header). {_advice(path)}")
-            raw = z[HEADER]
-            if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_HEADER_BYTES:
-                raise CheckpointError(f"{path}: malformed checkpoint header. {_advice(path)}")
-            header = json.loads(raw.tobytes().decode("utf-8"))
-            weights = {}
-            for name in z.files:
-                if name == HEADER:
-                    continue
-                a = z[name]
-                if a.dtype.name not in DTYPES:
-                    raise CheckpointError(f"{path}: weight {name!r} has dtype {a.dtype}, not a number type. {_advice(path)}")
-                weights[name] = a
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise CheckpointError(f"{path} is not a readable DaHyF checkpoint ({type(exc).__name__}: {exc}). "
-                              f"{_advice(path)}") from exc
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: malformed checkpoint header ({type(exc).__name__}). {_advice(path)}") from None
+    for name, a in z.items():
+        if a.dtype.name not in DTYPES:
+            raise CheckpointError(f"{path}: weight {name!r} has dtype {a.dtype}, not a number type. {_advice(path)}")
+    weights = z
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a DaHyF checkpoint header. {_advice(path)}")
     if header.get("version") != VERSION:

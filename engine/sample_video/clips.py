@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_write, atomic_write_text
 from ..hand.mirror import mirror_pose
 from .render import Look, forearm_mesh, render_clip, write_scene
 from .script import (CONTROLS, FIST, POINT, RELAXED, _key, control_tracks, global_rotations, model_digest,
@@ -258,12 +259,11 @@ def generate_clips(out_dir: Path, work_dir: Path | None = None, only: list[str] 
         s = render_clip(scene, digest, clip.frames, clip.fps, work_dir,
                         None if frames is not None else out_dir / f"{clip.name}.mp4", frames=frames, log=log)
         if frames is None:
-            tmp = out_dir / f"{clip.name}_gt.partial.npz"
-            np.savez_compressed(tmp, **gt)
-            tmp.replace(out_dir / f"{clip.name}_gt.npz")
+            with atomic_write(out_dir / f"{clip.name}_gt.npz") as fh:
+                np.savez_compressed(fh, **gt)
         summary[clip.name] = {**s, "wall_s": time.perf_counter() - t0}
     if frames is None and not only:
-        (out_dir / "render_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        atomic_write_text(out_dir / "render_summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_path
 from .script import FPS, DURATION_S, GT_NAME, VIDEO_NAME, hand_frame, make_ground_truth, save_ground_truth
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -194,7 +195,9 @@ def render_clip(scene_path: Path, digest: str, n_frames: int, fps: int, work_dir
         if tmp_video.exists():
             tmp_video.unlink()
         summary["codec"] = encode_video(frames_dir, n_frames, fps, tmp_video, log_path)
-        shutil.move(str(tmp_video), video)
+        with atomic_path(video) as tmp:   # work_dir may be on another file system
+            shutil.copyfile(tmp_video, tmp)
+        tmp_video.unlink()
         summary["video_bytes"] = video.stat().st_size
     return summary
 

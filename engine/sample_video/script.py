@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..assets import SAMPLE_DIR, SAMPLE_VIDEO
+from ..fileio import atomic_write
 from ..geometry import hand_frame as geometry_hand_frame
 from ..geometry import project_points
 from ..hand.kinematics import batch_rodrigues as rodrigues
@@ -298,9 +298,8 @@ def make_ground_truth(model, fps: int = FPS, duration_s: float = DURATION_S) -> 
 def save_ground_truth(gt: dict, path: Path) -> None:
     """Write the GT npz (without the renderer-only arrays), atomically."""
     keep = {k: v for k, v in gt.items() if k not in RENDER_ONLY}
-    tmp = path.with_name(path.stem + ".partial.npz")
-    np.savez_compressed(tmp, **keep)
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        np.savez_compressed(fh, **keep)
 
 
 def load_ground_truth(path: str | Path = SAMPLE_GT) -> dict[str, np.ndarray]:

@@ -169,12 +169,14 @@ class FreiHAND(Dataset):
 # ------------------------------------------------------------------------------------ HO3D
 def load_ho3d_meta(path: Path) -> dict:
     """Read one HO3D meta pickle with the restricted unpickler (numpy arrays and plain types only)."""
-    from ..hand.mano_io import restricted_load
+    from ..hand.mano_io import restricted_load_plain
 
     try:
-        meta = restricted_load(Path(path).read_bytes())
+        meta = restricted_load_plain(Path(path).read_bytes())
     except FileNotFoundError:
         raise DatasetLayoutError(f"{path} is missing") from None
+    except Exception as exc:  # refused or damaged pickle
+        raise DatasetLayoutError(f"{path} is not a readable HO3D meta file ({type(exc).__name__}: {exc})") from None
     if not isinstance(meta, dict):
         raise DatasetLayoutError(f"{path}: expected a dict of annotations, got {type(meta).__name__}")
     return meta

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..assets import LANDMARK_NOISE
 from ..eval.freihand_images import load_freihand, run_mediapipe
+from ..fileio import atomic_write_text
 from ..geometry import hand_size
 from ..hand.tables import KEYPOINT_NAMES, NUM_KEYPOINTS
 
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     args = ap.parse_args(argv)
     model = calibrate(Path(args.freihand))
-    Path(args.out).write_text(json.dumps(model, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(model, indent=1) + "\n")
     print(f"{len(model['images_found'])}/{model['images_total']} images; median error {model['median_error']:.4f} "
           f"hand sizes; wrote {args.out}")
     return 0

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_write_text
 from ..hand.tables import KEYPOINT_CONVENTIONS
 from .datasets import OPENGL_TO_OPENCV
 
@@ -80,9 +81,7 @@ def predict(checkpoint: Path, dataset, device: str = "auto", batch_size: int = 3
 def _write_json(path: Path, data) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data))
     return path
 
 
