@@ -251,22 +251,18 @@ def _compressed_to_dense(state: dict, by_column: bool) -> np.ndarray:
 # --- the unpickler --------------------------------------------------------------------------------
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 
+#: Python 2 (``__builtin__``) and 3 (``builtins``) names a MANO pickle uses, and their stand-ins.
+_BUILTINS = {"object": _OBJECT, "set": _SetStub, "frozenset": _SetStub, "bytes": _bytes}
+
+#: (module, name) -> stand-in: the only globals a MANO pickle may name (plus chumpy / scipy.sparse).
 _GLOBALS = {
     **{(m, "_reconstruct"): _reconstruct for m in _NUMPY_MODULES},
     **{(m, "scalar"): _ScalarStub for m in _NUMPY_MODULES},
+    **{(m, "_reconstructor"): _reconstructor for m in ("copy_reg", "copyreg")},
+    **{(m, name): f for m in ("__builtin__", "builtins") for name, f in _BUILTINS.items()},
     ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _DtypeStub,
-    ("copy_reg", "_reconstructor"): _reconstructor,
-    ("copyreg", "_reconstructor"): _reconstructor,
-    ("__builtin__", "object"): _OBJECT,
-    ("builtins", "object"): _OBJECT,
-    ("__builtin__", "set"): _SetStub,
-    ("builtins", "set"): _SetStub,
-    ("__builtin__", "frozenset"): _SetStub,
-    ("builtins", "frozenset"): _SetStub,
     ("_codecs", "encode"): _encode,
-    ("__builtin__", "bytes"): _bytes,
-    ("builtins", "bytes"): _bytes,
 }
 
 _Base = pickle._Unpickler  # the pure-Python unpickler: its opcodes can be narrowed below
