@@ -22,7 +22,7 @@ PYTHON313 := $(call find_python,3.13)
 endif
 need_python = @test -n "$($(1))" || { echo "Python $(2) not found: $(3) Install it (pyenv install $(2); \
     apt-get install python$(2) python$(2)-venv; or https://www.python.org/downloads/), or name it: \
-    make $@ $(1)=/path/to/python$(2)" >&2; exit 1; }
+    make test $(1)=/path/to/python$(2)" >&2; exit 1; }
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
