@@ -13,9 +13,9 @@ SAMPLE = Path(__file__).resolve().parent.parent / "engine" / "assets" / "sample"
 
 def test_frames_within_a_byte_budget():
     budget = pipeline.DECODE_AHEAD_BYTES
-    assert frames_within(budget, (7680, 4320), 64) == 2       # 8K: 99.5 MB a frame
-    assert frames_within(budget, (3840, 2160), 64) == 10
-    assert frames_within(budget, (1920, 1080), 64) == 43
+    assert frames_within(budget, (7680, 4320), 64) == 1       # 8K: 99.5 MB a frame
+    assert frames_within(budget, (3840, 2160), 64) == 5
+    assert frames_within(budget, (1920, 1080), 64) == 21
     assert frames_within(budget, (640, 480), 64) == 64        # small frames: the frame count bounds it
     assert frames_within(1, (16384, 16384), 64) == 1          # never less than one frame
 

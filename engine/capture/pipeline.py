@@ -206,9 +206,10 @@ class PoseStages:
         }
 
 
-#: Bytes of decoded frames the decoder may read ahead: 2 frames at 8K, 10 at 4K, 43 at 1080p
-#: (at most 2 chunks). Frames are dropped once detection is done (FrameHands keeps no image).
-DECODE_AHEAD_BYTES = 256 * 2**20
+#: Bytes of decoded frames the decoder may read ahead: 1 frame at 8K, 5 at 4K, 21 at 1080p, 64
+#: (2 chunks) at 640x480. Frames are dropped once detection is done (FrameHands keeps no image).
+#: 8K peak: 1.4 GB (benchmarks/memory_8k.json).
+DECODE_AHEAD_BYTES = 128 * 2**20
 #: Bytes of full RGB frames one batch may keep for an estimator that wants crops (two batches
 #: live at once: the one being estimated and the one being detected).
 CROP_BATCH_BYTES = 256 * 2**20
