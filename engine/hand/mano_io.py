@@ -56,6 +56,8 @@ class RefusedGlobal(_Refused, pickle.UnpicklingError):
 class _Stub:
     """Base of the stand-ins: records constructor arguments and pickled state, runs nothing."""
 
+    what = "object"   # what it stands for, in messages
+
     def __init__(self, *args, **kwargs):
         self.args = args
         self.state = None
@@ -68,6 +70,10 @@ class _Inert(_Stub):
     """Stand-in for a chumpy / scipy.sparse object."""
 
     _kind = "object"
+
+    @property
+    def what(self) -> str:
+        return f"{self._kind} object"
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
@@ -97,6 +103,8 @@ class _Csr(_Inert):
 
 class _DtypeStub(_Stub):
     """Stand-in for ``numpy.dtype(spec, align, copy)`` + its BUILD state; see :meth:`resolve`."""
+
+    what = "numpy dtype"
 
     def resolve(self) -> np.dtype:
         """The real dtype, only for a plain number type of ALLOWED_DTYPES (byte order from the state)."""
@@ -144,6 +152,8 @@ class _ArrayStub(_Stub):
 class _ScalarStub(_Stub):
     """Stand-in for ``numpy.core.multiarray.scalar(dtype, raw)``; see :meth:`resolve`."""
 
+    what = "numpy scalar"
+
     def resolve(self):
         """The numpy scalar, only for a plain number type of ALLOWED_DTYPES and exactly its byte count."""
         if len(self.args) != 2 or not isinstance(self.args[0], _DtypeStub):
@@ -158,6 +168,8 @@ class _ScalarStub(_Stub):
 
 class _SetStub(_Stub):
     """Stand-in for ``set`` / ``frozenset`` (chumpy's bookkeeping); the items are never hashed."""
+
+    what = "set"
 
 
 class _Marker:
@@ -220,7 +232,7 @@ def _to_array(obj, depth: int = 0) -> np.ndarray:
         return obj.resolve()
     if isinstance(obj, _Inert):
         return obj.to_numpy(depth)
-    raise _Refused(f"refused a {type(obj).__name__} where an array was expected")
+    raise _Refused(f"refused a {getattr(obj, 'what', type(obj).__name__)} where an array was expected")
 
 
 def _compressed_to_dense(state: dict, by_column: bool) -> np.ndarray:
@@ -397,7 +409,7 @@ def restricted_load_plain(data: bytes):
         elif isinstance(obj, tuple):
             out = tuple(plain(v, depth + 1) for v in obj)
         else:
-            raise _Refused(f"refused a {type(obj).__name__.strip('_')} where plain data was expected")
+            raise _Refused(f"refused a {getattr(obj, 'what', type(obj).__name__)} where plain data was expected")
         done[key] = out
         return out
 
