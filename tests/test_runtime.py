@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dahyf.assets import DEFAULT_CHECKPOINT, SAMPLE_VIDEO, open_hand_file
+from dahyf.assets import DEFAULT_CHECKPOINT, SAMPLE_VIDEO
 from dahyf.capture.errors import CaptureError
 from dahyf.net.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 
@@ -166,12 +166,6 @@ def test_an_old_torch_checkpoint_converts_bit_for_bit(tmp_path):
     assert q["meta"] == p["meta"] and q["config"] == p["config"]
     for k, v in p["state_dict"].items():
         assert q["state_dict"][k].tobytes() == v.tobytes(), k
-
-
-def test_a_checkpoint_may_not_name_a_hand_model_path(tmp_path):
-    path = _rewrite(tmp_path, config={"hand_model": str(open_hand_file("right"))})
-    with pytest.raises(CheckpointError, match="may only use the bundled 'open' hand model"):
-        load_checkpoint(path)
 
 
 @pytest.mark.parametrize("options, match", [

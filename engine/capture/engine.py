@@ -184,12 +184,13 @@ def load_engine(checkpoint=None, device: str = "auto", hand_model: str = "open")
     ----------
     checkpoint : path of an engine checkpoint (.npz; older .pt files need torch); None for the bundled default.
     device : 'auto' (CUDA when available), 'cpu' or 'cuda'.
-    hand_model : 'open' (bundled) or a folder with the MANO pickles.
+    hand_model : 'open' (bundled) or a folder with the MANO pickles: the hand of the capture's output,
+        and the MANO model of a checkpoint trained with MANO (which needs it).
 
     Raises
     ------
     CaptureError
-        Missing or unreadable checkpoint, or an unavailable device.
+        Missing or unreadable checkpoint, a MANO checkpoint without a MANO folder, or an unavailable device.
     """
     dev = resolve_device(device)
     path = Path(checkpoint).expanduser() if checkpoint is not None else DEFAULT_CHECKPOINT
@@ -206,7 +207,7 @@ def load_engine(checkpoint=None, device: str = "auto", hand_model: str = "open")
     from ..net.checkpoint import CheckpointError
 
     try:
-        estimator = load_checkpoint(path, dev)
+        estimator = load_checkpoint(path, dev, hand_model=hand_model)
     except CaptureError:
         raise
     except CheckpointError as exc:  # its message already names the file and what to do

@@ -39,6 +39,7 @@ from ..geometry import default_focal, project_points
 from ..hand import kinematics as K
 from ..hand.tables import KEYPOINT_CONVENTIONS, KEYPOINT_SOURCES
 from .backbones import build_backbone
+from .checkpoint import HAND_MODEL_KINDS
 from .camera import weak_to_full_perspective
 from .confidence import projection_confidence
 from .direction_map import DirectionMapFusion
@@ -71,7 +72,9 @@ class DaHyFConfig:
     contrastive : train the projection confidence with L_c (last ``contrastive_epochs`` epochs).
     crop_size : s_p, px; split_ratio : SimCC s; sigma_px : SimCC label σ, px; num_freqs : L.
     regressor_width, regressor_depth : the regressor MLP (``dahyf.net.modules.Regressor``: width, residual blocks).
-    hand_model : 'open' (bundled) or a MANO folder / file, see ``dahyf.load_hand_model``.
+    hand_model : the kind of hand model the network uses, 'open' (the bundled model) or 'mano' (the real
+        MANO, given as ``DaHyF(cfg, hand=load_hand_model(MANO_DIR, "right"))``); stored in checkpoints,
+        never a path (:data:`dahyf.net.checkpoint.HAND_MODEL_KINDS`).
     keypoints : fingertip convention of the 21 keypoints: 'model' (the hand model's own tips) or a
         name of ``dahyf.hand.tables.KEYPOINT_CONVENTIONS`` ('mano', 'freihand', 'ho3d'; MANO's mesh).
     """
@@ -96,6 +99,9 @@ class DaHyFConfig:
             raise ValueError(f"joint_head must be one of {JOINT_HEADS}, got {self.joint_head!r}")
         if self.positional_encoding and self.joint_head == "none":
             raise ValueError("positional_encoding needs 2-D joints: set joint_head to 'simcc' or 'heatmap'")
+        if self.hand_model not in HAND_MODEL_KINDS:
+            raise ValueError(f"hand_model must be one of {HAND_MODEL_KINDS} (the kind, never a path: the MANO "
+                             f"files are given to DaHyF(cfg, hand=...)), got {self.hand_model!r}")
         if self.keypoints != "model" and self.keypoints not in KEYPOINT_CONVENTIONS:
             raise ValueError(f"keypoints must be 'model' or one of {sorted(KEYPOINT_CONVENTIONS)}, got {self.keypoints!r}")
 
@@ -152,8 +158,9 @@ class DaHyF(nn.Module):
     Parameters
     ----------
     cfg : the variant.
-    hand : a ``HandModel`` (right hand) to use instead of loading ``cfg.hand_model``. It is not part
-        of the state dict: checkpoints hold the network only.
+    hand : the ``HandModel`` (right hand) of the kind ``cfg.hand_model``; None loads the bundled one for
+        'open' (a 'mano' network must be given its MANO model). It is not part of the state dict:
+        checkpoints hold the network only.
     """
 
     def __init__(self, cfg: DaHyFConfig | None = None, hand=None):
@@ -171,9 +178,15 @@ class DaHyF(nn.Module):
                                else HeatmapHead(jc, 21, cfg.crop_size))
         self.regressor = Regressor(rc + cfg.joint_feature_dims, cfg.regressor_width, cfg.regressor_depth)
         if hand is None:
+            if cfg.hand_model != "open":
+                raise ValueError(f"a network of hand_model {cfg.hand_model!r} needs its hand model: "
+                                 "DaHyF(cfg, hand=load_hand_model(MANO_DIR, 'right'))")
             from ..hand.model import load_hand_model
 
-            hand = load_hand_model(cfg.hand_model, "right")
+            hand = load_hand_model("open", "right")
+        elif (hand.name == "open") != (cfg.hand_model == "open"):
+            raise ValueError(f"hand_model is {cfg.hand_model!r} but the hand model given is {hand.name!r}: set "
+                             "DaHyFConfig.hand_model to 'open' for the bundled model, 'mano' for a MANO file")
         self._hand = [hand]  # not a module: not in state_dict; it computes on the device and dtype it is given
         self.tip_vertex_ids = tip_vertex_ids(cfg, hand)
 
@@ -301,9 +314,16 @@ def save_dahyf(path, net: DaHyF, meta: dict | None = None):
     return save_checkpoint(path, CHECKPOINT_KIND, net.cfg.to_dict(), net.state_dict(), meta)
 
 
-def build_estimator(config: dict, state_dict: dict, meta: dict, device: str = "cpu") -> DaHyFEstimator:
-    """Checkpoint builder of kind 'dahyf' (see :mod:`dahyf.net.checkpoint`)."""
+def build_estimator(config: dict, state_dict: dict, meta: dict, device: str = "cpu",
+                    hand_model: str = "open") -> DaHyFEstimator:
+    """Checkpoint builder of kind 'dahyf' (see :mod:`dahyf.net.checkpoint`).
+
+    ``hand_model`` : the source of the network's hand model ('open', or the caller's MANO folder /
+    file for a 'mano' checkpoint: :func:`dahyf.net.checkpoint.network_hand_model`).
+    """
+    from ..hand.model import load_hand_model
+
     cfg = DaHyFConfig.from_dict(config)
-    net = DaHyF(cfg)
+    net = DaHyF(cfg, hand=load_hand_model(hand_model, "right"))
     net.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()})
     return DaHyFEstimator(net, device=device, meta=meta)

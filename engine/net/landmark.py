@@ -39,8 +39,9 @@ MIN_CROP_SIDE = 4.0
 #: Fit θ and the translation to the landmarks after the network (:func:`dahyf.net.refine.refine_pose`)
 #: unless the checkpoint's meta says otherwise (key ``refine_pose``).
 REFINE_POSE_DEFAULT = True
-#: The only hand model a checkpoint may name: the bundled one. (A path inside a checkpoint would
-#: let a downloaded file point the loader at any pickle; other models are chosen by the user.)
+#: The only hand-model kind a landmark checkpoint may name: the bundled open model its network is
+#: trained on (no path ever: :data:`dahyf.net.checkpoint.HAND_MODEL_KINDS`). The capture's output hand
+#: is the engine's, e.g. the user's MANO (``load_engine(hand_model=DIR)``).
 CHECKPOINT_HAND_MODELS = ("open",)
 
 
@@ -353,8 +354,15 @@ def _quiet(like):
             yield
 
 
-def build_estimator(config: dict, weights: dict, meta: dict, device: str = "cpu") -> LandmarkEstimator:
-    """Checkpoint builder of kind 'landmark' (see :mod:`dahyf.net.checkpoint`)."""
+def build_estimator(config: dict, weights: dict, meta: dict, device: str = "cpu",
+                    hand_model: str = "open") -> LandmarkEstimator:
+    """Checkpoint builder of kind 'landmark' (see :mod:`dahyf.net.checkpoint`).
+
+    ``hand_model`` is always 'open' here: the only kind a landmark checkpoint may name
+    (:data:`CHECKPOINT_HAND_MODELS`; :func:`dahyf.net.checkpoint.network_hand_model`).
+    """
+    if hand_model not in CHECKPOINT_HAND_MODELS:
+        raise ValueError(f"a landmark engine is built with the bundled 'open' hand model, not {hand_model!r}")
     cfg = LandmarkConfig.from_dict(config)
     expected = _weight_shapes(cfg)
     missing = sorted(set(expected) - set(weights))

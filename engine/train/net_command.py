@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="freihand", choices=DATASETS, help="reader for --data (default freihand)")
     parser.add_argument("--data", required=True, help="dataset folder (FreiHAND_pub_v2, HO3D_v2/v3), or 'synthetic'")
     parser.add_argument("--mano", help="folder holding MANO_RIGHT.pkl: required for FreiHAND / HO3D (their MANO labels); "
-                                       "synthetic data uses the open hand model without it")
+                                       "synthetic data uses the open hand model without it. The checkpoint records "
+                                       "'mano', not the folder: give --mano DIR again when capturing with it")
     parser.add_argument("--hanco", "--negatives", dest="hanco", type=Path,
                         help="HanCo folder: hand crops (positives) and non-hand crops (negatives) for L_c")
     parser.add_argument("--pretrained", type=Path, help="ImageNet weights of the backbone (timm hrnet_w64 / torchvision resnet50 file)")
@@ -56,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_config(args: argparse.Namespace) -> TrainConfig:
-    """The config of the command line: the named recipe, the overrides, the hand model and keypoint convention."""
+    """The config of the command line: the named recipe, the overrides, the hand-model kind ('mano' with
+    ``--mano``: the folder itself is never stored) and keypoint convention."""
     from .datasets import DatasetLabelError
 
     cfg = get_config(args.config, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, num_workers=args.workers)
@@ -65,7 +67,7 @@ def run_config(args: argparse.Namespace) -> TrainConfig:
         raise DatasetLabelError(f"training on {args.dataset} needs the real MANO model for its labels: add --mano DIR "
                                 "(the folder holding MANO_RIGHT.pkl, from https://mano.is.tue.mpg.de)")
     keypoints = "model" if synthetic else args.dataset
-    return replace(cfg, model=replace(cfg.model, hand_model=str(args.mano) if args.mano else "open", keypoints=keypoints))
+    return replace(cfg, model=replace(cfg.model, hand_model="mano" if args.mano else "open", keypoints=keypoints))
 
 
 def build_dataset(kind: str, data: str, augment: bool, seed: int, hand=None, synthetic_size: int = 256,
@@ -103,19 +105,22 @@ def build_dataset(kind: str, data: str, augment: bool, seed: int, hand=None, syn
 def run(args: argparse.Namespace) -> int:
     """``dahyf train net``."""
     from ..errors import DaHyFUserError
+    from ..hand.model import load_hand_model
     from .datasets import FreiHAND
     from .trainer import _dist_info, train
 
     try:
         cfg = run_config(args)
-        ds = build_dataset(args.dataset, args.data, cfg.augment, cfg.seed, synthetic_size=args.synthetic_size,
-                           hanco=args.hanco, hand_model=cfg.model.hand_model)
+        source = str(args.mano) if args.mano else "open"  # the folder; cfg.model.hand_model is only its kind
+        hand = load_hand_model(source, "right")
+        ds = build_dataset(args.dataset, args.data, cfg.augment, cfg.seed, hand=hand, synthetic_size=args.synthetic_size,
+                           hanco=args.hanco, hand_model=source)
         val = None
         if args.val_data is not None:
             val = FreiHAND(args.val_data, "evaluation")
         t0 = time.time()
         res = train(cfg, ds, args.out, device=args.device, resume=not args.no_resume, steps_per_epoch=args.steps_per_epoch,
-                    val_dataset=val, val_every=args.val_every, pretrained=args.pretrained, init=args.init)
+                    hand=hand, val_dataset=val, val_every=args.val_every, pretrained=args.pretrained, init=args.init)
     except (DaHyFUserError, ValueError) as e:
         print(f"dahyf train net: {e}", file=sys.stderr)
         return 2

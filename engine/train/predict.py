@@ -1,7 +1,7 @@
 """`dahyf predict`: run an image checkpoint over an evaluation split and write the competition file.
 
-    dahyf predict --dataset freihand --data FreiHAND_pub_v2_eval --checkpoint runs/paper/model.npz --out pred.json
-    dahyf predict --dataset ho3d --data HO3D_v3 --checkpoint runs/paper_ho3d/model.npz --out pred.json
+    dahyf predict --dataset freihand --data FreiHAND_pub_v2_eval --checkpoint runs/paper/model.npz --mano MANO_DIR --out pred.json
+    dahyf predict --dataset ho3d --data HO3D_v3 --checkpoint runs/paper_ho3d/model.npz --mano MANO_DIR --out pred.json
 
 Crops follow the shared policy (``dahyf.capture.crops``) around a detector's box, never the ground
 truth: MediaPipe's landmarks on each FreiHAND evaluation image (the capture detector; the whole
@@ -57,15 +57,18 @@ def detector_boxes(image_paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(boxes), np.asarray(found)
 
 
-def predict(checkpoint: Path, dataset, device: str = "auto", batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Run a DaHyF image checkpoint over ``dataset`` → keypoints (S, 21, 3), vertices (S, V, 3), m, OpenCV axes."""
+def predict(checkpoint: Path, dataset, device: str = "auto", batch_size: int = 32,
+            hand_model: str = "open") -> tuple[np.ndarray, np.ndarray]:
+    """Run a DaHyF image checkpoint over ``dataset`` → keypoints (S, 21, 3), vertices (S, V, 3), m, OpenCV axes.
+
+    ``hand_model`` : 'open' or the MANO folder a checkpoint trained with MANO needs (``--mano DIR``)."""
     import torch
     from torch.utils.data import DataLoader
 
     from ..net.checkpoint import load_checkpoint
 
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    est = load_checkpoint(checkpoint, dev)
+    est = load_checkpoint(checkpoint, dev, hand_model=hand_model)
     if not getattr(est, "needs_crops", False):
         raise ValueError(f"{checkpoint} is not an image-network checkpoint (kind 'dahyf'); "
                          "the landmark engine needs MediaPipe landmarks, not dataset crops")
@@ -113,6 +116,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="FreiHAND_pub_v2(_eval) or HO3D_v2 / HO3D_v3 folder")
     parser.add_argument("--checkpoint", required=True, type=Path, help="a DaHyF image checkpoint (kind 'dahyf')")
     parser.add_argument("--out", required=True, type=Path, help="the prediction file to write (pred.json)")
+    parser.add_argument("--mano", metavar="DIR", default="open",
+                        help="folder holding MANO_RIGHT.pkl: needed by a checkpoint trained with --mano")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--score", action="store_true", help="FreiHAND: also score against evaluation_xyz.json")
@@ -126,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         if args.dataset == "freihand":
             paths = sorted((args.data / "evaluation" / "rgb").glob("*.jpg"))
             boxes, found = detector_boxes(paths)
-            xyz, verts = predict(args.checkpoint, D.FreiHAND(args.data, "evaluation", boxes=boxes), args.device, args.batch_size)
+            xyz, verts = predict(args.checkpoint, D.FreiHAND(args.data, "evaluation", boxes=boxes), args.device, args.batch_size,
+                                 hand_model=args.mano)
             write_freihand(args.out, xyz, verts)
             report = {"pred": str(args.out), "samples": len(xyz), "detected": int(found.sum())}
             if args.score:
@@ -140,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             if kp != "ho3d":
                 raise ValueError(f"{args.checkpoint} predicts {kp!r} keypoints, HO3D scores its own fingertips: "
                                  "fine-tune it on HO3D (--config paper_ho3d --init CHECKPOINT)")
-            xyz, verts = predict(args.checkpoint, D.HO3D(args.data, "evaluation"), args.device, args.batch_size)
+            xyz, verts = predict(args.checkpoint, D.HO3D(args.data, "evaluation"), args.device, args.batch_size,
+                                 hand_model=args.mano)
             write_ho3d(args.out, xyz, verts)
             report = {"pred": str(args.out), "samples": len(xyz)}
     except (DaHyFUserError, FileNotFoundError, ValueError, RuntimeError) as e:

@@ -226,7 +226,8 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str =
     device : 'auto', 'cpu' or 'cuda'.
     resume : continue from ``out_dir/last.pt`` when it exists.
     steps_per_epoch : cap on optimiser steps per epoch (smoke runs); None for a full pass.
-    hand : hand model instance (default: ``cfg.model.hand_model``).
+    hand : hand model instance, of the kind ``cfg.model.hand_model`` (None: the bundled one for 'open';
+        a 'mano' run must give its MANO model).
     shuffle : shuffle the samples each epoch (seeded by ``cfg.seed`` and the epoch).
     checkpoint_every : write ``last.pt`` every this-many epochs (and after the last one).
     val_dataset, val_every : held-out samples scored (:func:`evaluate_model`) on rank 0 every ``val_every``
