@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mano", metavar="DIR", default="open",
                    help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: the bundled open hand model)")
     p.add_argument("--frames", metavar="START:END", help="capture only these frames (END exclusive)")
-    p.add_argument("--focal", type=float, help="focal length in px (default sqrt(W^2+H^2))")
+    p.add_argument("--focal", type=float, help="focal length in px (default: the container's 35 mm-equivalent focal length where the phone wrote one, else sqrt(W^2+H^2))")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing take (and its .json sidecar) or preview")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -101,7 +101,9 @@ class Engine:
         cancel : set it to stop; the chunks received so far form a valid take.
         progress : called as ``progress(frames_done, frames_total)`` after each chunk.
         filter : 'zero_lag' (default, captures) or 'one_euro' (causal, live use).
-        focal : px; None for sqrt(W^2 + H^2).
+        focal : px; None: the container's 35 mm-equivalent focal length when it has one, else
+            sqrt(W^2 + H^2) (:func:`dahyf.capture.focal.estimate_focal`; the take's meta says which,
+            with its uncertainty).
 
         Yields
         ------
@@ -121,13 +123,19 @@ class Engine:
             raise CaptureError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}.")
         sides = ("right", "left") if hands == "both" else (hands,)
         models = self.hand_models(sides)
-        pipeline = CapturePipeline(self.estimator, models, hands=hands, threshold=threshold,
-                                   smooth=smooth, filter_kind=filter, chunk_frames=chunk_frames, focal=focal)
         reader = VideoReader(video, frame_range) if isinstance(video, (str, Path)) else video
+        try:
+            camera = estimate_camera_focal(reader, focal)
+        except CaptureError:
+            reader.close()
+            raise
+        pipeline = CapturePipeline(self.estimator, models, hands=hands, threshold=threshold,
+                                   smooth=smooth, filter_kind=filter, chunk_frames=chunk_frames,
+                                   focal=camera.focal_px)
         meta = {"source": reader.info.name, "engine": self.name, "threshold": threshold,
                 "smooth": smooth, "filter": filter, "hand_model": self.hand_model,
                 "dahyf_version": __version__, "frame_range": list(frame_range) if frame_range else None,
-                "rotation": reader.info.rotation}
+                "rotation": reader.info.rotation, **camera.to_meta()}
         try:
             yield from pipeline.run(reader, cancel=cancel, progress=progress, meta=meta)
         finally:
@@ -175,6 +183,27 @@ class Engine:
         if out is not None:
             take.save(out)
         return take
+
+
+def estimate_camera_focal(reader, focal: float | None):
+    """The focal length of a capture before any hand is seen: the user's, the container's
+    (:mod:`dahyf.capture.mp4meta`), or the default (:func:`dahyf.capture.focal.estimate_focal`).
+
+    Raises
+    ------
+    CaptureError
+        An implausible ``focal`` (px given where millimetres were meant).
+    """
+    from .focal import estimate_focal
+    from .mp4meta import read_camera_metadata
+
+    info = reader.info
+    size = (int(info.width), int(info.height))
+    camera = read_camera_metadata(info.path) if focal is None and getattr(info, "path", None) else {}
+    try:
+        return estimate_focal([], size, camera, user_focal=focal, self_calibrate=False)
+    except ValueError as exc:
+        raise CaptureError(f"--focal: {exc}") from None
 
 
 def load_engine(checkpoint=None, device: str = "auto", hand_model: str = "open") -> Engine:

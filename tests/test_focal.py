@@ -1,0 +1,197 @@
+"""The focal length of a capture: container metadata, the user's value, self-calibration, the default."""
+from __future__ import annotations
+
+import math
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from dahyf.capture import focal as FC
+from dahyf.capture import mp4meta
+from dahyf.net.batch import HandBatch
+
+
+# --- a movie with QuickTime metadata, written here ---------------------------------------------------
+def _box(typ: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), typ) + payload
+
+
+def _meta_box(key: str, data_type: int, value: bytes, iso_full_box: bool = False) -> bytes:
+    """A ``meta`` box holding one ``mdta`` item (QuickTime layout; ISO full box when asked)."""
+    k = key.encode()
+    keys = _box(b"keys", b"\0\0\0\0" + struct.pack(">I", 1) + struct.pack(">I4s", 8 + len(k), b"mdta") + k)
+    data = _box(b"data", struct.pack(">I", data_type) + b"\0\0\0\0" + value)
+    ilst = _box(b"ilst", _box(struct.pack(">I", 1), data))
+    hdlr = _box(b"hdlr", b"\0" * 8 + b"mdta" + b"\0" * 13)
+    return _box(b"meta", (b"\0\0\0\0" if iso_full_box else b"") + hdlr + keys + ilst)
+
+
+def _write_clip(path, frames: int = 12, size=(96, 64)) -> None:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
+    assert w.isOpened()
+    for i in range(frames):
+        img = np.full((size[1], size[0], 3), 40, np.uint8)
+        cv2.circle(img, (10 + 5 * i, size[1] // 2), 6, (0, 200, 255), -1)
+        w.write(img)
+    w.release()
+
+
+def _insert_meta(path, meta: bytes, into_track: bool) -> None:
+    """Add ``meta`` to the movie's ``moov`` (or its first ``trak``); the movie's ``moov`` must come
+    after its media data (OpenCV writes it last), so no chunk offset moves."""
+    buf = path.read_bytes()
+    off, boxes = 0, []
+    while off < len(buf):
+        size, typ = struct.unpack(">I4s", buf[off:off + 8])
+        boxes.append((typ, off, size))
+        off += size
+    types = [t for t, _, _ in boxes]
+    assert types.index(b"moov") > types.index(b"mdat"), "the writer put moov first: chunk offsets would move"
+    _, mo, ms = boxes[types.index(b"moov")]
+    payload = buf[mo + 8:mo + ms]
+    if into_track:
+        o = 0
+        while o < len(payload):
+            size, typ = struct.unpack(">I4s", payload[o:o + 8])
+            if typ == b"trak":
+                payload = payload[:o] + _box(b"trak", payload[o + 8:o + size] + meta) + payload[o + size:]
+                break
+            o += size
+        else:
+            raise AssertionError("no trak")
+    else:
+        payload = payload + meta
+    path.write_bytes(buf[:mo] + _box(b"moov", payload) + buf[mo + ms:])
+
+
+@pytest.mark.parametrize("data_type,value,iso,track,expected", [
+    (1, b"26.00mm", False, True, 26.0),       # UTF-8, track level (as an iPhone writes it)
+    (1, b"27", True, False, 27.0),            # UTF-8, movie level, ISO full-box meta
+    (21, (28).to_bytes(2, "big"), False, True, 28.0),   # big-endian signed integer
+])
+def test_container_focal_is_read_and_the_movie_still_decodes(tmp_path, data_type, value, iso, track, expected):
+    from dahyf.capture.video import VideoReader
+
+    path = tmp_path / "phone.mp4"
+    _write_clip(path)
+    _insert_meta(path, _meta_box(mp4meta.KEY_FOCAL_35MM, data_type, value, iso), into_track=track)
+    meta = mp4meta.read_camera_metadata(path)
+    assert meta["focal_35mm"] == pytest.approx(expected)
+    assert meta["focal_key"] == mp4meta.KEY_FOCAL_35MM
+    assert sum(1 for _ in VideoReader(path)) == 12           # the real decoder still reads every frame
+    est = FC.estimate_focal([], (96, 64), meta)
+    assert est.source == "metadata"
+    assert est.focal_px == pytest.approx(expected * math.hypot(96, 64) / math.hypot(36, 24))
+    assert est.sigma_px == pytest.approx(FC.METADATA_SIGMA * est.focal_px)
+    assert est.to_meta()["focal_source"] == "metadata"
+
+
+def test_files_without_usable_metadata_give_nothing(tmp_path):
+    plain = tmp_path / "plain.mp4"
+    _write_clip(plain)
+    assert mp4meta.read_camera_metadata(plain) == {}
+    other = tmp_path / "other.mp4"
+    _write_clip(other)
+    _insert_meta(other, _meta_box("com.example.something", 1, b"50mm"), into_track=False)
+    assert mp4meta.read_camera_metadata(other) == {}
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\0\0\0\x10moov" + b"\xff" * 5)          # a box that claims more than the file holds
+    assert mp4meta.read_camera_metadata(junk) == {}
+    assert mp4meta.read_camera_metadata(tmp_path / "missing.mp4") == {}
+    bad = tmp_path / "bad.mp4"
+    _write_clip(bad)
+    _insert_meta(bad, _meta_box(mp4meta.KEY_FOCAL_35MM, 1, b"unknown"), into_track=True)
+    assert "focal_35mm" not in mp4meta.read_camera_metadata(bad)
+
+
+def test_user_focal_wins_and_is_checked():
+    est = FC.estimate_focal([], (640, 480), {"focal_35mm": 26.0}, user_focal=700.0)
+    assert (est.focal_px, est.sigma_px, est.source) == (700.0, 0.0, "user")
+    with pytest.raises(ValueError, match="millimetres"):
+        FC.estimate_focal([], (640, 480), user_focal=26.0)
+
+
+# --- self-calibration on hands of known geometry -------------------------------------------------------
+def _hands_in_camera(image_size, focal, depth, n=48, seed=0):
+    """Landmarks (n, 21, 2) px and exact metric shapes (n, 21, 3) m (as perfect world landmarks) of
+    right hands in natural poses (the sample clip's scripted gestures, turned at random) at
+    ``depth`` m, anywhere in the frame."""
+    from dahyf import sample_video as sv
+    from dahyf.geometry import project_points
+    from dahyf.hand import load_hand_model
+    from dahyf.hand import kinematics as K
+
+    rng = np.random.default_rng(seed)
+    gt = sv.load_ground_truth()
+    pose = gt["pose"][rng.choice(len(gt["pose"]), n)].astype(np.float32).copy()
+    turn = rng.normal(0, 0.5, (n, 3)).astype(np.float32)
+    R = K.batch_rodrigues(turn) @ K.batch_rodrigues(pose[:, 0])
+    pose[:, 0] = K.matrix_to_axis_angle(R)
+    model = load_hand_model("open", "right")
+    kp = model(pose).keypoints.astype(np.float64)                        # (n, 21, 3) m, no translation
+    W, H = image_size
+    pix = rng.uniform(0.25, 0.75, (n, 2)) * (W, H)
+    ray = np.concatenate([(pix - (W / 2, H / 2)) / focal, np.ones((n, 1))], 1)
+    joints = kp - kp.mean(1, keepdims=True) + (ray * depth)[:, None]
+    return project_points(joints, focal, tuple(image_size)).astype(np.float32), (joints - joints.mean(1, keepdims=True))
+
+
+def _tracks(lm, world, size, split=24):
+    return [HandBatch.of(lm[:split], True, size, world_landmarks=world[:split]),
+            HandBatch.of(lm[split:], False, size, world_landmarks=world[split:])]
+
+
+@pytest.mark.parametrize("f_rel,depth", [(0.45, 0.25), (0.7, 0.3), (1.0, 0.45)])
+def test_self_calibration_recovers_the_focal_from_exact_hand_shapes_within_its_sigma(f_rel, depth):
+    size = (640, 480)
+    lm, world = _hands_in_camera(size, f_rel * 800.0, depth)
+    noisy = lm + np.random.default_rng(1).normal(0, 0.5, lm.shape).astype(np.float32)
+    est = FC.estimate_focal(_tracks(noisy, world, size), size, depth_scales=(1.0,))   # depth trusted as exact
+    assert est.source == "self-calibrated", est.note
+    assert abs(est.focal_px - f_rel * 800.0) <= est.sigma_px, (est.focal_px, est.sigma_px)
+    flat = _tracks(noisy, world * (1, 1, 0.5), size)       # a hand shape flattened by half misleads the fit ...
+    wrong = FC.estimate_focal(flat, size, depth_scales=(1.0,))
+    assert abs(wrong.detail["fit_focal_px"] - f_rel * 800.0) > 0.2 * f_rel * 800.0
+    honest = FC.estimate_focal(flat, size)                  # ... which the depth-scale check does not trust
+    assert honest.source == "default"
+    if "rel_sigma" in honest.detail:
+        assert honest.detail["rel_sigma"] > FC.MAX_SELF_SIGMA
+
+
+def test_far_hands_fall_back_to_the_default_with_a_large_sigma():
+    size = (640, 480)
+    lm, world = _hands_in_camera(size, 1.4 * 800.0, depth=1.6)
+    noisy = lm + np.random.default_rng(1).normal(0, 0.5, lm.shape).astype(np.float32)
+    est = FC.estimate_focal(_tracks(noisy, world, size), size)
+    assert est.source == "default"
+    assert est.focal_px == pytest.approx(800.0)
+    assert est.sigma_px == pytest.approx(FC.DEFAULT_SIGMA * 800.0)
+    assert est.note
+    few = FC.estimate_focal([HandBatch.of(lm[:5], True, size, world_landmarks=world[:5])], size)
+    assert few.source == "default" and "at least" in few.note
+
+
+def test_a_capture_uses_the_containers_focal_and_says_so(tmp_path):
+    """The bundled sample clip with a phone's 35 mm-equivalent focal length written into it: the take
+    is captured with that focal length and its meta names the source; --focal still wins."""
+    import shutil
+
+    import dahyf
+    from dahyf import sample_video as sv
+
+    clip = tmp_path / "phone_sample.mp4"
+    shutil.copy(sv.SAMPLE_VIDEO, clip)
+    _insert_meta(clip, _meta_box(mp4meta.KEY_FOCAL_35MM, 1, b"32.45mm"), into_track=True)
+    engine = dahyf.load_engine(device="cpu")
+    take = engine.capture(str(clip), hands="right", frame_range=(0, 6))
+    expected = 32.45 * math.hypot(640, 480) / math.hypot(36, 24)      # = 600 px, the clip's true focal
+    assert take.focal == pytest.approx(expected, rel=1e-4)
+    assert take.meta["focal_source"] == "metadata"
+    assert take.meta["focal_sigma_px"] == pytest.approx(FC.METADATA_SIGMA * expected, rel=1e-3)
+    given = engine.capture(str(clip), hands="right", frame_range=(0, 6), focal=700.0)
+    assert given.focal == 700.0 and given.meta["focal_source"] == "user"
+    plain = engine.capture(str(sv.SAMPLE_VIDEO), hands="right", frame_range=(0, 6))
+    assert plain.focal == pytest.approx(800.0) and plain.meta["focal_source"] == "default"
+    assert plain.meta["focal_sigma_px"] == pytest.approx(FC.DEFAULT_SIGMA * 800.0)
