@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dahyf.cli import main
 
 
 def test_bench_network_json_and_markdown(tmp_path, capsys):
+    pytest.importorskip("torch", reason="the network benchmark runs the torch network (not in the Python 3.13 tier)")
     md = tmp_path / "network.md"
     rc = main(["bench", "network", "--backbones", "light", "--batches", "1", "2", "--device", "cpu",
                "--budget", "0.5", "--json", "--md", str(md)])

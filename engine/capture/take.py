@@ -358,5 +358,5 @@ def _in_range(a: np.ndarray, lo: float, hi: float, name: str, what: str) -> None
     """Raise CaptureError unless every value of ``a`` lies in [lo, hi] (checked before any dtype conversion)."""
     bad = (a < lo) | (a > hi)
     if bad.any():
-        v = a[bad].flat[0]
+        v = a[bad].flat[0].item()  # a Python number: numpy 2 writes np.int64(5) for repr(v)
         raise CaptureError(f"field {name!r} holds {v!r}, which is not {what} (allowed: {lo:g} to {hi:g}).")
