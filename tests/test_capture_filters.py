@@ -181,3 +181,19 @@ def test_capture_smoother_is_the_local_quadratic_and_streams_like_offline():
     out += sm.flush()
     np.testing.assert_allclose(np.stack([o.pose for o in out]), ref_r, atol=1e-9)
     np.testing.assert_allclose(np.stack([o.transl for o in out]), ref_v, atol=1e-12)
+
+
+def test_one_euro_translation_opens_up_at_hand_speeds():
+    # A hand moving at 0.5 m/s: the pose filter's translation must lag clearly less than the same
+    # filter without speed adaptation (its beta is in Hz per m/s, not the rotations' Hz per rad/s).
+    from dahyf.capture.filters import OneEuroPoseFilter, make_filter
+
+    def lag_frames(flt):
+        t = np.arange(90) / 30.0
+        x = np.c_[0.5 * t, np.zeros(90), np.full(90, 0.6)]
+        out = np.array([flt.push(PoseSample(i, t[i], np.zeros((16, 3)), x[i]))[0].transl for i in range(90)])
+        return float(np.mean((x[60:, 0] - out[60:, 0]) / 0.5 * 30.0))   # steady state, in frames
+
+    live = make_filter("one_euro", 0.5, 30.0)
+    still = OneEuroPoseFilter(live.vec_filter.min_cutoff, 0.0, 0.0)
+    assert lag_frames(live) < 0.7 * lag_frames(still), (lag_frames(live), lag_frames(still))
