@@ -96,6 +96,13 @@ def test_live_session_driven_by_the_timer_keys_a_valid_take(ctx, clip, tmp_path,
     fps = scene.render.fps / scene.render.fps_base
     _assert_action_matches_take(arm, "live.take001.right0", take, 10, fps, compat)
     assert bpy.data.actions["live.take001.right0"].use_fake_user
+    # the saved take is an ordinary take: File > Import > DaHyF Take keys it onto a new rig
+    n_arms = len([o for o in bpy.data.objects if o.type == "ARMATURE"])
+    assert bpy.ops.dahyf.import_take(filepath=str(tmp_path / "live.npz")) == {"FINISHED"}
+    imported = [o for o in bpy.data.objects if o.type == "ARMATURE" and o.get("dahyf_take")]
+    assert len([o for o in bpy.data.objects if o.type == "ARMATURE"]) == n_arms + 1 and len(imported) == 1
+    keys = compat.channel_owner(imported[0]).fcurves.find('pose.bones["wrist"].rotation_quaternion', index=0)
+    assert len(keys.keyframe_points) == len(take)
     ticks = session.tick_stats()
     print(f"\nmain-thread time per tick over {ticks['ticks']} ticks: p50 {ticks['p50']:.3f} ms, "
           f"p95 {ticks['p95']:.3f} ms, max {ticks['max']:.3f} ms")
