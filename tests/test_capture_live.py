@@ -149,8 +149,10 @@ def _truncated_clip(tmp_path):
 
 
 def test_a_source_failing_mid_take_keeps_what_was_recorded(engine, tmp_path):
-    live = engine.live(_truncated_clip(tmp_path), hands="right")
-    poses, take = _run_to_end(live)
+    live = engine.live(_truncated_clip(tmp_path), hands="right").start()
+    live.record()
+    assert live.join(timeout=30) and not live.running           # it ends by itself
+    take = live.stop()
     assert isinstance(live.error, SourceLost) and "stopped decoding" in str(live.error)
     assert take is not None and 0 < len(take) < 30
     assert take.meta["ended_early"] and "stopped decoding" in take.meta["error"]

@@ -153,11 +153,20 @@ class LiveCapture:
             return self._latest
 
     def wait(self, after: int = -1, timeout: float = 1.0) -> LivePose | None:
-        """Block until a result newer than frame ``after`` (or the end); the newest result."""
+        """Block until a result newer than frame ``after`` (or the end); the newest result.
+
+        Pass the index of the last result you have: with the default, any result returns at once.
+        """
         with self._new:
             self._new.wait_for(lambda: (self._latest is not None and self._latest.index > after) or not self.running,
                                timeout)
             return self._latest
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Block until the session ends by itself (the source's end or an error); True if it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
 
     def stop(self) -> Take | None:
         """Stop the session; returns the recorded take if a recording was running (else None)."""

@@ -25,8 +25,7 @@ def run_live(engine, video, hands: str, smooth: float | None = None) -> tuple[di
     options = {"hands": hands} if smooth is None else {"hands": hands, "smooth": smooth}
     live = engine.live(str(video), **options).start()
     live.record()
-    while live.running:
-        live.wait(timeout=0.5)
+    live.join()
     take = live.stop()
     if live.error is not None:
         raise CaptureError(f"the live run failed: {live.error}")
