@@ -224,3 +224,22 @@ def test_live_filter_is_steadier_than_the_landmarks_without_lag(engine):
     q = quality(take, 0)
     print(f"\njitter {q['jitter_reduction']:.2f} below raw, lag {q['max_abs_lag_frames']}")
     assert len(take) == 120 and q["jitter_reduction"] >= 0.4 and q["max_abs_lag_frames"] <= 1, q
+
+
+def test_the_preview_draws_each_hand_and_the_status_line(engine, clip):
+    from dahyf.capture.live_commands import draw_live
+
+    live = engine.live(clip, hands="right", keep_images=True).start()
+    pose = None
+    while live.running and (pose is None or not len(pose.rows["frame"])):
+        pose = live.wait(after=-1 if pose is None else pose.index, timeout=1.0)
+    live.stop()
+    assert pose is not None and pose.image is not None and len(pose.rows["frame"]) == 1
+    blank = np.zeros_like(pose.image)
+    out = draw_live(blank.copy(), pose, live.handedness, "30 fps  latency 20 ms")
+    changed = np.argwhere(np.abs(out.astype(int) - blank).sum(-1) > 0)
+    assert len(changed)
+    lo, hi = pose.rows["joints2d_proj"][0].min(0), pose.rows["joints2d_proj"][0].max(0)
+    inside = (changed[:, 1] >= lo[0] - 5) & (changed[:, 1] <= hi[0] + 5) & (changed[:, 0] >= lo[1] - 5) & \
+        (changed[:, 0] <= hi[1] + 5)
+    assert inside.sum() > 200 and changed[:, 0].min() < 30        # the hand's skeleton, the status line on top
