@@ -71,7 +71,7 @@ def test_streaming_smoother_equals_offline_and_holds_a_bounded_window():
     out, max_buf = [], 0
     for f, r, v in zip(frames, rot, vec):
         out += sm.push(PoseSample(int(f), f / 30.0, r, v))
-        max_buf = max(max_buf, len(sm._buf))
+        max_buf = max(max_buf, len(sm._frames))
         # a row is emitted exactly `lag` frames after it arrived
         assert all(o.frame <= f - sm.lag for o in out)
     out += sm.flush()
@@ -197,3 +197,22 @@ def test_one_euro_translation_opens_up_at_hand_speeds():
     live = make_filter("one_euro", 0.5, 30.0)
     still = OneEuroPoseFilter(live.vec_filter.min_cutoff, 0.0, 0.0)
     assert lag_frames(live) < 0.7 * lag_frames(still), (lag_frames(live), lag_frames(still))
+
+
+def test_zero_lag_smoother_solves_each_window_pattern_once(monkeypatch):
+    """The local quadratic's kernel is solved once per pattern of present frames, not once per row
+    (one small solve per row made the capture's engine stage ~3x slower on the shared cores)."""
+    import dahyf.capture.filters as filters
+
+    calls = []
+    real = filters.local_polynomial_weights
+    monkeypatch.setattr(filters, "local_polynomial_weights", lambda *a: calls.append(1) or real(*a))
+    sm = filters.make_filter("zero_lag", 0.5, 30.0)
+    rng = np.random.default_rng(5)
+    out = []
+    for f in range(200):
+        out += sm.push(PoseSample(f, f / 30.0, rng.normal(scale=0.3, size=(16, 3)), rng.normal(size=3)))
+    out += sm.flush()
+    assert len(out) == 200
+    # the full window inside the track, plus the shortened windows at its two ends
+    assert len(calls) <= 2 * sm.half_window + 1

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import deque
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -39,6 +38,9 @@ SMOOTH_SIGMA_S = 0.15
 #: (benchmarks/fidelity.md, "Smoothing").
 SMOOTH_DEGREE = 2
 QUADRATIC_WIDTH = 1.75
+#: Final rows the capture's zero-lag smoother collects before handing them out in one vectorised
+#: step (the pipeline's ``advance_to`` at each chunk's end hands out the rest).
+EMIT_BATCH = 32
 #: One-Euro parameters at smooth = 1: min_cutoff Hz (smooth scales the cut-off down); the speed
 #: coefficients in the units of each signal: rotations Hz per rad/s (finger joints turn at 1-10
 #: rad/s), translation Hz per m/s (a hand moves at 0.05-1 m/s). With the rotations' 0.3 the
@@ -137,6 +139,51 @@ def local_polynomial_weights(offsets: np.ndarray, g: np.ndarray, degree: int) ->
     return np.linalg.solve(X.T @ (g[:, None] * X), X.T * g)[0]
 
 
+class _KernelTable:
+    """Equivalent kernels of one smoother (Gaussian ``sigma``, ``half_window``, ``degree``) by the
+    window's pattern of present offsets, computed once each: inside a track every window has the
+    same pattern, so a capture solves a handful of small systems instead of one per row."""
+
+    def __init__(self, sigma: float, half_window: int, degree: int, size: int = 512):
+        self.g = gaussian_weights(sigma, half_window)
+        self.half_window, self.degree, self.size = half_window, degree, size
+        self._cache: dict[bytes, np.ndarray] = {}
+
+    def __call__(self, present: np.ndarray) -> np.ndarray:
+        """(2h + 1,) kernel over offsets -h..h for ``present`` (2h + 1,) bool (0 where absent)."""
+        key = np.packbits(present).tobytes()
+        e = self._cache.get(key)
+        if e is None:
+            d = np.flatnonzero(present) - self.half_window
+            e = np.zeros(len(present))
+            e[present] = local_polynomial_weights(d, self.g[present], self.degree)
+            if len(self._cache) >= self.size:
+                self._cache.clear()
+            self._cache[key] = e
+        return e
+
+
+def _smooth_rows(frames: np.ndarray, q: np.ndarray, vec: np.ndarray, rows: np.ndarray,
+                 kernels: _KernelTable) -> tuple[np.ndarray, np.ndarray]:
+    """The zero-lag smoother's value at ``rows`` (R,) of one track's window, all at once.
+
+    frames (N,) int increasing; q (N, J, 4) quaternions; vec (N, D); rows index into them. Each row
+    is fitted over the rows within ``half_window`` frames of it, in the tangent space at its own
+    rotation (one Gauss-Newton step of the weighted Karcher mean with the kernel's weights).
+    Returns (rot (R, J, 3) rad axis-angle, vec (R, D)).
+    """
+    h = kernels.half_window
+    offs = np.arange(-h, h + 1)
+    target = frames[rows, None] + offs[None]                               # (R, K) wanted frames
+    pos = np.clip(np.searchsorted(frames, target), 0, len(frames) - 1)     # where they would be
+    present = frames[pos] == target                                        # (R, K)
+    w = np.stack([kernels(m) for m in present])                            # (R, K), 0 where absent
+    qc = q[rows]                                                           # (R, J, 4)
+    tangent = so3_log_relative(qc[:, None], q[pos])                        # (R, K, J, 3)
+    step = np.einsum("rk,rkjc->rjc", w, tangent)
+    return Q.to_axis_angle(so3_exp_apply(qc, step)), np.einsum("rk,rkd->rd", w, vec[pos])
+
+
 def centred_smooth(frames: np.ndarray, rot: np.ndarray, vec: np.ndarray, sigma: float,
                    half_window: int, degree: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Zero-lag smoothing of one track (offline form of :class:`CentredSmoother`).
@@ -156,96 +203,101 @@ def centred_smooth(frames: np.ndarray, rot: np.ndarray, vec: np.ndarray, sigma: 
     (rot (N, J, 3) rad, vec (N, D)) smoothed.
     """
     frames = np.asarray(frames)
-    q = Q.from_axis_angle(rot)
     vec = np.asarray(vec, dtype=np.float64)
-    w_table = gaussian_weights(sigma, half_window)
-    out_r = np.empty_like(np.asarray(rot, dtype=np.float64))
-    out_v = np.empty_like(vec)
-    for i in range(len(frames)):
-        lo = np.searchsorted(frames, frames[i] - half_window, side="left")
-        hi = np.searchsorted(frames, frames[i] + half_window, side="right")
-        d = frames[lo:hi] - frames[i]
-        w = local_polynomial_weights(d, w_table[d + half_window], degree)
-        out_r[i], out_v[i] = _weighted_mean(q[i], q[lo:hi], vec[lo:hi], w)
-    return out_r, out_v
-
-
-def _weighted_mean(q_centre: np.ndarray, q_win: np.ndarray, v_win: np.ndarray, w: np.ndarray):
-    """One Gauss-Newton step of the weighted Karcher mean from ``q_centre``; plain mean for vectors.
-    ``w`` (K,) sums to 1 (a local polynomial's kernel may hold negative weights)."""
-    tangent = so3_log_relative(q_centre[None], q_win)            # (K, J, 3)
-    step = np.einsum("k,kjc->jc", w, tangent)
-    return Q.to_axis_angle(so3_exp_apply(q_centre, step)), w @ v_win
+    if len(frames) == 0:
+        return np.asarray(rot, np.float64).copy(), vec.copy()
+    return _smooth_rows(frames, Q.from_axis_angle(rot), vec, np.arange(len(frames)),
+                        _KernelTable(sigma, half_window, degree))
 
 
 class CentredSmoother:
     """Streaming zero-lag smoother for one track (a :class:`PoseFilter`).
 
-    ``push(sample)`` and ``flush()`` return the rows that are final: a row at frame t is final
-    once a row at frame >= t + half_window has arrived (or the stream ended, or ``advance_to`` says
-    the video has moved past it). Memory: at most 2 * half_window + 1 rows.
+    A row at frame t is final once the stream has reached frame t + half_window (a later row
+    arrived, ``advance_to`` said so, or the stream ended). Final rows are computed together, in
+    one vectorised step: ``push`` hands them out once ``batch`` of them are waiting (``advance_to``
+    and ``flush`` at once), so a capture pays the numpy overhead per chunk, not per row. Memory:
+    at most 2 * half_window + batch + 1 rows.
 
     Parameters
     ----------
     sigma : Gaussian width in frames (0: no smoothing).
     half_window : frames on each side (default ceil(2.5 sigma)).
     degree : 0 (weighted mean) or the degree of the local polynomial (see the module docstring).
+    batch : final rows ``push`` collects before it hands them out (1: each as soon as it is final).
     """
 
     causal = False
 
-    def __init__(self, sigma: float, half_window: int | None = None, degree: int = 0):
+    def __init__(self, sigma: float, half_window: int | None = None, degree: int = 0, batch: int = 1):
         self.sigma = float(sigma)
         self.degree = int(degree)
         self.half_window = int(math.ceil(2.5 * sigma)) if half_window is None else int(half_window)
-        self._w = gaussian_weights(self.sigma, self.half_window)
-        self._buf: deque = deque()   # (frame, quat (J,4), vec (D,), sample)
-        self._next = 0               # index in _buf of the next row to emit
+        self.batch = max(1, int(batch))
+        self._kernels = _KernelTable(self.sigma, self.half_window, self.degree)
+        self._frames: list[int] = []
+        self._q: list[np.ndarray] = []       # (J, 4) quaternion per buffered row
+        self._v: list[np.ndarray] = []       # (D,) vector per buffered row
+        self._samples: list[PoseSample] = []
+        self._next = 0                       # index of the next row to emit
+        self._last = -math.inf               # the stream has reached this frame
 
     @classmethod
     def from_smoothing(cls, smooth: float, fps: float) -> "CentredSmoother":
-        """Local quadratic (SMOOTH_DEGREE) with Gaussian σ = smooth × SMOOTH_SIGMA_S × QUADRATIC_WIDTH seconds."""
-        return cls(sigma=smooth * SMOOTH_SIGMA_S * QUADRATIC_WIDTH * fps, degree=SMOOTH_DEGREE)
+        """Local quadratic (SMOOTH_DEGREE) with Gaussian σ = smooth × SMOOTH_SIGMA_S × QUADRATIC_WIDTH
+        seconds; rows handed out in batches of EMIT_BATCH."""
+        return cls(sigma=smooth * SMOOTH_SIGMA_S * QUADRATIC_WIDTH * fps, degree=SMOOTH_DEGREE, batch=EMIT_BATCH)
 
     @property
     def lag(self) -> int:
-        """Frames between a row's arrival and its emission."""
+        """Frames between a row's arrival and its emission (at least)."""
         return self.half_window
 
     def push(self, sample: PoseSample) -> list[PoseSample]:
-        """Add the row of ``sample.frame`` (frames increasing); returns the rows that became final."""
-        self._buf.append((int(sample.frame), Q.from_axis_angle(sample.pose), np.asarray(sample.transl, np.float64),
-                          sample))
-        return self.advance_to(sample.frame)
+        """Add the row of ``sample.frame`` (frames increasing); returns rows that became final
+        (once ``batch`` of them are waiting)."""
+        self._frames.append(int(sample.frame))
+        self._q.append(Q.from_axis_angle(sample.pose))
+        self._v.append(np.asarray(sample.transl, np.float64))
+        self._samples.append(sample)
+        self._last = max(self._last, int(sample.frame))
+        if self._ready(self._last) - self._next < self.batch:
+            return []
+        return self._emit(self._ready(self._last))
 
     def advance_to(self, frame: int) -> list[PoseSample]:
         """Emit the rows at frames <= ``frame - half_window`` (the video has reached ``frame``)."""
-        return self._emit(lambda f: f + self.half_window <= frame)
+        self._last = max(self._last, frame)
+        return self._emit(self._ready(self._last))
 
     def flush(self) -> list[PoseSample]:
         """End of the stream: every row not emitted yet, smoothed over what the window holds."""
-        return self._emit(lambda f: True)
+        return self._emit(len(self._frames))
 
-    def _emit(self, ready) -> list[PoseSample]:
-        out = []
-        while self._next < len(self._buf) and ready(self._buf[self._next][0]):
-            out.append(self._smooth_row(self._next))
-            self._next += 1
+    def _ready(self, frame: float) -> int:
+        """Number of buffered rows (from the start of the buffer) final once the stream is at ``frame``."""
+        n = self._next
+        while n < len(self._frames) and self._frames[n] + self.half_window <= frame:
+            n += 1
+        return n
+
+    def _emit(self, until: int) -> list[PoseSample]:
+        if until <= self._next:
+            return []
+        frames = np.asarray(self._frames)
+        rows = np.arange(self._next, until)
+        rot, vec = _smooth_rows(frames, np.stack(self._q), np.stack(self._v), rows, self._kernels)
+        out = [dataclasses.replace(self._samples[i], pose=r, transl=v) for i, r, v in zip(rows, rot, vec)]
+        self._next = until
         # drop rows no longer needed by any future window
-        while self._buf and self._next > 0 and (
-                self._next >= len(self._buf)
-                or self._buf[0][0] < self._buf[self._next][0] - self.half_window):
-            self._buf.popleft()
-            self._next -= 1
+        keep_from = self._next
+        first_needed = self._frames[self._next] - self.half_window if self._next < len(self._frames) else math.inf
+        while keep_from > 0 and self._frames[keep_from - 1] >= first_needed:
+            keep_from -= 1
+        if keep_from:
+            del self._frames[:keep_from], self._q[:keep_from], self._v[:keep_from], self._samples[:keep_from]
+            self._next -= keep_from
         return out
-
-    def _smooth_row(self, i: int) -> PoseSample:
-        f, q, _, sample = self._buf[i]
-        rows = [r for r in self._buf if abs(r[0] - f) <= self.half_window]
-        d = np.array([r[0] - f for r in rows])
-        w = local_polynomial_weights(d, self._w[d + self.half_window], self.degree)
-        rot, vec = _weighted_mean(q, np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]), w)
-        return dataclasses.replace(sample, pose=rot, transl=vec)
 
 
 # --- One-Euro (causal) ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..backend import to_numpy_outputs
+from ..backend import blas_threads, to_numpy_outputs
 from ..constants import CROP_SIZE
 from ..geometry import check_focal, default_focal, project_points
 from ..net.batch import HandBatch
@@ -171,9 +171,13 @@ class PoseStages:
         return [st.take_pending(until) for st in self.tracks]
 
     def process(self, batch: list[FrameHands], flush: bool = False) -> dict[str, np.ndarray]:
-        """:meth:`push` then :meth:`release` up to the batch's last frame; the rows that came out."""
-        self.push(batch)
-        return self.rows(self.release(batch[-1].index if batch else -1, flush))
+        """:meth:`push` then :meth:`release` up to the batch's last frame; the rows that came out.
+
+        One BLAS thread: the filters' and the hand model's matrices are tiny, and a second OpenBLAS
+        thread only wakes up to compete with the landmarker (:func:`dahyf.backend.blas_threads`)."""
+        with blas_threads(1):
+            self.push(batch)
+            return self.rows(self.release(batch[-1].index if batch else -1, flush))
 
     def rows(self, released: list[list[TrackSample]]) -> dict[str, np.ndarray]:
         """Take rows (take.ROW_FIELDS) of per-track samples, in frame then track order; joints from
