@@ -188,3 +188,25 @@ def test_capture_of_a_rendered_clip_scores_within_bounds_end_to_end():
     assert r["ghost_rows"] == r["wrong_side_rows"] == r["unmatched_rows"] == 0
     assert r["pa_mpjpe_mm"] < 15.0 and r["orient_err_deg_median"] < 30.0, r
     assert r["focal_used"] != r["focal_true"]       # the engine was not told the focal
+
+
+def test_a_held_bottle_and_a_nearer_hand_hide_keypoints_behind_them():
+    centre, axis = np.array([[0.0, 0.0, 0.5]]), np.array([[0.0, 1.0, 0.0]])     # an upright bottle 0.5 m away
+    pts = np.array([[[0.0, 0.0, 0.6], [0.0, 0.0, 0.4], [0.05, 0.0, 0.6], [0.0, 0.2, 0.6]]])
+    hidden = C.hidden_by_cylinder(pts, centre, axis, radius=0.03, length=0.2)
+    assert hidden.tolist() == [[True, False, False, False]]   # behind it; in front; beside; past its end
+    j2d = np.zeros((2, 1, 21, 2))
+    j2d[0, 0] = np.random.default_rng(0).uniform(100, 200, (21, 2))                  # the near hand's outline
+    j2d[1, 0] = j2d[0, 0] + np.array([50.0, 0.0])                                     # the far hand, overlapping
+    j3d = np.zeros((2, 1, 21, 3))
+    j3d[0, ..., 2], j3d[1, ..., 2] = 0.45, 0.55
+    hid = C.hidden_by_nearer_hand(j2d, j3d)
+    assert not hid[0].any() and 0 < hid[1].sum() < 21
+
+
+def test_the_grip_clip_renders_a_coloured_bottle_that_hides_the_palm_side(models):
+    gt, meshes = C.make_clip(C.clip_by_name("grip_bottle"), models)
+    bottle = [m for m in meshes if len(m) == 4]
+    assert len(bottle) == 1 and bottle[0][3] == C.Grip().colour
+    shown = gt["keypoints_shown"][0].mean(-1)
+    assert shown.min() < 0.75 and shown.max() > 0.9       # turned to the palm side, the bottle hides more

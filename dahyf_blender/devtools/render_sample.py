@@ -8,7 +8,8 @@ from the repository root; it reads plain arrays only (no ``dahyf`` import):
 
 Scene arrays (``dahyf.sample_video.render.write_scene``): ``mesh_count``; per mesh ``i``
 ``mesh{i}_vertices`` (T, S, V, 3) m in OpenCV camera coordinates (x right, y down, z forward; S
-sub-frame samples, averaged for motion blur when S > 1), ``mesh{i}_faces``, ``mesh{i}_subdiv``;
+sub-frame samples, averaged for motion blur when S > 1), ``mesh{i}_faces``, ``mesh{i}_subdiv``,
+optionally ``mesh{i}_colour`` (sRGB: a plain object, not skin);
 ``focal`` px, ``image_size`` (W, H), ``samples``, ``denoise``; the look: ``skin_light`` /
 ``skin_dark`` (sRGB), ``background`` (two linear colours), ``background_scale`` (0: plain,
 else the size of a procedural pattern), ``light_scale``, ``ambient``. The camera and the points
@@ -184,6 +185,16 @@ def skin_material(light, dark):
     return mat
 
 
+def object_material(colour):
+    """A plain, slightly glossy material of sRGB ``colour`` (a prop: a bottle, a box)."""
+    mat = bpy.data.materials.new("object")
+    mat.use_nodes = True
+    bsdf = mat.node_tree.nodes["Principled BSDF"]
+    bsdf.inputs["Base Color"].default_value = srgb_to_linear(colour)
+    bsdf.inputs["Roughness"].default_value = 0.35
+    return mat
+
+
 def make_object(scene, name: str, verts: np.ndarray, faces: np.ndarray, mat, subdivide: int):
     mesh = bpy.data.meshes.new(name)
     mesh.from_pydata(cv_to_blender(verts).tolist(), [], faces.tolist())
@@ -219,7 +230,8 @@ def render(scene_path: Path, frames_dir: Path, frames: list[int]) -> None:
     meshes = []
     for i in range(int(z["mesh_count"])):
         verts = z[f"mesh{i}_vertices"]
-        obj = make_object(scene, f"mesh{i}", verts[0, 0], z[f"mesh{i}_faces"], mat, int(z[f"mesh{i}_subdiv"]))
+        m = object_material(z[f"mesh{i}_colour"]) if f"mesh{i}_colour" in z.files else mat
+        obj = make_object(scene, f"mesh{i}", verts[0, 0], z[f"mesh{i}_faces"], m, int(z[f"mesh{i}_subdiv"]))
         meshes.append((obj, verts))
     frames_dir.mkdir(parents=True, exist_ok=True)
     for t in frames:

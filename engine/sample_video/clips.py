@@ -10,11 +10,24 @@ each made to stress one thing the fidelity benchmark (``dahyf bench fidelity``) 
 | ``dark_gestures`` | darker skin, dim light, patterned background, long focal: pinch, point, fist, spread |
 | ``wide_near`` | a wide head-mounted-like camera, a near hand seen from the back, grasping (depth, focal) |
 
+Harder clips, made so that MediaPipe alone loses hands that are visible (coverage recovery, ghosts,
+orientation continuity):
+
+| clip | what it stresses |
+|---|---|
+| ``blur_swipe`` | fast swipes (~2 m/s) with a full-frame shutter: long motion blur |
+| ``edge_enter`` | a hand rising into view from the bottom edge, fingers first, and leaving over the right edge |
+| ``grip_bottle`` | a hand gripping a bottle that hides its palm while it turns |
+| ``small_far`` | a hand walking away to 4.5 m (about 20 px tall) and back |
+| ``hands_cross`` | a right and a left hand crossing in front of each other |
+| ``edge_on_roll`` | a relaxed hand, fingers toward the camera, rolling through edge-on both ways |
+
 Each clip is ``<name>.mp4`` + ``<name>_gt.npz`` in one folder (``benchmarks/fidelity_clips``):
 
 - ``pose`` (H, T, 16, 3) rad, ``betas`` (H, 10), ``transl`` (H, T, 3) m, ``joints3d`` (H, T, 21, 3) m
   (OpenCV camera frame), ``joints2d`` (H, T, 21, 2) px, ``visible`` (H, T) bool (at least half of
-  the keypoints inside the image), ``sides`` (H,) 'right' / 'left' — H hands, T frames;
+  the keypoints inside the image and not hidden behind a held object or the outline of a nearer
+  hand), ``sides`` (H,) 'right' / 'left' — H hands, T frames;
 - ``focal`` px (never given to the engine by the benchmark), ``image_size`` (W, H), ``fps``,
   ``name``, ``model_digest``.
 
@@ -33,7 +46,7 @@ import numpy as np
 from ..fileio import atomic_write, atomic_write_text
 from ..hand.mirror import mirror_pose
 from .render import Look, forearm_mesh, render_clip, write_scene
-from .script import (CONTROLS, FIST, POINT, RELAXED, _key, control_tracks, global_rotations, model_digest,
+from .script import (CONTROLS, FIST, POINT, RELAXED, _key, control_tracks, eased, global_rotations, model_digest,
                      pose_from_controls, project, rotation_to_axis_angle)
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -61,6 +74,19 @@ class HandTrack:
     tilt_deg: float = -12.0
 
 
+@dataclass(frozen=True)
+class Grip:
+    """A bottle (a capped cylinder) held in the palm of hand ``hand``: its axis runs across the palm
+    (index → little-finger knuckles), its centre ``radius + gap`` m out of the palm from the knuckles'
+    mean; ``colour`` sRGB."""
+
+    hand: int = 0
+    radius: float = 0.022
+    length: float = 0.2
+    gap: float = 0.006
+    colour: tuple = (0.12, 0.32, 0.55)
+
+
 @dataclass
 class Clip:
     """A fidelity clip: its hands and how it is filmed."""
@@ -75,6 +101,7 @@ class Clip:
     #: Motion-blur sub-frame samples over the shutter (1 = no blur) and the shutter (frames).
     blur_subframes: int = 1
     shutter: float = 0.5
+    grip: Grip | None = None
 
 
 def _times(n: int, fps: int) -> np.ndarray:
@@ -142,6 +169,73 @@ def clip_specs() -> list[Clip]:
         t, lambda s: 0.06 + 0.03 * np.sin(2 * s), 0.09, lambda s: 0.32 + 0.03 * np.sin(3 * s)), 20 + 0 * t,
         tilt_deg=-35.0)], focal=300.0, look=Look(background=((0.30, 0.27, 0.22), (0.55, 0.50, 0.44)),
                                                    background_scale=2.5, light_scale=1.2)))
+    clips += hard_clip_specs(fps)
+    return clips
+
+
+def _ease_path(*points):
+    """A callable of time (s) through eased ``(time s, value)`` points (see ``script.eased``)."""
+    return lambda s: eased(s, points)
+
+
+def hard_clip_specs(fps: int = 30) -> list[Clip]:
+    """The clips where MediaPipe alone loses visible hands (see the module docstring)."""
+    clips = []
+    # 7. Fast swipes right and back (peak ~2 m/s, 70 px per frame) with a full-frame shutter.
+    n = 48
+    t = _times(n, fps)
+    keys = [_key(0.0, RELAXED, spread=0.5), _key(0.35, wrist_dev=0.0, roll=0.0), _key(0.55, wrist_dev=15.0, roll=30.0),
+            _key(1.0, wrist_dev=15.0, roll=30.0, index=0.3, middle=0.3), _key(1.2, wrist_dev=-10.0, roll=-20.0),
+            _key(1.6, wrist_dev=0.0, roll=0.0, index=0.06, middle=0.07)]
+    x = _ease_path((0.0, -0.13), (0.35, -0.13), (0.55, 0.13), (1.0, 0.13), (1.2, -0.13), (1.6, -0.12))
+    y = _ease_path((0.0, 0.06), (0.35, 0.06), (0.45, 0.03), (0.55, 0.06), (1.0, 0.06), (1.1, 0.03), (1.2, 0.06))
+    clips.append(Clip("blur_swipe", n, [HandTrack("right", keys, _path(t, x, y, 0.5), 8 + 0 * t)], focal=560.0,
+                      blur_subframes=8, shutter=1.0,
+                      look=Look(background=((0.20, 0.19, 0.17), (0.42, 0.40, 0.36)), background_scale=4.0)))
+    # 8. A hand rises into view from the bottom edge, fingers first (palm and wrist out of the frame),
+    #    gestures, and leaves over the right edge.
+    n = 54
+    t = _times(n, fps)
+    keys = [_key(0.0, RELAXED, spread=0.5), _key(0.6, OPEN), _key(1.0, POINT), _key(1.3, RELAXED, spread=0.5)]
+    clips.append(Clip("edge_enter", n, [HandTrack("right", keys, _path(
+        t, _ease_path((0.0, 0.03), (1.0, 0.03), (1.75, 0.27)), _ease_path((0.0, 0.25), (0.65, 0.07)), 0.45),
+        _ease_path((0.0, 5.0), (1.0, 5.0), (1.75, -25.0))(t))], focal=500.0,
+        look=Look(background=((0.14, 0.16, 0.20), (0.30, 0.33, 0.38)), background_scale=3.0)))
+    # 9. A hand grips a bottle (lying across the palm, upright in the image) and turns it from the
+    #    back of the hand to the palm side, where the bottle hides the palm.
+    n = 54
+    t = _times(n, fps)
+    keys = [_key(0.0, RELAXED, **GRASP, roll=160.0), _key(0.9, roll=20.0), _key(1.2, roll=20.0), _key(1.8, roll=150.0)]
+    clips.append(Clip("grip_bottle", n, [HandTrack("right", keys, _path(
+        t, lambda s: -0.03 + 0.02 * np.sin(2 * s), lambda s: 0.02 + 0.01 * np.sin(3 * s), 0.42), 80 + 0 * t)],
+        focal=520.0, grip=Grip(), look=Look(background=((0.28, 0.25, 0.20), (0.50, 0.46, 0.40)),
+                                            background_scale=2.0)))
+    # 10. A hand walks away from 0.55 m to 4.5 m (about 20 px tall) and comes back, gesturing.
+    n = 60
+    t = _times(n, fps)
+    keys = [_key(0.0, RELAXED, **OPEN), _key(0.5, POINT), _key(1.1, OPEN), _key(1.5, FIST), _key(2.0, OPEN)]
+    z = _ease_path((0.0, 0.55), (0.4, 0.55), (1.05, 4.5), (1.45, 4.5), (2.0, 0.7))
+    clips.append(Clip("small_far", n, [HandTrack("right", keys, _path(
+        t, lambda s: 0.02 + 0.03 * np.sin(2 * s), 0.05, z), -5 + 0 * t)], focal=500.0,
+        look=Look(background=((0.18, 0.20, 0.16), (0.40, 0.42, 0.36)), background_scale=6.0)))
+    # 11. A right and a left hand cross in front of each other (the right one nearer) and back.
+    n = 54
+    t = _times(n, fps)
+    kr = [_key(0.0, RELAXED), _key(0.5, POINT), _key(1.0, OPEN), _key(1.5, GRASP), _key(1.8, RELAXED)]
+    kl = [_key(0.0, RELAXED, **OPEN), _key(0.6, FIST), _key(1.1, RELAXED), _key(1.6, PINCH), _key(1.8, OPEN)]
+    xr = _ease_path((0.0, -0.09), (0.35, -0.09), (0.85, 0.09), (1.15, 0.09), (1.65, -0.09))
+    xl = _ease_path((0.0, 0.09), (0.35, 0.09), (0.85, -0.08), (1.15, -0.08), (1.65, 0.09))
+    clips.append(Clip("hands_cross", n, [
+        HandTrack("right", kr, _path(t, xr, 0.05, 0.45), -10 + 0 * t),
+        HandTrack("left", kl, _path(t, xl, 0.08, 0.53), -5 + 0 * t)],
+        focal=520.0, look=Look(background=((0.10, 0.12, 0.14), (0.30, 0.32, 0.34)), background_scale=3.0)))
+    # 12. A relaxed hand, fingers tilted toward the camera, rolls through edge-on one way and the other.
+    n = 48
+    t = _times(n, fps)
+    keys = [_key(0.0, RELAXED, index=0.2, middle=0.25, ring=0.3, pinky=0.3), _key(0.35, roll=88.0),
+            _key(0.55, roll=88.0), _key(0.95, roll=-88.0), _key(1.15, roll=-88.0), _key(1.6, roll=0.0)]
+    clips.append(Clip("edge_on_roll", n, [HandTrack("right", keys, _path(t, 0.0, 0.04, 0.42), 10 + 0 * t,
+                                                    tilt_deg=25.0)], focal=500.0))
     return clips
 
 
@@ -175,6 +269,92 @@ def _pose_hand(model, ctrl, wrist, lean, tilt_deg, side: str):
     return pose, transl, out.keypoints.numpy(), out.vertices.numpy(), arm
 
 
+def grip_cylinder(keypoints: np.ndarray, side: str, grip: Grip) -> tuple[np.ndarray, np.ndarray]:
+    """Where the bottle of ``grip`` sits for a posed hand: centres (N, 3) m and unit axes (N, 3).
+
+    keypoints : (N, 21, 3) m, the hand's keypoints in camera coordinates (MediaPipe order).
+    """
+    from ..geometry import hand_frame
+
+    kp = np.asarray(keypoints, np.float64)
+    knuckles = kp[:, [5, 9, 13, 17]].mean(1)
+    centre, axis = np.empty_like(knuckles), np.empty_like(knuckles)
+    for i, k in enumerate(kp):
+        F = hand_frame(k[0], k[5], k[9], k[17], "R" if side == "right" else "L")   # along, across, palm
+        axis[i] = F[:, 1]
+        centre[i] = knuckles[i] + F[:, 2] * (grip.radius + grip.gap) - F[:, 0] * 0.01
+    return centre, axis
+
+
+def cylinder_mesh(centre: np.ndarray, axis: np.ndarray, radius: float, length: float,
+                  n_around: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """A capped cylinder at each of N poses: vertices (N, 2 n + 2, 3) m, triangles (F, 3).
+
+    centre (N, 3) m, axis (N, 3) unit vectors; ``radius``, ``length`` m.
+    """
+    axis = np.asarray(axis, np.float64)
+    ref = np.where(np.abs(axis[:, :1]) < 0.9, np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]]))
+    u = np.cross(axis, ref)
+    u /= np.linalg.norm(u, axis=-1, keepdims=True)
+    v = np.cross(axis, u)
+    ang = np.linspace(0.0, 2.0 * np.pi, n_around, endpoint=False)
+    ring = radius * (np.cos(ang)[None, :, None] * u[:, None] + np.sin(ang)[None, :, None] * v[:, None])
+    half = 0.5 * length * axis[:, None]
+    c = np.asarray(centre, np.float64)[:, None]
+    verts = np.concatenate([c + ring - half, c + ring + half, c - half, c + half], axis=1)
+    faces = []
+    n = n_around
+    for k in range(n):
+        a0, a1 = k, (k + 1) % n
+        faces += [(a0, a1, n + a0), (a1, n + a1, n + a0), (2 * n, a1, a0), (2 * n + 1, n + a0, n + a1)]
+    return verts, np.asarray(faces, np.int32)
+
+
+def hidden_by_cylinder(points: np.ndarray, centre: np.ndarray, axis: np.ndarray, radius: float,
+                       length: float, margin: float = 0.004) -> np.ndarray:
+    """(N, K) bool: points (N, K, 3) m whose line of sight from the camera (at the origin) enters the
+    cylinder (centre (N, 3), unit axis (N, 3), ``radius``, ``length`` m; caps ignored) more than
+    ``margin`` m before reaching them."""
+    p = np.asarray(points, np.float64)
+    a = np.asarray(axis, np.float64)[:, None]
+    c = np.asarray(centre, np.float64)[:, None]
+    p_perp = p - (p * a).sum(-1, keepdims=True) * a
+    c_perp = c - (c * a).sum(-1, keepdims=True) * a
+    A = (p_perp ** 2).sum(-1)
+    B = -2.0 * (p_perp * c_perp).sum(-1)
+    C = (c_perp ** 2).sum(-1) - radius ** 2
+    disc = B ** 2 - 4 * A * C
+    s1 = (-B - np.sqrt(np.clip(disc, 0.0, None))) / np.maximum(2 * A, 1e-12)     # entry along the ray, 0..1 = point
+    along = ((s1[..., None] * p - c) * a).sum(-1)
+    before = s1 < 1.0 - margin / np.maximum(np.linalg.norm(p, axis=-1), 1e-9)
+    return (disc > 0) & (s1 > 0) & before & (np.abs(along) <= 0.5 * length)
+
+
+def hidden_by_nearer_hand(j2d: np.ndarray, j3d: np.ndarray, margin: float = 0.08) -> np.ndarray:
+    """(H, T, 21) bool: keypoints inside the 2-D outline (convex hull of the keypoints, grown by
+    ``margin`` about its centre) of another hand whose keypoints are on average nearer the camera
+    than they are. j2d (H, T, 21, 2) px, j3d (H, T, 21, 3) m (an approximation of the mesh's outline)."""
+    import cv2
+
+    H, T = j2d.shape[:2]
+    out = np.zeros(j2d.shape[:3], bool)
+    for t in range(T):
+        for o in range(H):
+            pts = j2d[o, t].astype(np.float64)
+            centre = pts.mean(0)
+            hull = cv2.convexHull(pts.astype(np.float32))[:, 0]
+            grown = centre + (hull - centre) * (1.0 + margin)
+            depth_o = float(j3d[o, t, :, 2].mean())
+            for h in range(H):
+                if h == o:
+                    continue
+                for k in range(j2d.shape[2]):
+                    if j3d[h, t, k, 2] > depth_o and cv2.pointPolygonTest(
+                            grown.astype(np.float32), tuple(map(float, j2d[h, t, k])), False) >= 0:
+                        out[h, t, k] = True
+    return out
+
+
 def make_clip(clip: Clip, models: dict) -> tuple[dict, list]:
     """Ground truth (see the module docstring) and renderer meshes of a clip.
 
@@ -184,10 +364,11 @@ def make_clip(clip: Clip, models: dict) -> tuple[dict, list]:
     times = _times(clip.frames, clip.fps)
     S = clip.blur_subframes
     offsets = ((np.arange(S) + 0.5) / S - 0.5) * clip.shutter / clip.fps if S > 1 else np.zeros(1)
-    gt = {k: [] for k in ("pose", "transl", "joints3d", "joints2d", "visible")}
-    meshes = []
+    gt = {k: [] for k in ("pose", "transl", "joints3d", "joints2d", "inside")}
+    meshes, props = [], []
     W, H = clip.image_size
-    for hand in clip.hands:
+    T = clip.frames
+    for h, hand in enumerate(clip.hands):
         model = models[hand.side]
         ctrl_t = control_tracks(times, hand.keys)
         sub = (times[:, None] + offsets[None]).ravel()
@@ -195,15 +376,14 @@ def make_clip(clip: Clip, models: dict) -> tuple[dict, list]:
         wrist_s = np.stack([np.interp(sub, times, hand.wrist[:, k]) for k in range(3)], axis=1)
         lean_s = np.interp(sub, times, hand.lean)
         pose, transl, kp, _, _ = _pose_hand(model, ctrl_t, hand.wrist, hand.lean, hand.tilt_deg, hand.side)
-        _, _, _, verts, arm_rot = _pose_hand(model, ctrl_s, wrist_s, lean_s, hand.tilt_deg, hand.side)
+        _, _, kp_s, verts, arm_rot = _pose_hand(model, ctrl_s, wrist_s, lean_s, hand.tilt_deg, hand.side)
         j2d = project(kp, clip.focal, clip.image_size)
-        inside = (j2d[..., 0] >= 0) & (j2d[..., 0] < W) & (j2d[..., 1] >= 0) & (j2d[..., 1] < H)
         gt["pose"].append(pose)
         gt["transl"].append(transl)
         gt["joints3d"].append(kp)
         gt["joints2d"].append(j2d)
-        gt["visible"].append(inside.mean(-1) >= VISIBLE_SHARE)
-        T, V = clip.frames, verts.shape[1]
+        gt["inside"].append((j2d[..., 0] >= 0) & (j2d[..., 0] < W) & (j2d[..., 1] >= 0) & (j2d[..., 1] < H))
+        V = verts.shape[1]
         meshes.append((verts.reshape(T, S, V, 3), model.faces, 0))
         arm_rest, arm_faces = forearm_mesh(models["right"])
         wrist_rest = models["right"].rest_joints[0]
@@ -212,8 +392,21 @@ def make_clip(clip: Clip, models: dict) -> tuple[dict, list]:
             rel, arm_faces = rel * np.array([-1.0, 1.0, 1.0]), arm_faces[:, ::-1]
         arm = np.einsum("tij,vj->tvi", arm_rot, rel) + wrist_s[:, None, :]
         meshes.append((arm.reshape(T, S, -1, 3), arm_faces, 1))
-    out = {k: np.stack(v).astype(np.float32) if k != "visible" else np.stack(v) for k, v in gt.items()}
-    out.update(betas=np.zeros((len(clip.hands), 10), np.float32), sides=np.array([h.side for h in clip.hands]),
+        if clip.grip is not None and clip.grip.hand == h:
+            g = clip.grip
+            c_s, a_s = grip_cylinder(kp_s, hand.side, g)
+            verts_c, faces_c = cylinder_mesh(c_s, a_s, g.radius, g.length)
+            meshes.append((verts_c.reshape(T, S, -1, 3), faces_c, 0, g.colour))
+            props.append((g,) + grip_cylinder(kp, hand.side, g))
+    j3d, j2d = np.stack(gt["joints3d"]), np.stack(gt["joints2d"])
+    shown = np.stack(gt.pop("inside")) & ~hidden_by_nearer_hand(j2d, j3d)
+    for g, centre, axis in props:
+        shown &= ~hidden_by_cylinder(j3d.reshape(-1, 21, 3), np.repeat(centre[None], len(j3d), 0).reshape(-1, 3),
+                                     np.repeat(axis[None], len(j3d), 0).reshape(-1, 3), g.radius,
+                                     g.length).reshape(shown.shape)
+    out = {k: np.stack(v).astype(np.float32) for k, v in gt.items()}
+    out.update(visible=shown.mean(-1) >= VISIBLE_SHARE, keypoints_shown=shown,
+               betas=np.zeros((len(clip.hands), 10), np.float32), sides=np.array([h.side for h in clip.hands]),
                focal=np.float32(clip.focal), image_size=np.array(clip.image_size, np.int32),
                fps=np.float32(clip.fps), name=np.array(clip.name), model_digest=np.array(model_digest(models["right"])))
     return out, meshes
@@ -262,8 +455,10 @@ def generate_clips(out_dir: Path, work_dir: Path | None = None, only: list[str] 
             with atomic_write(out_dir / f"{clip.name}_gt.npz") as fh:
                 np.savez_compressed(fh, **gt)
         summary[clip.name] = {**s, "wall_s": time.perf_counter() - t0}
-    if frames is None and not only:
-        atomic_write_text(out_dir / "render_summary.json", json.dumps(summary, indent=1) + "\n")
+    if frames is None:   # the clips rendered now replace their entries; the others stay
+        path = out_dir / "render_summary.json"
+        before = json.loads(path.read_text()) if path.is_file() else {}
+        atomic_write_text(path, json.dumps({**before, **summary}, indent=1) + "\n")
     return summary
 
 

@@ -116,15 +116,19 @@ def write_scene(meshes: list[tuple[np.ndarray, np.ndarray, int]], focal: float, 
     """Write what the renderer needs to ``path`` (.npz); return a digest of it for caching.
 
     meshes : ``(vertices (T, V, 3) or (T, S, V, 3) m camera coordinates, faces (F, 3), subdivision
-        levels)`` per mesh; S sub-frame samples are averaged (motion blur).
+        levels[, colour])`` per mesh; S sub-frame samples are averaged (motion blur). A mesh with
+        a colour (sRGB, 3 values in [0, 1]) is an object of that plain colour (a prop the hand holds);
+        without one it is skin.
     """
     scene = dict(mesh_count=np.int32(len(meshes)), focal=np.float32(focal),
                  image_size=np.asarray(image_size, np.int32), samples=np.int32(samples), denoise=np.bool_(denoise))
-    for i, (verts, faces, subdiv) in enumerate(meshes):
+    for i, (verts, faces, subdiv, *colour) in enumerate(meshes):
         verts = np.asarray(verts, np.float32)
         scene[f"mesh{i}_vertices"] = verts[:, None] if verts.ndim == 3 else verts
         scene[f"mesh{i}_faces"] = np.asarray(faces, np.int32)
         scene[f"mesh{i}_subdiv"] = np.int32(subdiv)
+        if colour:
+            scene[f"mesh{i}_colour"] = np.asarray(colour[0], np.float32)
     for k, v in asdict(look).items():
         scene[k] = np.asarray(v, np.float32)
     h = hashlib.sha256()

@@ -120,17 +120,19 @@ def control_tracks(times: np.ndarray, keys: list[tuple[float, dict]] | None = No
     Returns ``{control: (T,) values}``.
     """
     keys = gesture_keys() if keys is None else keys
-    out = {}
-    for c in CONTROLS:
-        pts = sorted((t, d[c]) for t, d in keys if c in d)
-        kt = np.array([p[0] for p in pts])
-        kv = np.array([p[1] for p in pts])
-        i = np.clip(np.searchsorted(kt, times, side="right") - 1, 0, len(kt) - 1)
-        j = np.minimum(i + 1, len(kt) - 1)
-        span = np.where(j > i, kt[j] - kt[i], 1.0)
-        s = _ease((times - kt[i]) / span)
-        out[c] = kv[i] + (kv[j] - kv[i]) * np.where(j > i, s, 0.0)
-    return out
+    return {c: eased(times, sorted((t, d[c]) for t, d in keys if c in d)) for c in CONTROLS}
+
+
+def eased(times: np.ndarray, points) -> np.ndarray:
+    """(T,) values at ``times`` (s) of an eased (smoothstep) curve through ``points``: (time s, value)
+    pairs in time order; held constant before the first and after the last."""
+    kt = np.array([p[0] for p in points], np.float64)
+    kv = np.array([p[1] for p in points], np.float64)
+    i = np.clip(np.searchsorted(kt, times, side="right") - 1, 0, len(kt) - 1)
+    j = np.minimum(i + 1, len(kt) - 1)
+    span = np.where(j > i, kt[j] - kt[i], 1.0)
+    s = _ease((times - kt[i]) / span)
+    return kv[i] + (kv[j] - kv[i]) * np.where(j > i, s, 0.0)
 
 
 def camera_path(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
