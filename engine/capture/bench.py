@@ -58,6 +58,7 @@ class LoopedVideo:
         self.info = VideoInfo(i.path, i.width, i.height, i.fps, self.n_frames, i.rotation)
         self.frames_total = self.n_frames
         self.ended_early = False
+        self._loop = 0   # frames per loop, once the first loop is done
 
     def __iter__(self):
         index = 0
@@ -67,6 +68,24 @@ class LoopedVideo:
                     return
                 yield Frame(index, index / self.info.fps, f.image)
                 index += 1
+            self._loop = self._loop or index
+
+    def frames_between(self, start: int, end: int):
+        """Frames ``start`` .. ``end - 1`` decoded again (coverage recovery), each from its place in the loop."""
+        loop = self._loop or self.info.frame_count
+        index = start
+        while index < min(end, self.n_frames):
+            src = index % loop if loop else index
+            n = min(end, self.n_frames) - index
+            if loop:
+                n = min(n, loop - src)
+            got = 0
+            for f in VideoReader(self.path).frames_between(src, src + n):
+                yield Frame(index + got, (index + got) / self.info.fps, f.image)
+                got += 1
+            if got < n:
+                return
+            index += n
 
     def close(self):
         pass

@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--focal", type=float, help="focal length in px (default: the container's 35 mm-equivalent focal length where the phone wrote one, else sqrt(W^2+H^2))")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing take (and its .json sidecar) or preview")
+    p.add_argument("--no-recover", dest="recover", action="store_false",
+                   help="one forward pass only: no coverage recovery (backward re-tracking, region "
+                        "re-detection, short gaps filled); faster, fewer frames with a hand")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -91,7 +94,7 @@ def _capture(args, out: Path) -> int:
 
         take = engine.capture(args.video, hands=args.hands, frame_range=_frame_range(args.frames),
                               threshold=args.threshold, smooth=args.smooth, progress=progress,
-                              focal=args.focal)
+                              focal=args.focal, recover=args.recover)
         bar.close()
         if take.meta.get("ended_early"):
             print(f"dahyf capture: warning: {Path(args.video).name} stopped decoding after {take.meta['frames_done']} "
@@ -101,7 +104,7 @@ def _capture(args, out: Path) -> int:
         path = take.save(out, overwrite=args.force)
         written.append(path)
         for t in take.tracks():
-            print(f"track {t.index} ({t.handedness} hand): {len(t)} frames, {int(t.filled.sum())} held")
+            print(f"track {t.index} ({t.handedness} hand): {len(t)} frames, {int(t.filled.sum())} held or filled")
         print(f"wrote {path} and {path.with_suffix('.json')}")
         if args.preview:
             from .preview import write_preview

@@ -49,6 +49,14 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def default_recover(filter: str) -> bool:
+    """Whether a capture with ``filter`` recovers coverage by default: offline (zero-lag) captures
+    do; a causal filter means the single-pass online mode."""
+    from .filters import FILTER_KINDS
+
+    return not FILTER_KINDS[filter].causal
+
+
 class Engine:
     """A loaded capture engine. Use :func:`load_engine` to make one.
 
@@ -87,7 +95,7 @@ class Engine:
     def stream(self, video, hands: str = "both", frame_range=None, threshold: float = DEFAULT_THRESHOLD,
                smooth: float = DEFAULT_SMOOTH, chunk_frames: int = DEFAULT_CHUNK_FRAMES, cancel: threading.Event | None = None,
                progress: Callable[[int, int], None] | None = None, filter: str = "zero_lag",
-               focal: float | None = None) -> Iterator[Chunk]:
+               focal: float | None = None, recover: bool | None = None) -> Iterator[Chunk]:
         """Capture a video chunk by chunk (memory flat in the video's length).
 
         Parameters
@@ -104,6 +112,10 @@ class Engine:
         focal : px; None: the container's 35 mm-equivalent focal length when it has one, else
             sqrt(W^2 + H^2) (:func:`dahyf.capture.focal.estimate_focal`; the take's meta says which,
             with its uncertainty).
+        recover : offline coverage recovery (:mod:`dahyf.capture.recovery`: hands the forward pass
+            missed are followed back and looked for where the neighbouring frames put them; gaps of
+            up to 0.3 s with the hand on both sides interpolated, flagged ``filled``). None (default):
+            on with the zero-lag filter, off with a causal one (the single-pass online mode).
 
         Yields
         ------
@@ -123,6 +135,7 @@ class Engine:
             raise CaptureError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}.")
         sides = ("right", "left") if hands == "both" else (hands,)
         models = self.hand_models(sides)
+        recover = default_recover(filter) if recover is None else bool(recover)
         reader = VideoReader(video, frame_range) if isinstance(video, (str, Path)) else video
         try:
             camera = estimate_camera_focal(reader, focal)
@@ -131,9 +144,9 @@ class Engine:
             raise
         pipeline = CapturePipeline(self.estimator, models, hands=hands, threshold=threshold,
                                    smooth=smooth, filter_kind=filter, chunk_frames=chunk_frames,
-                                   focal=camera.focal_px)
+                                   focal=camera.focal_px, recover=recover)
         meta = {"source": reader.info.name, "engine": self.name, "threshold": threshold,
-                "smooth": smooth, "filter": filter, "hand_model": self.hand_model,
+                "smooth": smooth, "filter": filter, "recover": recover, "hand_model": self.hand_model,
                 "dahyf_version": __version__, "frame_range": list(frame_range) if frame_range else None,
                 "rotation": reader.info.rotation, **camera.to_meta()}
         try:
@@ -153,7 +166,7 @@ class Engine:
     def capture(self, video, hands: str = "both", frame_range=None, threshold: float = DEFAULT_THRESHOLD,
                 smooth: float = DEFAULT_SMOOTH, chunk_frames: int = DEFAULT_CHUNK_FRAMES, cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None, out=None, filter: str = "zero_lag",
-                focal: float | None = None) -> Take:
+                focal: float | None = None, recover: bool | None = None) -> Take:
         """Run :meth:`stream` to the end and collect a :class:`Take` (saved to ``out`` if given).
 
         Raises
@@ -163,7 +176,7 @@ class Engine:
         """
         chunks = list(self.stream(video, hands=hands, frame_range=frame_range, threshold=threshold,
                                   smooth=smooth, chunk_frames=chunk_frames, cancel=cancel,
-                                  progress=progress, filter=filter, focal=focal))
+                                  progress=progress, filter=filter, focal=focal, recover=recover))
         take = Take.from_chunks(chunks)
         if take.meta["frames_done"] == 0:
             where = f" in frames {frame_range[0]}:{frame_range[1] or ''}" if frame_range else ""

@@ -31,6 +31,7 @@ from ..net.batch import HandBatch
 from .crops import crop_box, hand_boxes
 from .errors import CaptureError
 from .filters import FILTER_KINDS, make_filter
+from .recovery import CoverageRecovery
 from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
 from .stages import FrameHands, HandFinder, TrackSample, TrackState
 from .take import concat_rows, empty_rows
@@ -127,23 +128,41 @@ class PoseStages:
     sides : track sides in track order.
     threshold, filter_kind, smooth, fps : see :class:`CapturePipeline` (fps: nominal frames/s).
     image_size : (W, H) px; focal : px.
-    hold_for_beta : see :class:`~.stages.TrackState` (False for live capture).
+    hold_for_beta, fill_gaps : see :class:`~.stages.TrackState` (False for live capture).
     """
 
     def __init__(self, estimator, keypoints: dict, sides, threshold: float, filter_kind: str, smooth: float,
-                 fps: float, image_size: tuple[int, int], focal: float, hold_for_beta: bool = True):
+                 fps: float, image_size: tuple[int, int], focal: float, hold_for_beta: bool = True,
+                 fill_gaps: bool = False):
         self.estimator, self.keypoints = estimator, keypoints
         self.image_size, self.focal = image_size, focal
-        self.tracks = [TrackState(i, s, threshold, make_filter(filter_kind, smooth, fps), fps, hold_for_beta)
+        offline = not FILTER_KINDS[filter_kind].causal     # zero-lag captures: orientation continuity
+        self.tracks = [TrackState(i, s, threshold, make_filter(filter_kind, smooth, fps), fps, hold_for_beta,
+                                  fill_gaps, self._reprojection(s) if offline else None)
                        for i, s in enumerate(sides)]
+        self._times: dict[int, float] = {}     # frame -> s of the recent frames (the filled rows' times)
         self._by_side = {t.side: t for t in self.tracks}
         #: Estimates that were not finite (dropped: never in a take) and per-frame fits that failed
         #: (the row keeps the network's prediction); the capture's meta reports both.
         self.nonfinite_rows = 0
         self.refine_failed_rows = 0
 
+    def _reprojection(self, side: str):
+        """``f(pose (n, 16, 3) rad, transl (n, 3) m, betas (10,)) -> (n, 21, 2) px`` of ``side``'s hand."""
+        keypoints = self.keypoints[side]
+
+        def reproject(pose, transl, betas):
+            b = np.repeat(np.asarray(betas, np.float32)[None], len(pose), axis=0)
+            return project_points(keypoints(pose, b, transl), self.focal, self.image_size)
+
+        return reproject
+
     def push(self, batch: list[FrameHands]) -> None:
         """Estimate every hand of ``batch`` (frames in order) in one forward, and feed the tracks."""
+        if batch:
+            keep = batch[0].index - max(st.fill_frames for st in self.tracks) - 1
+            self._times = {f: t for f, t in self._times.items() if f >= keep}
+            self._times.update((fh.index, fh.time_s) for fh in batch)
         hands = [(fh, side, det) for fh in batch for side, det in fh.found.items()]
         if not hands:
             return
@@ -159,7 +178,7 @@ class PoseStages:
                 continue
             sample = TrackSample(fh.index, fh.time_s, est.pose[i], est.transl[i], det.landmarks,
                                  float(est.confidence[i]))
-            self._by_side[side].push(sample, est.betas[i])
+            self._by_side[side].push(sample, est.betas[i], self._times)
 
     def release(self, last: int, flush: bool = False) -> list[list[TrackSample]]:
         """Final rows of each track (track order) once the stream reached frame ``last`` (``flush``:
@@ -296,11 +315,14 @@ class CapturePipeline:
         estimator that wants crops: CROP_BATCH_BYTES).
     focal : px, None for sqrt(W^2 + H^2).
     detector_options : keyword arguments for HandDetector.
+    recover : offline coverage recovery (:mod:`.recovery`: backward re-tracking, region
+        re-detection; gaps up to FILL_GAP_S interpolated, flagged ``filled``). Rows then come out
+        RECOVER_WINDOW_S later; memory stays flat. False: the single forward pass.
     """
 
     def __init__(self, estimator, hand_models: dict, hands: str = "both", threshold: float = DEFAULT_THRESHOLD,
                  smooth: float = DEFAULT_SMOOTH, filter_kind: str = "zero_lag", chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                 focal: float | None = None, detector_options: dict | None = None):
+                 focal: float | None = None, detector_options: dict | None = None, recover: bool = False):
         check_options(hands, filter_kind, smooth, threshold, focal)
         if chunk_frames < 1:
             raise CaptureError(f"chunk_frames must be >= 1, got {chunk_frames}.")
@@ -309,14 +331,18 @@ class CapturePipeline:
         self.threshold, self.smooth, self.filter_kind = threshold, smooth, filter_kind
         self.chunk_frames, self.focal = chunk_frames, focal
         self.detector_options = detector_options or {}
+        self.recover = bool(recover)
         self._stages: PoseStages | None = None   # the running capture's stages (for its counts)
+        self._recovery: CoverageRecovery | None = None
         self._keypoints = {side: keypoint_function(m) for side, m in hand_models.items()}
-        self.timings = {"decode_s": 0.0, "detect_s": 0.0, "engine_s": 0.0, "total_s": 0.0, "frames": 0}
+        self.timings = {"decode_s": 0.0, "detect_s": 0.0, "recover_s": 0.0, "engine_s": 0.0, "total_s": 0.0,
+                        "frames": 0}
 
     def stages(self, fps: float, image_size: tuple[int, int], focal: float, hold_for_beta: bool = True) -> PoseStages:
-        """The :class:`PoseStages` of this pipeline's settings for a source of ``fps`` and ``image_size``."""
+        """The :class:`PoseStages` of this pipeline's settings for a source of ``fps`` and ``image_size``
+        (gaps filled when recovering)."""
         return PoseStages(self.estimator, self._keypoints, self.sides, self.threshold, self.filter_kind,
-                          self.smooth, fps, image_size, focal, hold_for_beta)
+                          self.smooth, fps, image_size, focal, hold_for_beta, fill_gaps=self.recover)
 
     def finder(self, image_size: tuple[int, int], source_name: str) -> HandFinder:
         """The :class:`~.stages.HandFinder` of this pipeline's sides and detector options."""
@@ -338,11 +364,16 @@ class CapturePipeline:
                     handedness=tuple(self.sides), meta=dict(meta or {}))
         t_start = time.perf_counter()
         finder = self.finder(image_size, info.name)
+        recovery = self._recovery = None
+        if self.recover:
+            recovery = self._recovery = CoverageRecovery(
+                self.sides, info.fps, image_size, getattr(reader, "frames_between", None), finder.keep_rgb,
+                self.detector_options, cancel, tracker=finder.tracker)
         decoder = _Decoder(reader, maxsize=frames_within(DECODE_AHEAD_BYTES, image_size, 2 * self.chunk_frames))
         chunk_frames = (frames_within(CROP_BATCH_BYTES, image_size, self.chunk_frames) if finder.keep_rgb
                         else self.chunk_frames)
         decoder.start()
-        frames_done = 0
+        frames_done = since_submit = 0
         cancelled = False
         # The estimator runs in one worker thread on chunk k while this thread detects in chunk
         # k + 1 (torch and MediaPipe both release the GIL); chunks still come out in order.
@@ -355,16 +386,22 @@ class CapturePipeline:
                 frame = next(frames, None)
                 if frame is not None:
                     t0 = time.perf_counter()
-                    batch.append(finder.find(frame))
+                    found = finder.find(frame)
                     self.timings["detect_s"] += time.perf_counter() - t0
+                    batch += [found] if recovery is None else recovery.push(found, finder.last_rgb)
                     frames_done += 1
+                    since_submit += 1
                     if cancel is not None and cancel.is_set():
                         cancelled = True
                 end = frame is None or cancelled
-                if not (end or len(batch) >= chunk_frames):
+                if end and recovery is not None:
+                    batch += recovery.flush()
+                # a chunk per chunk_frames frames decoded (rows come out RECOVER_WINDOW_S late when
+                # recovering: until then the chunks are empty, but carry the progress)
+                if not (end or since_submit >= chunk_frames):
                     continue
                 job = worker.submit(self._timed_process, stages, batch, end)
-                batch = []
+                batch, since_submit = [], 0
                 if pending is not None:
                     yield self._collect(pending, frames_total, progress, cancelled=False, base=base)
                 pending = (job, frames_done, end)
@@ -379,6 +416,9 @@ class CapturePipeline:
             worker.shutdown(wait=True, cancel_futures=True)
             decoder.shutdown()
             finder.close()
+            if recovery is not None:
+                recovery.close()
+                self.timings["recover_s"] = recovery.counts.seconds
             self.timings["decode_s"] = decoder.seconds
             self.timings["total_s"] = time.perf_counter() - t_start
             self.timings["frames"] = frames_done
@@ -389,8 +429,14 @@ class CapturePipeline:
         if progress is not None:
             progress(done, frames_total)
         if end:   # the estimator's dropped and unrefined rows, known once the last job is done
-            base = {**base, "meta": {**base["meta"], "nonfinite_rows": self._stages.nonfinite_rows,
-                                     "refine_failed_rows": self._stages.refine_failed_rows}}
+            counts = {"nonfinite_rows": self._stages.nonfinite_rows,
+                      "refine_failed_rows": self._stages.refine_failed_rows}
+            if self._recovery is not None:
+                counts.update(self._recovery.counts.to_meta(),
+                              gap_filled_rows=sum(t.filled_gap_rows for t in self._stages.tracks))
+            if any(t.reproject is not None for t in self._stages.tracks):
+                counts["continuity_fixed_rows"] = sum(t.spike_rows for t in self._stages.tracks)
+            base = {**base, "meta": {**base["meta"], **counts}}
         return Chunk(rows, done, frames_total, final=end, cancelled=cancelled, **base)
 
     def _timed_process(self, stages: PoseStages, batch: list[FrameHands], end: bool) -> dict[str, np.ndarray]:

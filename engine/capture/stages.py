@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..geometry import hand_size
 from .errors import CaptureError
 from .filters import PoseFilter, PoseSample
 from .tracking import Detection, HandDetector, HandTracker
@@ -27,6 +28,20 @@ from .tracking import Detection, HandDetector, HandTracker
 #: bounded memory).
 BETA_SAMPLES = 30
 BETA_WINDOW_S = 2.0
+#: Offline capture fills a track's gaps up to this long (s) — the hand seen on both sides of it —
+#: by interpolating its pose on SO(3) (rows flagged ``filled``); longer gaps stay empty.
+FILL_GAP_S = 0.3
+#: Orientation continuity (zero-lag captures): a run of at most SPIKE_RUN frames whose global
+#: orientation leaves the rotation between the frames just around it by more than SPIKE_DEG (those
+#: two within SPIKE_DEG / 2 of each other) is put back on the path between them (orientation on
+#: SO(3), translation linearly; the fingers stay); a run whose depth alone leaves the line between
+#: theirs by more than SPIKE_DEPTH of it (theirs within SPIKE_DEPTH of each other) gets the
+#: translation of the line — unless the landmarks force the excursion: the path must reproject
+#: within SPIKE_REPROJ hand sizes (landmark box, longer side) of what the estimate itself does.
+SPIKE_RUN = 2
+SPIKE_DEG = 30.0
+SPIKE_DEPTH = 0.1
+SPIKE_REPROJ = 0.02
 
 
 @dataclass
@@ -62,6 +77,8 @@ class HandFinder:
         self.keep_rgb = keep_rgb
         self.detector = HandDetector(**(detector_options or {}))
         self.tracker = HandTracker()
+        #: (H, W, 3) uint8 RGB of the frame :meth:`find` saw last (coverage recovery looks at it again).
+        self.last_rgb: np.ndarray | None = None
 
     def find(self, frame) -> FrameHands:
         """Hands of ``frame`` (``index``, ``time_s``, ``image`` (H, W, 3) uint8 BGR); frames in order.
@@ -80,6 +97,7 @@ class HandFinder:
                 "Re-encode it at one size.")
         found = self.tracker.update(frame.index, self.detector.detect(rgb, 1000.0 * frame.time_s))
         found = {s: d for s, d in found.items() if s in self.sides}
+        self.last_rgb = rgb
         return FrameHands(frame.index, frame.time_s, found, rgb if (found and self.keep_rgb) else None)
 
     def close(self) -> None:
@@ -92,7 +110,8 @@ class TrackSample(PoseSample):
 
     landmarks2d : (21, 2) px raw MediaPipe landmarks.
     confidence : the estimator's confidence in [0, 1].
-    filled : True when the confidence gate replaced the pose by the last confident one.
+    filled : True when the confidence gate replaced the pose by the last confident one, or the row
+        was interpolated across a short gap (:func:`interpolate_gap`).
     """
 
     landmarks2d: np.ndarray
@@ -100,8 +119,55 @@ class TrackSample(PoseSample):
     filled: bool = False
 
 
+def interpolate_gap(a: TrackSample, b: TrackSample, times: dict[int, float] | None = None) -> list[TrackSample]:
+    """Rows for the frames strictly between ``a.frame`` and ``b.frame`` of one track, flagged ``filled``:
+    every joint rotation interpolated on SO(3) (the geodesic from a's to b's), the translation and the
+    landmarks (21, 2) px linearly, the confidence the lower of the two; ``time_s`` from ``times``
+    (frame -> s) where known, else linear."""
+    from .filters import so3_exp_apply, so3_log_relative
+    from ..hand import quaternion as Q
+
+    n = b.frame - a.frame
+    if n <= 1:
+        return []
+    qa = Q.from_axis_angle(a.pose)
+    delta = so3_log_relative(qa, Q.from_axis_angle(b.pose))               # (J, 3) rad
+    out = []
+    for f in range(a.frame + 1, b.frame):
+        u = (f - a.frame) / n
+        t = (times or {}).get(f, a.time_s + u * (b.time_s - a.time_s))
+        out.append(TrackSample(f, float(t), Q.to_axis_angle(so3_exp_apply(qa, u * delta)),
+                               (1 - u) * np.asarray(a.transl, np.float64) + u * np.asarray(b.transl, np.float64),
+                               ((1 - u) * a.landmarks2d + u * b.landmarks2d).astype(np.float32),
+                               min(a.confidence, b.confidence), True))
+    return out
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Geodesic angle (deg) between two axis-angle rotations (3,) rad."""
+    from .filters import so3_log_relative
+    from ..hand import quaternion as Q
+
+    return float(np.degrees(np.linalg.norm(so3_log_relative(Q.from_axis_angle(a), Q.from_axis_angle(b)))))
+
+
+def path_between(a: TrackSample, b: TrackSample, frames) -> tuple[np.ndarray, np.ndarray]:
+    """Global orientation (n, 3) rad on the geodesic from ``a``'s to ``b``'s, and translation (n, 3)
+    on the line between theirs, at ``frames`` (n,) between ``a.frame`` and ``b.frame``."""
+    from .filters import so3_exp_apply, so3_log_relative
+    from ..hand import quaternion as Q
+
+    u = (np.asarray(frames, np.float64) - a.frame) / (b.frame - a.frame)
+    qa = Q.from_axis_angle(a.pose[0])
+    delta = so3_log_relative(qa, Q.from_axis_angle(b.pose[0]))
+    rot = Q.to_axis_angle(so3_exp_apply(np.broadcast_to(qa, (len(u), 4)), u[:, None] * delta))
+    ta, tb = np.asarray(a.transl, np.float64), np.asarray(b.transl, np.float64)
+    return rot, (1 - u)[:, None] * ta + u[:, None] * tb
+
+
 class TrackState:
-    """One track's post-processing: β (median), confidence gate, temporal filter.
+    """One track's post-processing: β (median), confidence gate, gap filling, orientation
+    continuity, temporal filter.
 
     Parameters
     ----------
@@ -112,13 +178,26 @@ class TrackState:
     hold_for_beta : keep the filtered rows back until β is fixed (file capture: every row carries
         the final β). False (live): rows go out at once and :meth:`betas` is the median so far
         until it is fixed.
+    fill_gaps : interpolate gaps of at most FILL_GAP_S (:func:`interpolate_gap`; offline capture);
+        the filter is then advanced that many frames late, so that the rows before a gap that
+        closes later are smoothed with its filled rows.
+    reproject : ``reproject(pose (n, 16, 3) rad, transl (n, 3) m, betas (10,)) -> (n, 21, 2) px``:
+        turns on orientation continuity (see SPIKE_RUN; offline captures), which needs it to ask
+        the landmarks; the filter then runs SPIKE_RUN + 1 frames later still.
     """
 
     def __init__(self, index: int, side: str, threshold: float, pose_filter: PoseFilter, fps: float,
-                 hold_for_beta: bool = True):
+                 hold_for_beta: bool = True, fill_gaps: bool = False, reproject=None):
         self.index, self.side, self.threshold = index, side, threshold
         self.filter = pose_filter
         self.hold_for_beta = hold_for_beta
+        self.reproject = reproject
+        self._recent: list[TrackSample] = []     # rows held for the continuity check
+        self.spike_rows = 0
+        self.guard_frames = SPIKE_RUN + 1 if reproject is not None else 0
+        self.fill_frames = int(round(FILL_GAP_S * fps)) if fill_gaps else 0
+        self._prev: TrackSample | None = None    # the last row pushed into the filter
+        self.filled_gap_rows = 0
         self._betas: list[np.ndarray] = []
         self._betas_any: list[np.ndarray] = []
         self._beta_median: np.ndarray | None = None
@@ -165,8 +244,9 @@ class TrackState:
         out, self.pending = self.pending[:n], self.pending[n:]
         return out
 
-    def push(self, sample: TrackSample, betas: np.ndarray) -> None:
-        """Add the estimate of one frame (frames increasing): gate it, note its β (10,), filter it."""
+    def push(self, sample: TrackSample, betas: np.ndarray, times: dict[int, float] | None = None) -> None:
+        """Add the estimate of one frame (frames increasing): gate it, note its β (10,), fill the gap
+        before it when short (``times``: frame -> s of the frames in between), filter it."""
         if self.first_frame is None:
             self.first_frame = sample.frame
         if len(self._betas_any) < BETA_SAMPLES:
@@ -178,8 +258,71 @@ class TrackState:
             self._held = (sample.pose, sample.transl)
         elif self._held is not None:   # confidence gate: hold the last confident pose
             sample = dataclasses.replace(sample, pose=self._held[0], transl=self._held[1])
-        self.pending += self.filter.push(dataclasses.replace(sample, filled=not confident))
+        sample = dataclasses.replace(sample, filled=not confident)
+        prev = self._prev
+        if prev is not None and 1 < sample.frame - prev.frame <= self.fill_frames + 1:
+            for row in interpolate_gap(prev, sample, times):
+                self._forward(row)
+                self.filled_gap_rows += 1
+        self._forward(sample)
+        self._prev = sample
+
+    def _forward(self, row: TrackSample) -> None:
+        """Into the continuity check (when on), then into the filter."""
+        if self.reproject is None:
+            self.pending += self.filter.push(row)
+            return
+        self._recent.append(row)
+        self._unspike()
+        while len(self._recent) > SPIKE_RUN + 1:
+            self.pending += self.filter.push(self._recent.pop(0))
+
+    def _unspike(self) -> None:
+        """Put a short excursion just before the newest row back on the path (see SPIKE_RUN)."""
+        buf = self._recent
+        b = buf[-1]
+        for run in range(1, SPIKE_RUN + 1):
+            if len(buf) < run + 2:
+                return
+            a, rows = buf[-run - 2], buf[-run - 1:-1]
+            if b.frame - a.frame != run + 1 or any(r.filled for r in rows):
+                continue
+            rot, transl = path_between(a, b, [r.frame for r in rows])
+            pose = np.stack([r.pose for r in rows]).astype(np.float64)
+            raw_t = np.stack([np.asarray(r.transl, np.float64) for r in rows])
+            fixed = pose.copy()
+            if (_angle_deg(a.pose[0], b.pose[0]) <= SPIKE_DEG / 2
+                    and all(_angle_deg(r.pose[0], q) > SPIKE_DEG for r, q in zip(rows, rot))):
+                fixed[:, 0] = rot                                           # a flip: orientation and place
+            elif (abs(a.transl[2] - b.transl[2]) <= SPIKE_DEPTH * transl[0, 2]
+                  and np.all(np.abs(raw_t[:, 2] - transl[:, 2]) > SPIKE_DEPTH * transl[:, 2])):
+                pass                                                        # a depth spike: place only
+            else:
+                continue
+            betas = self.betas_so_far()
+            lm = np.stack([r.landmarks2d for r in rows]).astype(np.float64)
+            size = np.maximum(hand_size(lm), 1.0)
+            err_raw = np.linalg.norm(self.reproject(pose, raw_t, betas) - lm, axis=-1).mean(-1) / size
+            err_fix = np.linalg.norm(self.reproject(fixed, transl, betas) - lm, axis=-1).mean(-1) / size
+            if np.all(err_fix <= err_raw + SPIKE_REPROJ):
+                for k, (r, p, t) in enumerate(zip(rows, fixed, transl)):
+                    buf[len(buf) - run - 1 + k] = dataclasses.replace(r, pose=p, transl=t)
+                self.spike_rows += run
+                return
+
+    def betas_so_far(self) -> np.ndarray:
+        """(10,) the track's β: the fixed one, else the median of what has come in (zeros before any)."""
+        if self._beta_median is not None:
+            return self._beta_median
+        pool = self._betas or self._betas_any
+        return np.median(np.stack(pool), axis=0) if pool else np.zeros(10)
 
     def advance(self, frame: int, flush: bool = False) -> None:
-        """The stream reached ``frame`` (``flush``: it ended): collect what the filter lets go."""
-        self.pending += self.filter.flush() if flush else self.filter.advance_to(frame)
+        """The stream reached ``frame`` (``flush``: it ended): collect what the filter lets go
+        (``fill_frames`` later when gaps are filled: a gap that closes later may still add rows
+        that the rows before it should be smoothed with; and later still while the continuity
+        check holds rows)."""
+        held = frame - self.fill_frames
+        while self._recent and (flush or self._recent[0].frame <= held - self.guard_frames):
+            self.pending += self.filter.push(self._recent.pop(0))
+        self.pending += self.filter.flush() if flush else self.filter.advance_to(held - self.guard_frames)

@@ -302,6 +302,29 @@ class HandTracker:
             self._last[side] = (frame, det.centre, det.size)
         return out
 
+    def assign_missing(self, frame: int, detections: list[Detection], sides) -> dict[str, Detection]:
+        """Hands found in ``frame`` by a second look (coverage recovery) for the live ``sides`` that
+        :meth:`update` left empty: the cheapest assignment (the same costs), at most one per side."""
+        sides = [s for s in sides if self._live(frame, s) is not None]
+        detections = drop_duplicates([d for d in detections if np.all(np.isfinite(d.landmarks))], keep=len(SIDES))
+        best, best_cost = {}, math.inf
+        for n in range(min(len(sides), len(detections)), 0, -1):
+            for chosen in itertools.permutations(detections, n):
+                for order in itertools.permutations(sides, n):
+                    cost = sum(self._cost(frame, d, s) for d, s in zip(chosen, order))
+                    if cost < best_cost:
+                        best, best_cost = dict(zip(order, chosen)), cost
+            if best:
+                break
+        for side, det in best.items():
+            self.observe(frame, side, det)
+        return best
+
+    def observe(self, frame: int, side: str, det: Detection) -> None:
+        """Note a hand of ``side`` found in ``frame`` by other means (coverage recovery's region
+        re-detection), so that the track's continuity follows it."""
+        self._last[side] = (frame, det.centre, det.size)
+
     def _confirmed(self, frame: int, side: str, det: Detection) -> bool:
         """Whether ``det`` may be reported on ``side`` (see the class docstring: new tracks beside
         the other hand wait for ``confirm_frames`` frames of evidence)."""

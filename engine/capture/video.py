@@ -166,6 +166,23 @@ class VideoReader:
                 self.ended_early = True
             self.close()
 
+    def frames_between(self, start: int, end: int) -> Iterator[Frame]:
+        """Frames ``start`` .. ``end - 1`` (file indices) decoded again, by a seek in a capture of
+        their own (offline coverage recovery re-reads short stretches while the stream goes on);
+        ``time_s`` from the container. A seek can land elsewhere in some files: callers compare the
+        timestamps with the first pass's."""
+        cap = _open_capture(self.path)
+        try:
+            if start > 0:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, int(start))
+            for index in range(int(start), int(end)):
+                ok, image = cap.read()
+                if not ok or image is None:
+                    return
+                yield Frame(index, float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0, image)
+        finally:
+            cap.release()
+
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
