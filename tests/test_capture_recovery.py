@@ -256,3 +256,60 @@ def test_the_online_single_pass_mode_recovers_nothing(engine):
     take = engine.capture(str(video), hands="right", frame_range=(0, 8), filter="one_euro")
     assert take.meta["recover"] is False and "recovered_backward_rows" not in take.meta
     assert "continuity_fixed_rows" not in take.meta and min(take.frame) >= 3
+
+
+def test_the_focal_pass_sees_the_first_hands_and_every_row_uses_its_focal(engine, monkeypatch):
+    """Offline capture holds the first FOCAL_WINDOW_S of detections (landmarks only; the chunks
+    meanwhile carry progress), estimates the focal length from them, then captures with it."""
+    from dahyf.assets import SAMPLE_VIDEO
+    from dahyf.capture import pipeline as P
+    from dahyf.capture.focal import FocalEstimate
+    from dahyf.capture.take import Take
+    from dahyf.geometry import project_points
+
+    from dahyf.capture import recovery as R
+
+    monkeypatch.setattr(P, "FOCAL_WINDOW_S", 0.5)           # 15 frames
+    monkeypatch.setattr(R, "RECOVER_WINDOW_S", 0.2)         # frames leave recovery 6 frames late
+    seen = []
+
+    def focal_pass(tracks):
+        seen.append([None if t is None else (len(t), t.world_landmarks.shape) for t in tracks])
+        return FocalEstimate(700.0, 70.0, "self-calibrated", "a test's estimate")
+
+    models = engine.hand_models(("right",))
+    pipe = P.CapturePipeline(engine.estimator, models, hands="right", chunk_frames=8, recover=True,
+                             focal_pass=focal_pass)
+    from dahyf.capture.video import VideoReader
+
+    chunks = list(pipe.run(VideoReader(SAMPLE_VIDEO, (0, 60))))
+    assert seen == [[(15, (15, 21, 3))]]                      # one call, on the first 15 frames' hands
+    assert [c.frames_done for c in chunks] == sorted(c.frames_done for c in chunks) and chunks[0].frames_done == 8
+    assert len(chunks[0]) == 0                                 # held for the focal pass, progress reported
+    take = Take.from_chunks(chunks)
+    assert take.focal == 700.0 and take.meta["focal_source"] == "self-calibrated" and len(take) == 60
+    np.testing.assert_allclose(take.joints2d_proj, project_points(take.joints3d, 700.0, take.image_size), atol=0.05)
+
+
+def test_recovery_never_puts_the_other_hand_on_the_captured_side(engine, tmp_path):
+    """hands='right' on a clip whose right hand turns into a left one after 4 frames (the sample's
+    mirror image): the left hand, which the tracker holds on a side not captured, is not recovered
+    as the lost right hand."""
+    import cv2
+
+    from dahyf.assets import SAMPLE_VIDEO
+
+    cap = cv2.VideoCapture(str(SAMPLE_VIDEO))
+    frames = [cap.read()[1] for _ in range(16)]
+    cap.release()
+    path = tmp_path / "mostly_left.mp4"
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
+    for i, f in enumerate(frames):
+        writer.write(f if i < 4 else cv2.flip(f, 1))
+    writer.release()
+    take = engine.capture(str(path), hands="right")
+    assert take.frame.tolist() == [0, 1, 2, 3]
+    both = engine.capture(str(path), hands="both")
+    right, left = both.track_for("right"), both.track_for("left")
+    assert right.frame.tolist() == [0, 1, 2, 3] and left.frame.min() >= 4

@@ -100,3 +100,24 @@ def test_a_second_hand_far_from_the_tracked_one_starts_at_once():
     for i in range(5):
         tr.update(i, [_box_det(100, "right")])
     assert set(tr.update(5, [_box_det(100, "right"), _box_det(450, "left")])) == {"right", "left"}
+
+
+def test_a_hand_lost_in_a_fast_swipe_keeps_its_side_where_it_turns_up_again():
+    """Seen on the rendered blur_swipe clip: the right hand is lost for 4 blurred frames of a swipe
+    and turns up 1.9 hand sizes away (MediaPipe: 'right', 0.84). Counting the whole distance against
+    continuity opened a left track on it; the way a hand can go in 4 frames is allowed for."""
+    from dahyf.capture.tracking import Detection
+
+    def det(x, side, score):
+        pts = np.stack([np.linspace(x, x + 50, 21), np.linspace(100, 150, 21)], 1).astype(np.float32)
+        return Detection(pts, side, score)
+
+    tr = HandTracker()
+    for i in range(5):
+        assert list(tr.update(i, [det(300, "right", 0.9)])) == ["right"]
+    assert list(tr.update(10, [det(300 - 1.9 * 70.7, "right", 0.84)])) == ["right"]
+    # a hand of the other side that turns up where this one vanished is still the other side
+    tr = HandTracker()
+    for i in range(5):
+        tr.update(i, [det(300, "right", 0.9)])
+    assert all(s != "right" for s in tr.update(7, [det(300 - 0.9 * 70.7, "left", 0.9)]))

@@ -142,9 +142,15 @@ class Engine:
         except CaptureError:
             reader.close()
             raise
+        focal_pass = None
+        if recover and camera.source == "default":   # offline: self-calibrate from the first hands seen
+            from .focal import estimate_focal
+
+            size = (int(reader.info.width), int(reader.info.height))
+            focal_pass = lambda tracks: estimate_focal(tracks, size)   # noqa: E731
         pipeline = CapturePipeline(self.estimator, models, hands=hands, threshold=threshold,
                                    smooth=smooth, filter_kind=filter, chunk_frames=chunk_frames,
-                                   focal=camera.focal_px, recover=recover)
+                                   focal=camera.focal_px, recover=recover, focal_pass=focal_pass)
         meta = {"source": reader.info.name, "engine": self.name, "threshold": threshold,
                 "smooth": smooth, "filter": filter, "recover": recover, "hand_model": self.hand_model,
                 "dahyf_version": __version__, "frame_range": list(frame_range) if frame_range else None,

@@ -40,6 +40,10 @@ from .tracking import SIDES, Detection
 HANDS_CHOICES = ("right", "left", "both")
 #: Temporal filter names (see filters.FILTER_KINDS).
 FILTERS = tuple(FILTER_KINDS)
+#: Seconds of video whose hands the focal pass (``CapturePipeline(focal_pass=...)``) sees before the
+#: capture starts estimating (the whole video when it is shorter): up to ~180 detections, of which
+#: the self-calibration uses the 96 largest; longer would hold back the first keyed frames in Blender.
+FOCAL_WINDOW_S = 3.0
 
 
 def keypoint_function(hand_model) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
@@ -318,11 +322,17 @@ class CapturePipeline:
     recover : offline coverage recovery (:mod:`.recovery`: backward re-tracking, region
         re-detection; gaps up to FILL_GAP_S interpolated, flagged ``filled``). Rows then come out
         RECOVER_WINDOW_S later; memory stays flat. False: the single forward pass.
+    focal_pass : ``focal_pass(tracks) -> FocalEstimate`` (:func:`dahyf.capture.focal.estimate_focal`
+        on one :class:`~dahyf.net.batch.HandBatch` of detections per track): the focal length is
+        estimated from the hands of the first FOCAL_WINDOW_S of video (landmarks only are held
+        meanwhile; the chunks carry the progress) before any hand is estimated; ``focal`` is the
+        fall-back. None: ``focal`` (or the default) from the start.
     """
 
     def __init__(self, estimator, hand_models: dict, hands: str = "both", threshold: float = DEFAULT_THRESHOLD,
                  smooth: float = DEFAULT_SMOOTH, filter_kind: str = "zero_lag", chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                 focal: float | None = None, detector_options: dict | None = None, recover: bool = False):
+                 focal: float | None = None, detector_options: dict | None = None, recover: bool = False,
+                 focal_pass: Callable | None = None):
         check_options(hands, filter_kind, smooth, threshold, focal)
         if chunk_frames < 1:
             raise CaptureError(f"chunk_frames must be >= 1, got {chunk_frames}.")
@@ -332,11 +342,12 @@ class CapturePipeline:
         self.chunk_frames, self.focal = chunk_frames, focal
         self.detector_options = detector_options or {}
         self.recover = bool(recover)
+        self.focal_pass = focal_pass
         self._stages: PoseStages | None = None   # the running capture's stages (for its counts)
         self._recovery: CoverageRecovery | None = None
         self._keypoints = {side: keypoint_function(m) for side, m in hand_models.items()}
-        self.timings = {"decode_s": 0.0, "detect_s": 0.0, "recover_s": 0.0, "engine_s": 0.0, "total_s": 0.0,
-                        "frames": 0}
+        self.timings = {"decode_s": 0.0, "detect_s": 0.0, "recover_s": 0.0, "focal_s": 0.0, "engine_s": 0.0,
+                        "total_s": 0.0, "frames": 0}
 
     def stages(self, fps: float, image_size: tuple[int, int], focal: float, hold_for_beta: bool = True) -> PoseStages:
         """The :class:`PoseStages` of this pipeline's settings for a source of ``fps`` and ``image_size``
@@ -359,11 +370,15 @@ class CapturePipeline:
         except ValueError as exc:
             raise CaptureError(f"--focal: {exc}") from None
         frames_total = int(getattr(reader, "frames_total", 0) or 0)
-        stages = self._stages = self.stages(info.fps, image_size, focal)
         base = dict(fps=float(info.fps), image_size=image_size, focal=focal,
                     handedness=tuple(self.sides), meta=dict(meta or {}))
         t_start = time.perf_counter()
         finder = self.finder(image_size, info.name)
+        # the focal pass holds the first FOCAL_WINDOW_S of detections (not for estimators that crop:
+        # their frames' pixels would be held too); the stages start once the focal length is known
+        held: list[FrameHands] | None = [] if self.focal_pass is not None and not finder.keep_rgb else None
+        stages = self._stages = None if held is not None else self.stages(info.fps, image_size, focal)
+        hold_frames = max(1, int(round(FOCAL_WINDOW_S * info.fps)))
         recovery = self._recovery = None
         if self.recover:
             recovery = self._recovery = CoverageRecovery(
@@ -396,9 +411,23 @@ class CapturePipeline:
                 end = frame is None or cancelled
                 if end and recovery is not None:
                     batch += recovery.flush()
+                if held is not None:
+                    held += batch
+                    batch = []
+                    if end or (held and held[-1].index - held[0].index + 1 >= hold_frames):
+                        focal = self._run_focal_pass(held, image_size, base)
+                        stages = self._stages = self.stages(info.fps, image_size, focal)
+                        batch, held = held, None
                 # a chunk per chunk_frames frames decoded (rows come out RECOVER_WINDOW_S late when
-                # recovering: until then the chunks are empty, but carry the progress)
+                # recovering, and after the focal pass: until then the chunks are empty, but carry
+                # the progress)
                 if not (end or since_submit >= chunk_frames):
+                    continue
+                if stages is None:
+                    since_submit = 0
+                    if progress is not None:
+                        progress(frames_done, frames_total)
+                    yield Chunk(empty_rows(), frames_done, frames_total, **base)
                     continue
                 job = worker.submit(self._timed_process, stages, batch, end)
                 batch, since_submit = [], 0
@@ -422,6 +451,25 @@ class CapturePipeline:
             self.timings["decode_s"] = decoder.seconds
             self.timings["total_s"] = time.perf_counter() - t_start
             self.timings["frames"] = frames_done
+
+    def _run_focal_pass(self, held: list[FrameHands], image_size: tuple[int, int], base: dict) -> float:
+        """The focal length from the held frames' hands (``focal_pass``); ``base`` gets it and its meta."""
+        from ..net.batch import HandBatch
+
+        t0 = time.perf_counter()
+        tracks = []
+        for side in self.sides:
+            dets = [fh.found[side] for fh in held if side in fh.found and fh.found[side].world_landmarks is not None]
+            n = len(dets)
+            tracks.append(None if not n else HandBatch(
+                np.stack([d.landmarks for d in dets]).astype(np.float32), np.full(n, side == "right"),
+                np.tile(np.asarray(image_size, np.float32), (n, 1)), np.full(n, base["focal"], np.float32),
+                world_landmarks=np.stack([d.world_landmarks for d in dets]).astype(np.float32)))
+        estimate = self.focal_pass(tracks)
+        base["focal"] = focal = float(estimate.focal_px)
+        base["meta"] = {**base["meta"], **estimate.to_meta()}
+        self.timings["focal_s"] += time.perf_counter() - t0
+        return focal
 
     def _collect(self, pending, frames_total, progress, cancelled: bool, base: dict) -> Chunk:
         job, done, end = pending

@@ -40,7 +40,7 @@ from .stages import FrameHands
 from .tracking import Detection, HandDetector, HandTracker, same_hand
 
 #: How far back (s) a hand that appears is followed backward; also how late frames leave the window.
-RECOVER_WINDOW_S = 2.0
+RECOVER_WINDOW_S = 1.0
 #: Side of the region re-detection's crop, in hand sizes (landmark box diagonal), and the px it is resized to.
 REGION_SCALE = 2.0
 REGION_PX = 256
@@ -53,7 +53,8 @@ MAX_MISSES = 1
 #: A hand seen this recently (s) is looked for in the whole (averaged) frame where it is missing.
 EXPECT_S = 0.5
 #: A hand found in the whole frame continues a chain when its centre lies within
-#: ``JUMP_BASE + JUMP_PER_FRAME × frames`` hand sizes of the chain's last one (a fast swipe: ~0.3 per frame).
+#: ``JUMP_BASE + JUMP_PER_FRAME × frames`` hand sizes of the chain's last one (a fast swipe, 2 m/s
+#: at 0.5 m: 0.3 per frame; a hand that vanishes where another one appears a hand size away is not it).
 JUMP_BASE, JUMP_PER_FRAME = 1.0, 0.5
 #: Decoded frames held at once while re-tracking backward (bytes of BGR pixels).
 DECODE_BLOCK_BYTES = 64 * 2**20
@@ -170,6 +171,11 @@ class RegionDetector:
         self.detector.close()
 
 
+def _taken(fh: FrameHands) -> list[Detection]:
+    """Every hand the forward pass assigned in ``fh``, on the captured sides or not."""
+    return list(fh.found.values()) + list(fh.others)
+
+
 # --- the streaming stage ---------------------------------------------------------------------------------
 @dataclass
 class RecoveryCounts:
@@ -252,13 +258,13 @@ class CoverageRecovery:
                 seen = self._seen[side]
                 if side not in fh.found and seen.last is not None and 0 < fh.index - seen.last <= MAX_MISSES + 1:
                     centre, size = predict_region(seen.chain, fh.index)
-                    det = pick(self._regions().detect(rgb, centre, size), centre, size, list(fh.found.values()))
+                    det = pick(self._regions().detect(rgb, centre, size), centre, size, _taken(fh))
                     if det is not None:
                         self._found(fh, side, det)
             missing = [s for s in self.sides if s not in fh.found and self._seen[s].last is not None
                        and fh.index - self._seen[s].last <= self.expect_frames]
             if missing and self.tracker is not None:   # still missing: look in the whole (averaged) frame
-                taken = list(fh.found.values())
+                taken = _taken(fh)
                 extra = [d for d in self._regions().detect_frame(rgb) if not any(same_hand(d, t) for t in taken)]
                 extra = [d for d in extra if any(continues(d, self._seen[s].chain[-1][1], fh.index - self._seen[s].last)
                                                  for s in missing)]
@@ -334,7 +340,7 @@ class CoverageRecovery:
                     misses = 0
                     continue
                 centre, size = predict_region(chain, frame.index)
-                taken = list(target.found.values())
+                taken = _taken(target)
                 det = pick(found, centre, size, taken)
                 if det is None:
                     det = pick(self._regions().detect(frame_rgb, centre, size), centre, size, taken)

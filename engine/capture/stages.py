@@ -51,12 +51,16 @@ class FrameHands:
     index : frame index in the source; time_s : s, its timestamp.
     found : {side: Detection} for the sides captured that were seen in this frame.
     rgb : (H, W, 3) uint8 RGB frame, kept only when the estimator wants crops and a hand was found.
+    others : the detector's hands of this frame that are not in ``found`` (on a side not captured —
+        ``hands='right'`` on a video with a left hand too —, or held back by the tracker as a
+        possible ghost): coverage recovery must not take them for a captured side.
     """
 
     index: int
     time_s: float
     found: dict[str, Detection]
     rgb: np.ndarray | None = None
+    others: list[Detection] = dataclasses.field(default_factory=list)
 
 
 class HandFinder:
@@ -95,10 +99,12 @@ class HandFinder:
                 f"{self.source_name}: frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]} "
                 f"but the video started at {w}x{h}; videos whose frame size changes are not supported. "
                 "Re-encode it at one size.")
-        found = self.tracker.update(frame.index, self.detector.detect(rgb, 1000.0 * frame.time_s))
-        found = {s: d for s, d in found.items() if s in self.sides}
+        detections = self.detector.detect(rgb, 1000.0 * frame.time_s)
+        every = self.tracker.update(frame.index, detections)
+        found = {s: d for s, d in every.items() if s in self.sides}
+        others = [d for d in detections if not any(d is f for f in found.values())]
         self.last_rgb = rgb
-        return FrameHands(frame.index, frame.time_s, found, rgb if (found and self.keep_rgb) else None)
+        return FrameHands(frame.index, frame.time_s, found, rgb if (found and self.keep_rgb) else None, others)
 
     def close(self) -> None:
         self.detector.close()

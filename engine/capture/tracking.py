@@ -203,6 +203,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
+#: Hand sizes a hand can move per frame it was not seen (a 2 m/s swipe at 0.5 m: ~0.3), which
+#: :class:`HandTracker` allows for before it counts a distance against continuity.
+TRACK_REACH = 0.4
 #: Two detections of one frame whose landmark centres lie closer than this share of the hand size
 #: (box diagonal) are one hand seen twice (MediaPipe's double detections during fast motion).
 SAME_HAND_SHARE = 0.2
@@ -272,15 +275,22 @@ class HandTracker:
         cost = -math.log(min(max(p, 0.02), 0.98))
         last = self._live(frame, side)
         if last is not None:
-            _, centre, size = last
-            cost += self.continuity_weight * float(np.linalg.norm(det.centre - centre)) / max(size, 1.0)
+            cost += self.continuity_weight * self._distance(frame, det, last, reach=True)
         else:
             other = self._live(frame, SIDES[1 - SIDES.index(side)])
             if other is not None:
-                _, centre, size = other
-                d = float(np.linalg.norm(det.centre - centre)) / max(size, 1.0)
-                cost += self.switch_penalty * max(0.0, 1.0 - d)
+                cost += self.switch_penalty * max(0.0, 1.0 - self._distance(frame, det, other))
         return cost
+
+    @staticmethod
+    def _distance(frame: int, det: Detection, last: tuple[int, np.ndarray, float], reach: bool = False) -> float:
+        """Distance of ``det`` from where a track was last seen, in its hand sizes; with ``reach``,
+        less the way a hand can go in the frames it was missed (TRACK_REACH per frame): a hand lost
+        for a few frames of a fast swipe is still the same hand where it turns up again (the label
+        still decides between that and a new hand of the other side)."""
+        seen, centre, size = last
+        d = float(np.linalg.norm(det.centre - centre)) / max(size, 1.0)
+        return max(0.0, d - TRACK_REACH * max(0, frame - seen - 1)) if reach else d
 
     def update(self, frame: int, detections: list[Detection]) -> dict[str, Detection]:
         """Assign the detections of ``frame`` (frames in increasing order) to sides.
@@ -333,8 +343,7 @@ class HandTracker:
         other = self._live(frame, SIDES[1 - SIDES.index(side)])
         if other is None or self.confirm_frames <= 1:
             return True
-        _, centre, size = other
-        if float(np.linalg.norm(det.centre - centre)) / max(size, 1.0) >= self.near_other:
+        if self._distance(frame, det, other) >= self.near_other:
             return True
         last, run = self._pending.get(side, (-2, 0))
         run = run + 1 if frame == last + 1 else 1
