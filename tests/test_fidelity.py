@@ -210,3 +210,16 @@ def test_the_grip_clip_renders_a_coloured_bottle_that_hides_the_palm_side(models
     assert len(bottle) == 1 and bottle[0][3] == C.Grip().colour
     shown = gt["keypoints_shown"][0].mean(-1)
     assert shown.min() < 0.75 and shown.max() > 0.9       # turned to the palm side, the bottle hides more
+
+
+def test_filled_rows_count_for_coverage_by_where_the_hand_is_drawn_not_for_the_3d_figures(two_hands):
+    take = _take_from_gt(two_hands, hands=[0])
+    take.rows["filled"][5:8] = True
+    take.rows["landmarks2d"] = take.landmarks2d.copy()
+    take.rows["landmarks2d"][5:8] = 0.0                  # filled rows have no detection of their own
+    take.rows["joints3d"][5:8] *= 1.5                     # and are off in 3-D
+    r = B.score_clip(take, two_hands, detections=[])
+    T = two_hands["visible"].shape[1]
+    assert r["coverage"] == pytest.approx(0.5) and r["coverage_detected"] == pytest.approx((T - 3) / (2 * T))
+    assert r["pa_mpjpe_mm"] < 1e-3 and r["depth_err_median"] < 1e-6 and r["filled_rows"] == 3
+    assert r["unmatched_rows"] == 0

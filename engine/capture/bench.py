@@ -144,19 +144,21 @@ def mediapipe_alone(video, frame_range=None) -> dict:
             "hand_frames": hand_frames, "hand_frames_per_side": per_side}
 
 
-def engine_run(engine, video, frame_range=None, hands="both", smooth=DEFAULT_SMOOTH):
-    """Full capture, timed by the pipeline; returns (figures, take)."""
+def engine_run(engine, video, frame_range=None, hands="both", smooth=DEFAULT_SMOOTH, recover: bool | None = None):
+    """Full capture, timed by the pipeline; returns (figures, take). ``recover``: see Engine.stream
+    (False: the single forward pass of the online mode; True: offline coverage recovery)."""
     from .take import Take
 
     t0 = time.perf_counter()
-    chunks = list(engine.stream(video, hands=hands, frame_range=frame_range, smooth=smooth))
+    chunks = list(engine.stream(video, hands=hands, frame_range=frame_range, smooth=smooth, recover=recover))
     total = time.perf_counter() - t0
     take = Take.from_chunks(chunks)
     tm = engine.last_timings
     n = max(tm["frames"], 1)
     return {"frames": tm["frames"], "decode_fps": n / max(tm["decode_s"], 1e-9),
             "detection_fps": n / max(tm["detect_s"], 1e-9), "engine_fps": n / max(tm["engine_s"], 1e-9),
-            "total_fps": n / total}, take
+            "engine_s": tm["engine_s"], "recover_s": tm.get("recover_s", 0.0), "focal_s": tm.get("focal_s", 0.0),
+            "total_fps": n / total, "rows": len(take)}, take
 
 
 # --- quality against the raw landmarks ----------------------------------------------------------
@@ -315,16 +317,25 @@ def run(args) -> int:
             src = bench_video(args, tmp)
             # MediaPipe alone before and after the engine (the CPU may be shared); the faster of the
             # two is the reference, which is the conservative choice for the slowdown figure.
+            # MediaPipe alone, the online single pass, the offline capture (coverage recovery), MediaPipe
+            # alone again: every ratio from one run
             mp_before = mediapipe_alone(src)
-            ours, take = engine_run(engine, src, hands=args.hands, smooth=args.smooth)
+            ours, take = engine_run(engine, src, hands=args.hands, smooth=args.smooth, recover=False)
+            offline, take_offline = engine_run(engine, src, hands=args.hands, smooth=args.smooth, recover=True)
             mp_after = mediapipe_alone(src)
             mp = max(mp_before, mp_after, key=lambda r: r["total_fps"])
             result = {"video": Path(args.video).name, "size": list(take.image_size), "frames": ours["frames"],
                       "mediapipe_alone": mp, "mediapipe_alone_runs_total_fps": [mp_before["total_fps"], mp_after["total_fps"]],
                       "engine": ours,
                       "slowdown_vs_mediapipe": 1.0 - ours["total_fps"] / mp["total_fps"],
-                      "quality": quality(take, mp["hand_frames"]), "machine": machine_info(),
-                      "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+                      "quality": quality(take, mp["hand_frames"]),
+                      "engine_offline": offline,
+                      "offline_slowdown_vs_online": 1.0 - offline["total_fps"] / ours["total_fps"],
+                      "offline_slowdown_vs_mediapipe": 1.0 - offline["total_fps"] / mp["total_fps"],
+                      "quality_offline": quality(take_offline, mp["hand_frames"]),
+                      "offline_meta": {k: v for k, v in take_offline.meta.items()
+                                       if k.startswith(("recover", "gap_", "continuity_", "focal_"))},
+                      "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
             if args.memory:
                 result["memory"] = [memory_run(src, float(m) * 60.0, args.checkpoint)
                                     for m in args.memory.split(",")]
@@ -336,7 +347,9 @@ def run(args) -> int:
         e, m = result["engine"], result["mediapipe_alone"]
         print(f"{result['video']} at {result['size'][0]}x{result['size'][1]}, {result['frames']} frames")
         print(f"engine: decode {e['decode_fps']:.0f} fps, detection {e['detection_fps']:.0f} fps, "
-              f"engine {e['engine_fps']:.0f} fps, total {e['total_fps']:.1f} fps")
+              f"engine {e['engine_fps']:.0f} fps, total {e['total_fps']:.1f} fps (online, single pass)")
+        print(f"offline (coverage recovery): total {result['engine_offline']['total_fps']:.1f} fps, "
+              f"{100 * result['offline_slowdown_vs_online']:.0f} % slower than the single pass")
         print(f"MediaPipe alone: decode {m['decode_fps']:.0f} fps, detection {m['detection_fps']:.0f} fps, "
               f"total {m['total_fps']:.1f} fps")
         print(f"wrote {out}")

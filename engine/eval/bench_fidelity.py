@@ -7,8 +7,8 @@ Three parts, each optional (``--parts``), all with the focal length unknown to t
   2-D error, re-projection error of the lifted hand, and summed finger flexion.
 - ``clips``: the rendered fidelity clips (``benchmarks/fidelity_clips``, exact 3-D ground truth):
   PA-MPJPE, root-relative MPJPE, absolute depth error, summed-flexion error on straight fingers,
-  global-orientation error, coverage (and MediaPipe alone beside it), ghost rows, wrong-side rows,
-  flips.
+  global-orientation error, coverage (and MediaPipe alone and the single forward pass beside it),
+  ghost rows, wrong-side rows, flips.
 - ``video``: a real video without ground truth (default ``../shared/media/videos/dynhamr_demo3.mp4``):
   summed flexion of fingers that are straight in the video, ghost rows, coverage against
   MediaPipe alone, flips, 2-D error and jitter against the raw landmarks.
@@ -98,20 +98,30 @@ def mediapipe_detections(video: Path, frame_range=None) -> list[list[np.ndarray]
 
 
 def score_clip(take, gt: dict, detections: list[list[np.ndarray]]) -> dict:
-    """Fidelity figures of one capture of a rendered clip (see the module docstring)."""
+    """Fidelity figures of one capture of a rendered clip (see the module docstring).
+
+    Rows are matched to the true hands by their landmarks, filled rows (interpolated or held: no
+    landmarks of their own) by the captured hand's projection. ``coverage`` counts every matched
+    row, ``coverage_detected`` only rows with a detection of their own; the 3-D figures are over
+    the detected rows (``pa_mpjpe_mm_filled``: over the filled ones).
+    """
     from ..sample_video.script import rodrigues
 
     sides = [str(s) for s in gt["sides"]]
     vis = np.asarray(gt["visible"], bool)                                # (H, T)
     frame = np.asarray(take.frame, np.int64)
-    hand = F.match_rows(frame, take.landmarks2d, gt["joints2d"])
+    filled = np.asarray(take.filled, bool)
+    where = np.where(filled[:, None, None], np.asarray(take.joints2d_proj), np.asarray(take.landmarks2d))
+    hand = F.match_rows(frame, where, gt["joints2d"])
     track_side = np.array([take.handedness[int(t)] for t in take.track]) if len(take) else np.zeros(0, str)
     covered = np.zeros_like(vis)
+    detected = np.zeros_like(vis)
     ghosts = 0
     for h in range(len(sides)):
         rows_h = frame[hand == h]
         f_u, counts = np.unique(rows_h, return_counts=True)
         covered[h, f_u] = True
+        detected[h, frame[(hand == h) & ~filled]] = True
         ghosts += int((counts - 1).sum())
     mp_cov = np.zeros_like(vis)
     for f, dets in enumerate(detections[: vis.shape[1]]):
@@ -119,7 +129,10 @@ def score_clip(take, gt: dict, detections: list[list[np.ndarray]]) -> dict:
             m = F.match_rows(np.full(len(dets), f), np.stack(dets), gt["joints2d"])
             mp_cov[m[m >= 0], f] = True
     wrong = (hand >= 0) & (track_side != np.array([sides[h] if h >= 0 else "" for h in hand]))
-    ok = (hand >= 0) & ~wrong
+    right_hand = (hand >= 0) & ~wrong
+    ok = right_hand & ~filled
+    okf = right_hand & filled
+    pa_filled = F.pa_mpjpe_mm(np.asarray(take.joints3d, np.float64)[okf], gt["joints3d"][hand[okf], frame[okf]].astype(np.float64))
     g3 = gt["joints3d"][hand[ok], frame[ok]].astype(np.float64)
     p3 = np.asarray(take.joints3d, np.float64)[ok]
     gpose = gt["pose"][hand[ok], frame[ok]].astype(np.float64)
@@ -135,8 +148,10 @@ def score_clip(take, gt: dict, detections: list[list[np.ndarray]]) -> dict:
     return {
         "frames": int(vis.shape[1]), "hands": sides, "visible_hand_frames": int(vis.sum()),
         "coverage": float(covered[vis].mean()) if vis.any() else float("nan"),
+        "coverage_detected": float(detected[vis].mean()) if vis.any() else float("nan"),
         "coverage_mediapipe_alone": float(mp_cov[vis].mean()) if vis.any() else float("nan"),
-        "rows": int(len(frame)), "filled_rows": int(np.asarray(take.filled).sum()),
+        "rows": int(len(frame)), "filled_rows": int(filled.sum()),
+        "pa_mpjpe_mm_filled": F._mean(pa_filled),
         "ghost_rows": ghosts, "unmatched_rows": int((hand < 0).sum()), "wrong_side_rows": int(wrong.sum()),
         "pa_mpjpe_mm": F._mean(F.pa_mpjpe_mm(p3, g3)), "rr_mpjpe_mm": F._mean(F.rr_mpjpe_mm(p3, g3)),
         "depth_err_median": F._median(F.depth_error(p3, g3)),
@@ -145,7 +160,7 @@ def score_clip(take, gt: dict, detections: list[list[np.ndarray]]) -> dict:
         "focal_used": float(take.focal), "focal_true": float(gt["focal"]),
         "_n3d": int(ok.sum()), "_pa": F.pa_mpjpe_mm(p3, g3).tolist(), "_rr": F.rr_mpjpe_mm(p3, g3).tolist(),
         "_depth": F.depth_error(p3, g3).tolist(), "_flex": flex_err.tolist(),
-        "_cov": [int(covered[vis].sum()), int(mp_cov[vis].sum()), int(vis.sum())],
+        "_cov": [int(covered[vis].sum()), int(mp_cov[vis].sum()), int(vis.sum()), int(detected[vis].sum())],
     }
 
 
@@ -156,6 +171,9 @@ def pooled(per_clip: dict) -> dict:
     return {"pa_mpjpe_mm": F._mean(cat("_pa")), "rr_mpjpe_mm": F._mean(cat("_rr")),
             "depth_err_median": F._median(cat("_depth")), "straight_flexion_err_deg_median": F._median(cat("_flex")),
             "coverage": float(cov[0] / max(cov[2], 1)), "coverage_mediapipe_alone": float(cov[1] / max(cov[2], 1)),
+            "coverage_detected": float(cov[3] / max(cov[2], 1)),
+            "coverage_single_pass": float(sum(c.get("_cov_single", 0) for c in per_clip.values()) / max(cov[2], 1)),
+            "filled_rows": int(sum(c["filled_rows"] for c in per_clip.values())),
             "ghost_rows": int(sum(c["ghost_rows"] for c in per_clip.values())),
             "wrong_side_rows": int(sum(c["wrong_side_rows"] for c in per_clip.values())),
             "flips": int(sum(c["flips"] for c in per_clip.values()))}
@@ -170,10 +188,17 @@ def bench_clips(engine, folder: Path, only: list[str] | None = None) -> dict:
         if only and name not in only:
             continue
         gt = load_clip_gt(gt_path)
+        detections = mediapipe_detections(video)
         t0 = time.perf_counter()
-        take = engine.capture(str(video), hands="both")
-        per_clip[name] = score_clip(take, gt, mediapipe_detections(video))
+        take = engine.capture(str(video), hands="both")          # offline: coverage recovery on
+        per_clip[name] = score_clip(take, gt, detections)
         per_clip[name]["capture_fps"] = float(per_clip[name]["frames"] / (time.perf_counter() - t0))
+        per_clip[name]["recovery"] = {k: v for k, v in take.meta.items()
+                                      if k.startswith(("recover", "gap_", "continuity_", "focal_"))}
+        single = score_clip(engine.capture(str(video), hands="both", recover=False), gt, detections)
+        per_clip[name].update({f"{k}_single_pass": single[k] for k in
+                               ("coverage", "ghost_rows", "wrong_side_rows", "pa_mpjpe_mm", "flips", "rows")})
+        per_clip[name]["_cov_single"] = single["_cov"][0]
     if not per_clip:
         return {"note": f"no rendered clips in {folder}: `python -m dahyf.sample_video --clips {folder}`"}
     out = {"pooled": pooled(per_clip)}
@@ -188,8 +213,9 @@ def bench_video(engine, video: Path, frame_range=None) -> dict:
     from ..sample_video.script import rodrigues
 
     t0 = time.perf_counter()
-    take = engine.capture(str(video), hands="both", frame_range=frame_range)
+    take = engine.capture(str(video), hands="both", frame_range=frame_range)      # offline: recovery on
     capture_s = time.perf_counter() - t0
+    single = engine.capture(str(video), hands="both", frame_range=frame_range, recover=False)
     mp = mediapipe_alone(str(video), frame_range)
     q = quality(take, mp["hand_frames"])
     flex, per_finger, flips, depth = [], {f: [] for f in F.FINGERS}, 0, {}
@@ -209,6 +235,14 @@ def bench_video(engine, video: Path, frame_range=None) -> dict:
         "hand_frames": q["take_hand_frames"], "hand_frames_mediapipe_alone": q["mediapipe_hand_frames"],
         "flips": flips, "wrist_depth_m_median": depth, "focal_used": float(take.focal),
         "tracks": q["tracks"], "capture_fps": float(take.meta.get("frames_done", 0) / capture_s),
+        "rows": int(len(take)), "filled_rows": int(np.asarray(take.filled).sum()),
+        "single_pass": {"rows": int(len(single)), "hand_frames": int(len(np.unique(single.frame))),
+                        "ghost_rows": F.coincident_rows(np.asarray(single.frame), np.asarray(single.landmarks2d)),
+                        "flips": int(sum(F.count_flips(t.frame, rodrigues(np.asarray(t.pose[:, 0], np.float64)))
+                                         for t in single.tracks())),
+                        "rows_per_track": {t.handedness: len(t) for t in single.tracks()}},
+        "rows_per_track": {t.handedness: len(t) for t in take.tracks()},
+        "recovery": {k: v for k, v in take.meta.items() if k.startswith(("recover", "gap_", "continuity_", "focal_"))},
     }
 
 
