@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,29 +46,33 @@ def test_unwritable_output_is_found_before_capturing(capsys, monkeypatch):
     assert "Cannot write the take /proc/dahyf_take.npz" in capsys.readouterr().err
 
 
-def test_a_take_being_written_by_another_capture_is_refused(tmp_path, capsys):
-    import threading
-
+@contextmanager
+def held_by_another_writer(path):
+    """Within the block, another thread holds the output lock of ``path`` (as a concurrent capture would)."""
     from dahyf.fileio import output_lock
 
-    out = tmp_path / "take.npz"
-    done = threading.Event()
-    held = threading.Event()
+    held, done = threading.Event(), threading.Event()
 
-    def other_capture():
-        with output_lock(out):
+    def other_writer():
+        with output_lock(path):
             held.set()
             done.wait(30)
 
-    t = threading.Thread(target=other_capture)
+    t = threading.Thread(target=other_writer)
     t.start()
     try:
-        held.wait(30)
-        assert main(["capture", str(SAMPLE), "-o", str(out), *FAST]) == 1
-        assert "being written by another capture" in capsys.readouterr().err
+        assert held.wait(30)
+        yield
     finally:
         done.set()
         t.join()
+
+
+def test_a_take_being_written_by_another_capture_is_refused(tmp_path, capsys):
+    out = tmp_path / "take.npz"
+    with held_by_another_writer(out):
+        assert main(["capture", str(SAMPLE), "-o", str(out), *FAST]) == 1
+        assert "being written by another capture" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -46,32 +46,50 @@ def _frame_range(text: str | None):
         raise CaptureError(f"--frames must look like START:END (e.g. 0:300), got {text!r}.") from None
 
 
-def run(args) -> int:
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        print(f"dahyf capture: error: the take must be an .npz file, got {out}", file=sys.stderr)
+def claim_outputs(prog: str, held: ExitStack, take: Path, force: bool, extra: tuple[tuple[Path, str], ...] = ()) -> int:
+    """Get a command's outputs ready before its work starts (not after minutes of it); the exit status.
+
+    The take (``.npz``) and its ``.json`` sidecar, plus ``extra`` ((path, what) pairs, e.g. a
+    preview): their folders are made, each is checked writable and, unless ``force``, not taken
+    (:func:`dahyf.fileio.check_output`), and each is locked (:func:`dahyf.fileio.output_lock`; the
+    take's lock covers its sidecar) for as long as ``held`` stays open. Shared by ``dahyf capture``
+    and ``dahyf live --record``.
+
+    Returns 0 when all is set; else the error is printed as ``{prog}: error: ...`` and the status is
+    returned: 2 for a take that is not an ``.npz`` or a folder that cannot be made, 1 for an output
+    that exists (without ``force``), cannot be written or is being written by another process.
+    """
+    if take.suffix != ".npz":
+        print(f"{prog}: error: the take must be an .npz file, got {take}", file=sys.stderr)
         return 2
-    if args.preview and Path(args.preview).suffix.lower() != ".mp4":
-        print(f"dahyf capture: error: --preview must be an .mp4 file, got {args.preview}", file=sys.stderr)
-        return 2
-    outputs = [(out, "take"), (out.with_suffix(".json"), "take's sidecar")]
-    if args.preview:
-        outputs.append((Path(args.preview), "preview"))
+    outputs = [(take, "take"), (take.with_suffix(".json"), "take's sidecar"), *extra]
     for target, _ in outputs:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(f"dahyf capture: error: cannot create the folder for {target}: {exc}", file=sys.stderr)
+            print(f"{prog}: error: cannot create the folder for {target}: {exc}", file=sys.stderr)
             return 2
+    try:
+        for target, what in outputs:
+            check_output(target, overwrite=force, what=what)
+        for target, _ in outputs[:1] + outputs[2:]:   # the take's lock covers its sidecar
+            held.enter_context(output_lock(target))
+    except DaHyFUserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    if args.preview and Path(args.preview).suffix.lower() != ".mp4":
+        print(f"dahyf capture: error: --preview must be an .mp4 file, got {args.preview}", file=sys.stderr)
+        return 2
+    extra = ((Path(args.preview), "preview"),) if args.preview else ()
     with ExitStack() as held:
-        try:  # before the capture, not after minutes of work
-            for target, what in outputs:
-                check_output(target, overwrite=args.force, what=what)
-            for target, _ in outputs[:1] + outputs[2:]:   # the take's lock covers its sidecar
-                held.enter_context(output_lock(target))
-        except DaHyFUserError as exc:
-            print(f"dahyf capture: error: {exc}", file=sys.stderr)
-            return 1
+        code = claim_outputs("dahyf capture", held, out, args.force, extra)
+        if code:
+            return code
         return _capture(args, out)
 
 

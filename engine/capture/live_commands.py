@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="camera index (0 = first camera), device path (/dev/video0), network stream URL "
                                   "(rtsp://...), or a video file (played at its real frame rate)")
     p.add_argument("--record", metavar="NPZ", help="record a take (.npz, plus a .json sidecar), same format as capture")
+    p.add_argument("--force", action="store_true", help="overwrite an existing take (and its .json sidecar)")
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until q, Ctrl-C or the end)")
     p.add_argument("--stats", action="store_true", help="print JSON statistics at the end: frames in, processed, "
                                                         "dropped, latency percentiles (ms), fps")
@@ -43,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="PATH", help="engine checkpoint (default: the bundled engine)")
     p.add_argument("--mano", metavar="DIR", default="open",
                    help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: the bundled open hand model)")
-    p.add_argument("--focal", type=float, help="focal length in px (default sqrt(W^2+H^2))")
+    p.add_argument("--focal", type=float, help="focal length in px (default sqrt(W^2+H^2); below 0.1*max(W, H) it is "
+                                               "refused as a likely lens focal in mm)")
     p.add_argument("--quiet", action="store_true", help="no status line")
 
 
@@ -117,19 +120,19 @@ def _loop(live, seconds: float | None, window: bool, quiet: bool) -> None:
 
 
 def run(args) -> int:
+    from .commands import claim_outputs
+
+    out = Path(args.record) if args.record else None
+    with ExitStack() as held:   # the take is checked and locked before the session, as by dahyf capture
+        code = claim_outputs("dahyf live", held, out, args.force) if out is not None else 0
+        return code or _session(args, out)
+
+
+def _session(args, out: Path | None) -> int:
+    """Run the session, with the take's output checked and locked by :func:`run`."""
     from .engine import load_engine
     from .live import LiveCapture
 
-    out = Path(args.record) if args.record else None
-    if out is not None:
-        if out.suffix != ".npz":
-            print(f"dahyf live: error: the take must be an .npz file, got {out}", file=sys.stderr)
-            return 2
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            print(f"dahyf live: error: cannot create the folder for {out}: {exc}", file=sys.stderr)
-            return 2
     window = not args.headless and display_available()
     live = None
     try:
@@ -153,10 +156,10 @@ def run(args) -> int:
             import cv2
 
             cv2.destroyAllWindows()
-    return _finish(live, take, out, args.stats)
+    return _finish(live, take, out, args.stats, args.force)
 
 
-def _finish(live, take, out: Path | None, stats: bool) -> int:
+def _finish(live, take, out: Path | None, stats: bool, force: bool) -> int:
     """Save the recording, report the session's error and the statistics; the exit status."""
     code = 0
     if live.error is not None:
@@ -168,7 +171,7 @@ def _finish(live, take, out: Path | None, stats: bool) -> int:
             code = code or 1
         else:
             try:
-                path = take.save(out)
+                path = take.save(out, overwrite=force)
             except DaHyFUserError as exc:
                 print(f"dahyf live: error: {exc}", file=sys.stderr)
                 return 1
