@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..geometry import check_focal, default_focal
 from .errors import CaptureError
 from .filters import FILTER_KINDS
 from .live_source import LiveSource
-from .pipeline import CapturePipeline, PoseStages, check_options, default_focal
+from .pipeline import CapturePipeline, PoseStages, check_options
 from .settings import DEFAULT_LIVE_SMOOTH, DEFAULT_THRESHOLD
 from .stages import TrackSample
 from .take import Take
@@ -78,7 +79,9 @@ class LiveCapture:
     smooth : 0..1 strength of the causal filter.
     filter : a causal filter of filters.FILTER_KINDS (default One-Euro).
     mirror : flip frames left-right (selfie).
-    focal : px; None for sqrt(W^2 + H^2).
+    focal : px; None for sqrt(W^2 + H^2). Checked as in file capture
+        (:func:`dahyf.geometry.check_focal`: below 0.1·max(W, H) px it is refused as a likely lens
+        focal length in mm), once the source's frame size is known.
     keep_images : attach each processed frame to its LivePose (previews).
     size : (W, H) to ask a camera for.
     """
@@ -100,7 +103,11 @@ class LiveCapture:
         self.handedness = self._pipeline.sides
         info = self.source.info
         self.fps, self.image_size = float(info.fps), (int(info.width), int(info.height))
-        self.focal_px = float(focal or default_focal(self.image_size))
+        try:
+            self.focal_px = check_focal(focal or default_focal(self.image_size), self.image_size)
+        except ValueError as exc:   # the file capture's check and message
+            self.source.stop()
+            raise CaptureError(f"--focal: {exc}") from None
         self._lock = threading.Lock()
         self._latest: LivePose | None = None
         self._new = threading.Condition(self._lock)
