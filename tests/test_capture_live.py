@@ -6,6 +6,7 @@ Clips are cut to 1.5 s (45 frames), so each live run takes about that long.
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -187,6 +188,75 @@ def test_cli_live_errors(tmp_path, capsys, engine):
     assert main(["live", str(live_cut), "--record", str(out), "--headless", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "stopped decoding" in err and "kept what was recorded" in err and len(Take.load(out)) > 0
+
+
+def test_cli_live_keeps_an_existing_take_unless_force(engine, clip, tmp_path, capsys):
+    # as dahyf capture (issue 13 §4): refused before the session starts (a missing source would
+    # otherwise be the error), take and sidecar untouched; --force overwrites
+    from dahyf.cli import main
+
+    out = tmp_path / "take.npz"
+    out.write_bytes(b"an earlier take")
+    missing = str(tmp_path / "missing.mp4")
+    assert main(["live", missing, "--record", str(out), "--headless", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "take.npz already exists" in err and "--force" in err and "Video not found" not in err
+    assert out.read_bytes() == b"an earlier take"
+    other = tmp_path / "notes.npz"
+    other.with_suffix(".json").write_text("my notes")           # an unrelated sidecar name
+    assert main(["live", missing, "--record", str(other), "--headless", "--quiet"]) == 1
+    assert "notes.json already exists" in capsys.readouterr().err and not other.exists()
+    assert main(["live", str(clip), "--record", str(out), "--force", "--headless", "--quiet"]) == 0
+    assert Take.load(out).meta["live"] and sorted(p.name for p in tmp_path.iterdir()) == \
+        ["notes.json", "take.json", "take.npz"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (Linux)")
+def test_cli_live_finds_an_unwritable_take_before_starting(clip, capsys, monkeypatch):
+    from dahyf.capture import engine
+    from dahyf.cli import main
+
+    monkeypatch.setattr(engine, "load_engine", lambda *a, **k: pytest.fail("the session started"))
+    assert main(["live", str(clip), "--record", "/proc/dahyf_take.npz", "--headless", "--quiet"]) == 1
+    assert "Cannot write the take /proc/dahyf_take.npz" in capsys.readouterr().err
+
+
+def test_cli_live_holds_the_takes_lock_for_the_whole_session(engine, clip, tmp_path, capsys, monkeypatch):
+    from dahyf.capture import engine as engine_module
+    from dahyf.capture.live import LiveCapture
+    from dahyf.cli import main
+    from dahyf.fileio import lock_path
+    from test_capture_cli import held_by_another_writer
+
+    out = tmp_path / "take.npz"
+    with held_by_another_writer(out), monkeypatch.context() as m:   # refused before the session
+        m.setattr(engine_module, "load_engine", lambda *a, **k: pytest.fail("the session started"))
+        assert main(["live", str(clip), "--record", str(out), "--headless", "--quiet"]) == 1
+        assert "being written by another capture" in capsys.readouterr().err and not out.exists()
+    # the take is locked when the recording starts (not only while it is saved at the end)
+    locked_at_record = []
+    record = LiveCapture.record
+
+    def observed_record(self):
+        locked_at_record.append(lock_path(out).exists())
+        return record(self)
+
+    monkeypatch.setattr(LiveCapture, "record", observed_record)
+    assert main(["live", str(clip), "--record", str(out), "--headless", "--quiet"]) == 0
+    assert locked_at_record == [True] and len(Take.load(out)) > 0 and not lock_path(out).exists()
+
+
+def test_live_refuses_a_focal_in_millimetres(engine, clip, capsys):
+    # the file capture's check (dahyf.geometry.check_focal) and message
+    from dahyf.cli import main
+
+    with pytest.raises(CaptureError, match="focal 26 px is implausible for a 640x480 video.*not millimetres"):
+        engine.live(clip, focal=26.0)
+    assert main(["live", str(clip), "--focal", "26", "--headless", "--quiet"]) == 1
+    assert "not millimetres" in capsys.readouterr().err
+    live = engine.live(clip, focal=500.0)
+    assert live.focal_px == 500.0
+    live.source.stop()
 
 
 def test_bench_live_reports_latency_and_the_file_capture_checks(engine, tmp_path, capsys):
