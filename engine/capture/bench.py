@@ -181,12 +181,17 @@ def jitter(frames: np.ndarray, points: np.ndarray, size: np.ndarray) -> float:
     return float(np.concatenate(vals).mean()) if vals else float("nan")
 
 
-def lag_frames(frames: np.ndarray, ours: np.ndarray, ref: np.ndarray, max_lag: int = 5) -> int:
+def lag_frames(frames: np.ndarray, ours: np.ndarray, ref: np.ndarray, max_lag: int = 5) -> int | None:
     """Lag of ``ours`` behind ``ref`` (frames, positive = late), by cross-correlating velocities.
 
     ours, ref : (N, 21, 2) px of one track; only consecutive frames are used.
+
+    Returns None ("not measured") when no lag in ±``max_lag`` can be measured: too few consecutive
+    frames (a lag needs two velocity pairs within one run), or hand centres that do not move in step
+    at any lag (no positive correlation, e.g. a still hand).
     """
     scores = np.zeros(2 * max_lag + 1)
+    measured = np.zeros(2 * max_lag + 1, bool)
     for s in _segments(frames):
         a = np.diff(ours[s].mean(1), axis=0)  # (n-1, 2) velocity of the hand centre
         b = np.diff(ref[s].mean(1), axis=0)
@@ -194,15 +199,27 @@ def lag_frames(frames: np.ndarray, ours: np.ndarray, ref: np.ndarray, max_lag: i
         for k, lag in enumerate(range(-max_lag, max_lag + 1)):
             if n - abs(lag) < 2:
                 continue
+            measured[k] = True
             if lag >= 0:
                 scores[k] += float((a[lag:] * b[:n - lag]).sum())
             else:
                 scores[k] += float((a[:n + lag] * b[-lag:]).sum())
-    return int(np.argmax(scores)) - max_lag
+    scores[~measured] = -np.inf
+    best = int(np.argmax(scores))
+    return best - max_lag if scores[best] > 0 else None
+
+
+def _ratio_below(ours: float, raw: float) -> float | None:
+    """``1 - ours / raw`` (how much lower ``ours`` is), or None when either is not measured (NaN)."""
+    return float(1.0 - ours / raw) if np.isfinite(ours) and np.isfinite(raw) and raw > 0 else None
 
 
 def quality(take, mp_hand_frames: int) -> dict:
-    """Take vs the raw MediaPipe landmarks it holds (same run)."""
+    """Take vs the raw MediaPipe landmarks it holds (same run).
+
+    Jitter reductions and lags that cannot be measured (too few consecutive frames) are None, per
+    track and overall (``jitter_reduction``, ``max_abs_lag_frames``: over the tracks where they are).
+    """
     out = {"take_hand_frames": int(len(np.unique(take.frame))), "mediapipe_hand_frames": int(mp_hand_frames)}
     dists, per_track = [], []
     for t in take.tracks():
@@ -215,15 +232,17 @@ def quality(take, mp_hand_frames: int) -> dict:
         per_track.append({"track": t.index, "handedness": t.handedness, "rows": len(t),
                           "filled": int(t.filled.sum()),
                           "median_dist_per_hand_size": float(np.median(d)),
-                          "jitter_ours": j_ours, "jitter_raw": j_raw,
-                          "jitter_reduction": 1.0 - j_ours / j_raw,
+                          "jitter_ours": j_ours if np.isfinite(j_ours) else None,
+                          "jitter_raw": j_raw if np.isfinite(j_raw) else None,
+                          "jitter_reduction": _ratio_below(j_ours, j_raw),
                           "lag_frames": lag_frames(t.frame, t.joints2d_proj, t.landmarks2d)})
     out["tracks"] = per_track
     if dists:
         out["median_dist_per_hand_size"] = float(np.median(np.concatenate(dists)))
-        rows = np.array([p["rows"] for p in per_track], float)
-        out["jitter_reduction"] = float(np.average([p["jitter_reduction"] for p in per_track], weights=rows))
-        out["max_abs_lag_frames"] = int(max(abs(p["lag_frames"]) for p in per_track))
+        jit = [(p["jitter_reduction"], p["rows"]) for p in per_track if p["jitter_reduction"] is not None]
+        lags = [abs(p["lag_frames"]) for p in per_track if p["lag_frames"] is not None]
+        out["jitter_reduction"] = float(np.average([j for j, _ in jit], weights=[r for _, r in jit])) if jit else None
+        out["max_abs_lag_frames"] = int(max(lags)) if lags else None
     return out
 
 

@@ -91,8 +91,10 @@ def run(args) -> int:
         print(f"{result['video']} at {s['image_size'][0]}x{s['image_size'][1]}, {s['source_fps']:.0f} fps, "
               f"{s['frames_in']} frames: processed {s['processed_share']:.1%}, latency p50 "
               f"{s['latency_ms']['p50']:.1f} ms, p95 {s['latency_ms']['p95']:.1f} ms")
-        steadiness = (f"jitter {q['jitter_reduction']:.0%} below the raw landmarks, lag {q['max_abs_lag_frames']} frames"
-                      if np.isfinite(q.get("jitter_reduction", np.nan)) else "too few consecutive frames for jitter")
+        jit, lag = q.get("jitter_reduction"), q.get("max_abs_lag_frames")
+        steadiness = (f"jitter {jit:.0%} below the raw landmarks" if jit is not None
+                      else "jitter not measured (too few consecutive frames)") + \
+            (f", lag {lag} frames" if lag is not None else ", lag not measured")
         print(f"{steadiness}; coverage {c['coverage_of_processed']:.1%}, re-projection "
               f"{c['median_dist_per_hand_size']:.1%} of the hand size, identity jumps {c['identity_jump_frames']}")
         print(f"wrote {out}")
