@@ -62,9 +62,10 @@ def undrive(name: str | None) -> None:
 class Driver:
     """Drives one (mirrored) hand of an armature from a live rig with the retargeter, off the UI thread.
 
-    The retargeter's :func:`.retarget.apply_current_pose` is read (the live rig's pose channels,
-    ~0.3 ms), solve (numpy, 3 ms without the contact pass on 2 shared cores) and set (~1 ms); here
-    the solve runs on a worker thread and the result is set at the next tick, one tick later. The
+    The retargeter's :func:`.retarget.apply_current_pose` is :func:`.retarget.read_source` (the live
+    rig's pose channels, ~0.3 ms), :func:`.retarget.solve` (numpy, 3 ms without the contact pass on 2
+    shared cores) and :func:`.retarget.write_target` (~1 ms); here the solve runs on a worker thread
+    and the result is set at the next tick, one tick later. The
     solve still takes the GIL in small steps, so the UI thread's ticks get slower (BENCHMARKS.md):
     same-side pairs use the live-preview constraints instead.
     """
@@ -85,28 +86,24 @@ class Driver:
             self._stale = True
 
     def _submit(self) -> None:
-        from .retarget import apply
+        from . import retarget
 
         plan = self.plan
         try:
-            S = apply.current_source_rotations(plan)
+            S = retarget.read_source(plan)
         except ReferenceError:   # the live rig or the target was deleted
             return
-        if plan.wrist_reference is None:
-            plan.wrist_reference = S[0, 0].copy()
-        self._job = self._pool.submit(apply.solve, plan, S, plan.wrist_reference)
+        self._job = self._pool.submit(retarget.solve, plan, S, plan.wrist_reference)
 
     def poll(self) -> None:
         """(main thread) Set the target's pose channels of a finished solve."""
-        from .retarget import apply
+        from . import retarget
 
         if self._job is None or not self._job.done():
             return
         job, self._job = self._job, None
         try:
-            pose_bones = self.plan.target.pose.bones
-            for bone, path, values in apply._channels(self.plan, *job.result()):
-                setattr(pose_bones[bone], path, tuple(values[0]))
+            retarget.write_target(self.plan, job.result())
         except ReferenceError:
             return
         if self._stale:

@@ -9,14 +9,16 @@ and, as an option, the hand bone turns as the captured hand does. Modules:
 - :mod:`.matching` — which bones play the MANO hand on each armature;
 - :mod:`.plan` — pair both rigs' bones, measure their rest geometry once (:func:`make_plan`);
 - :mod:`.apply` — compute target pose channels per frame, bake them into a new Action
-  (:func:`bake`, :func:`retarget_objects`) or set them now (:func:`apply_current_pose`, live use);
+  (:func:`bake`, :func:`retarget_objects`) or set them now (:func:`apply_current_pose`, live use;
+  = :func:`read_source` → :func:`solve` → :func:`write_target`, the solve free of Blender data);
 - :mod:`.live` — a constraint-driven live preview;
 - :mod:`.ui` — the Retarget panel, its settings and operators.
 """
 from __future__ import annotations
 
 from ._rigs import match, presets
-from .apply import SOURCE_PROP, apply_current_pose, bake, retarget_objects, solve, source_rotations
+from .apply import (SOURCE_PROP, apply_current_pose, bake, read_source, retarget_objects, solve, source_rotations,
+                    write_target)
 from .live import LIVE_TAG, add_live_preview, remove_live_preview
 from .matching import (RetargetError, armature_names, match_armature, pick_target_hand, source_hand,
                        user_preset_dir)
@@ -25,5 +27,5 @@ from .ui import panel_options, register, unregister
 
 __all__ = ["LIVE_TAG", "SOURCE_PROP", "RetargetError", "RetargetOptions", "RetargetPlan", "add_live_preview",
            "apply_current_pose", "armature_names", "bake", "make_plan", "match", "match_armature", "panel_options",
-           "pick_target_hand", "presets", "register", "remove_live_preview", "retarget_objects", "solve",
-           "source_hand", "source_rotations", "unregister", "user_preset_dir"]
+           "pick_target_hand", "presets", "read_source", "register", "remove_live_preview", "retarget_objects",
+           "solve", "source_hand", "source_rotations", "unregister", "user_preset_dir", "write_target"]

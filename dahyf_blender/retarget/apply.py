@@ -9,7 +9,9 @@ Per frame (vectorised over frames, no scene evaluation when the source is plainl
    target evaluation is needed either.
 
 :func:`bake` keys them into a new Action with the add-on's bulk keyer (:func:`..keying.write_keys`);
-:func:`apply_current_pose` sets them from the source's current pose (live use, each timer tick).
+:func:`apply_current_pose` sets them from the source's current pose (live use, each timer tick). Its
+three steps are public, for callers that run the solve off the UI thread: :func:`read_source` and
+:func:`write_target` touch Blender data (main thread), :func:`solve` is numpy only (any thread).
 """
 from __future__ import annotations
 
@@ -134,12 +136,20 @@ def source_rotations(plan: RetargetPlan, frames) -> np.ndarray:
     return out
 
 
-def current_source_rotations(plan: RetargetPlan) -> np.ndarray:
-    """(1, 16, 3, 3) the source's current pose from its pose channels (no depsgraph update needed)."""
+def read_source(plan: RetargetPlan) -> np.ndarray:
+    """(1, 16, 3, 3) armature-space rotations of the source's current pose (wrist first), from its pose
+    channels (no depsgraph update needed). Main thread (reads Blender data).
+
+    The first read also sets ``plan.wrist_reference`` (when None) to this wrist rotation: the
+    "no turn" of the wrist option for :func:`solve` ``(plan, S, plan.wrist_reference)``.
+    """
     if plan.src_skips:
-        return np.array([[rigid(plan.source.pose.bones[b].matrix) for b in plan.src_bones]])
-    basis = np.array([[rigid(plan.source.pose.bones[b].matrix_basis) for b in plan.src_bones]])
-    return _fk(plan, basis)
+        S = np.array([[rigid(plan.source.pose.bones[b].matrix) for b in plan.src_bones]])
+    else:
+        S = _fk(plan, np.array([[rigid(plan.source.pose.bones[b].matrix_basis) for b in plan.src_bones]]))
+    if plan.wrist_reference is None:
+        plan.wrist_reference = S[0, 0].copy()
+    return S
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,20 +253,25 @@ def _channels(plan: RetargetPlan, basis: np.ndarray, controls: np.ndarray, follo
     return out
 
 
+def write_target(plan: RetargetPlan, solved, frame: int = 0) -> None:
+    """Set the target's pose channels to frame ``frame`` of ``solved`` (what :func:`solve` returns),
+    now (no keys). Main thread (writes Blender data)."""
+    tpb = plan.target.pose.bones
+    for bone, path, values in _channels(plan, *solved):
+        setattr(tpb[bone], path, tuple(values[frame]))
+
+
 def apply_current_pose(plan: RetargetPlan) -> None:
     """Pose the target from the source's current pose, now (no keys, no scene evaluation).
 
     For live use: call it whenever the source's pose channels change (e.g. each timer tick of a
     live capture), then let Blender redraw. With the wrist option, the turn is measured from
     ``plan.wrist_reference`` (set to the source's wrist when first called; reset it to None to
-    take the current pose as the new reference).
+    take the current pose as the new reference). It is :func:`read_source`, :func:`solve` and
+    :func:`write_target` in a row.
     """
-    S = current_source_rotations(plan)
-    if plan.wrist_reference is None:
-        plan.wrist_reference = S[0, 0].copy()
-    tpb = plan.target.pose.bones
-    for bone, path, values in _channels(plan, *solve(plan, S, plan.wrist_reference)):
-        setattr(tpb[bone], path, tuple(values[0]))
+    S = read_source(plan)
+    write_target(plan, solve(plan, S, plan.wrist_reference))
 
 
 # --------------------------------------------------------------------------------------------

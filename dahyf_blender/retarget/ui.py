@@ -7,6 +7,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
 
 from dahyf.hand.tables import JOINT_NAMES
 
+from ..props import is_armature, scene_settings_factory
 from ..ui import SidebarPanel
 from ._rigs import match as match_mod
 from ._rigs import presets
@@ -40,9 +41,9 @@ class DAHYF_PG_bone_map(bpy.types.PropertyGroup):
 
 
 class DAHYF_PG_retarget(bpy.types.PropertyGroup):
-    source: PointerProperty(name="Source", type=bpy.types.Object, poll=lambda s, o: o.type == "ARMATURE",
+    source: PointerProperty(name="Source", type=bpy.types.Object, poll=is_armature,
                             description="Hand armature with the take (MANO bone names)")
-    target: PointerProperty(name="Target", type=bpy.types.Object, poll=lambda s, o: o.type == "ARMATURE",
+    target: PointerProperty(name="Target", type=bpy.types.Object, poll=is_armature,
                             description="Your character's armature")
     preset: EnumProperty(name="Preset", items=_preset_items)
     target_side: EnumProperty(name="Target hand", items=SIDE_ITEMS, default="AUTO")
@@ -244,14 +245,4 @@ class DAHYF_PT_retarget(SidebarPanel, bpy.types.Panel):
 classes = (DAHYF_PG_bone_map, DAHYF_PG_retarget, DAHYF_OT_retarget, DAHYF_OT_retarget_detect,
            DAHYF_OT_retarget_save_preset, DAHYF_PT_retarget)
 
-
-def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.dahyf_retarget = PointerProperty(type=DAHYF_PG_retarget)
-
-
-def unregister():
-    del bpy.types.Scene.dahyf_retarget
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = scene_settings_factory(classes, "dahyf_retarget", DAHYF_PG_retarget)

@@ -477,6 +477,51 @@ def test_apply_current_pose_drives_the_target_without_keys(godot_path, retarget_
     src.animation_data.action = src_action
 
 
+def test_apply_current_pose_is_read_source_solve_write_target(retarget_module, poses):
+    """The public steps of the live entry point (live capture runs the solve on a worker thread):
+    read the source on the main thread, solve anywhere, write the target: the same channels as
+    apply_current_pose, the wrist turn included (its reference is set by the first read)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    R.clear_scene()
+    tgt = R.convention_rig("mixamo")
+    src = R.build_source("right")
+    plan = retarget_module.make_plan(src, tgt, options=retarget_module.RetargetOptions(contacts=False, wrist=1.0))
+
+    def pose_source(turn_deg: float) -> None:   # "point", the hand turned by turn_deg about Z
+        for n, theta in zip(R.JOINT_NAMES, poses["point"]):
+            B = np.array(src.data.bones[n].matrix_local.to_3x3())
+            rot = Rotation.from_rotvec(theta).as_matrix()
+            rot = R.rotation((0, 0, 1), turn_deg) @ rot if n == "wrist" else rot
+            src.pose.bones[n].rotation_quaternion = Matrix((B.T @ rot @ B).tolist()).to_quaternion()
+
+    def channels() -> dict:
+        return {pb.name: np.r_[pb.rotation_quaternion[:], pb.rotation_euler[:], pb.location[:]] for pb in tgt.pose.bones}
+
+    rest = channels()
+    pose_source(0.0)
+    retarget_module.apply_current_pose(plan)      # the reference: this wrist
+    pose_source(40.0)
+    retarget_module.apply_current_pose(plan)
+    want = channels()
+    assert any(np.abs(want[b] - rest[b]).max() > 1e-3 for b in want)
+    for pb in tgt.pose.bones:   # back to the channels before
+        pb.rotation_quaternion, pb.rotation_euler, pb.location = rest[pb.name][:4], rest[pb.name][4:7], rest[pb.name][7:]
+    plan.wrist_reference = None
+    pose_source(0.0)
+    first = retarget_module.read_source(plan)
+    np.testing.assert_allclose(plan.wrist_reference, first[0, 0])
+    pose_source(40.0)
+    S = retarget_module.read_source(plan)
+    np.testing.assert_allclose(plan.wrist_reference, first[0, 0])   # kept from the first read
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        solved = pool.submit(retarget_module.solve, plan, S, plan.wrist_reference).result()
+    retarget_module.write_target(plan, solved)
+    got = channels()
+    for b in want:
+        np.testing.assert_allclose(got[b], want[b], atol=1e-6, err_msg=b)
+
+
 def test_bake_evaluates_no_frame_of_a_plainly_animated_source(retarget_module, poses):
     """Poses come from the source's F-curves and the target's rest data: no frame change during a
     bake (the speed figure); a source driven by a constraint is evaluated frame by frame instead."""
