@@ -13,15 +13,11 @@ from dahyf.capture.settings import DEFAULT_LIVE_SMOOTH
 from dahyf.errors import DaHyFUserError
 
 from . import compat, live
-from .props import HANDS_ITEMS
+from .props import HANDS_ITEMS, is_armature, scene_settings_factory
 from .ui import SidebarPanel
 
 #: The running (or last) live session, None before the first.
 SESSION: live.LiveSession | None = None
-
-
-def _is_armature(self, obj):
-    return obj.type == "ARMATURE"
 
 
 class DAHYF_PG_live(bpy.types.PropertyGroup):
@@ -34,7 +30,7 @@ class DAHYF_PG_live(bpy.types.PropertyGroup):
                                      "camera that mirrors on its own)")
     smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=DEFAULT_LIVE_SMOOTH,
                              description="Causal smoothing of the live pose: 0 none (most responsive), 1 strong")
-    drive_armature: PointerProperty(name="Drive", type=bpy.types.Object, poll=_is_armature,
+    drive_armature: PointerProperty(name="Drive", type=bpy.types.Object, poll=is_armature,
                                     description="Optional: an armature whose fingers follow the live hand (retarget "
                                                 "live preview, same side)")
     drive_preset: StringProperty(name="Preset", default="AUTO",
@@ -172,13 +168,8 @@ def _on_load_pre(*_args):
 
 classes = (DAHYF_PG_live, DAHYF_OT_live_start, DAHYF_OT_live_record, DAHYF_OT_live_stop, DAHYF_PT_live)
 
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
-
-
-def register():
-    _register_classes()
-    bpy.types.Scene.dahyf_live = PointerProperty(type=DAHYF_PG_live)
-    bpy.app.handlers.load_pre.append(_on_load_pre)
+register, _unregister_settings = scene_settings_factory(classes, "dahyf_live", DAHYF_PG_live,
+                                                        (("load_pre", _on_load_pre),))
 
 
 def unregister():
@@ -187,7 +178,4 @@ def unregister():
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
     SESSION = None
-    if _on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load_pre)
-    del bpy.types.Scene.dahyf_live
-    _unregister_classes()
+    _unregister_settings()

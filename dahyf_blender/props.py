@@ -22,7 +22,7 @@ TARGET_ITEMS = (
 )
 
 
-def _is_armature(self, obj):
+def is_armature(self, obj):
     return obj.type == "ARMATURE"
 
 
@@ -41,7 +41,7 @@ class DAHYF_PG_settings(bpy.types.PropertyGroup):
     key_location: BoolProperty(name="Key wrist location", default=True,
                                description="Key the wrist translation so the hand follows the video in camera view")
     target: EnumProperty(name="Target", items=TARGET_ITEMS, default="NEW_RIG")
-    target_armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature)
+    target_armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=is_armature)
     retarget_preset: StringProperty(name="Preset", default="AUTO",
                                     description="Retarget preset of the target armature (AUTO: match bone names)")
     defaults_applied: BoolProperty(default=False, options={"HIDDEN"},
@@ -71,20 +71,31 @@ def _on_load_post(*_args):
         apply_preference_defaults(scene)
 
 
+def scene_settings_factory(classes, attr: str, group, handlers=()):
+    """``(register, unregister)`` of a module whose settings live on each scene (``scene.<attr>``).
+
+    ``register`` registers ``classes`` (in order), adds ``bpy.types.Scene.<attr>``, a pointer to the
+    PropertyGroup ``group``, and appends each ``(name, function)`` of ``handlers`` to
+    ``bpy.app.handlers.<name>``; ``unregister`` undoes it in reverse order.
+    """
+    register_classes, unregister_classes = bpy.utils.register_classes_factory(classes)
+
+    def register():
+        register_classes()
+        setattr(bpy.types.Scene, attr, PointerProperty(type=group))
+        for name, function in handlers:
+            getattr(bpy.app.handlers, name).append(function)
+
+    def unregister():
+        for name, function in reversed(handlers):
+            if function in getattr(bpy.app.handlers, name):
+                getattr(bpy.app.handlers, name).remove(function)
+        delattr(bpy.types.Scene, attr)
+        unregister_classes()
+
+    return register, unregister
+
+
 classes = (DAHYF_PG_settings,)
 
-
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
-
-
-def register():
-    _register_classes()
-    bpy.types.Scene.dahyf = PointerProperty(type=DAHYF_PG_settings)
-    bpy.app.handlers.load_post.append(_on_load_post)
-
-
-def unregister():
-    if _on_load_post in bpy.app.handlers.load_post:
-        bpy.app.handlers.load_post.remove(_on_load_post)
-    del bpy.types.Scene.dahyf
-    _unregister_classes()
+register, unregister = scene_settings_factory(classes, "dahyf", DAHYF_PG_settings, (("load_post", _on_load_post),))

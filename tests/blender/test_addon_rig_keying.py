@@ -356,6 +356,30 @@ def test_unregister_and_cancel_stop_a_running_capture(ctx, tmp_path, sub):
     assert run.job.cancel.is_set() and run.timer is None and not ops_capture.running_captures()
 
 
+def test_scene_settings_register_and_unregister_through_one_helper(ctx, sub):
+    """The capture, retarget and live settings (scene.dahyf, scene.dahyf_retarget, scene.dahyf_live)
+    and their load handlers come and go with their modules, all through props.scene_settings_factory."""
+    props, retarget, live_ui = sub("props"), sub("retarget"), sub("live_ui")
+    modules = ((props, "dahyf", "load_post", props._on_load_post), (retarget, "dahyf_retarget", None, None),
+               (live_ui, "dahyf_live", "load_pre", live_ui._on_load_pre))
+    for module, attr, handlers, handler in modules:
+        assert module.register.__qualname__ == "scene_settings_factory.<locals>.register", module.__name__
+        assert hasattr(bpy.types.Scene, attr)
+        assert handler is None or handler in getattr(bpy.app.handlers, handlers)
+    for module, *_ in reversed(modules):
+        module.unregister()
+    try:
+        for module, attr, handlers, handler in modules:
+            assert not hasattr(bpy.types.Scene, attr)
+            assert handler is None or handler not in getattr(bpy.app.handlers, handlers)
+    finally:
+        for module, *_ in modules:
+            module.register()
+    for module, attr, handlers, handler in modules:
+        assert hasattr(ctx.scene, attr)
+        assert handler is None or getattr(bpy.app.handlers, handlers).count(handler) == 1
+
+
 def test_undo_keys_are_held_during_a_modal_capture(ctx, tmp_path, sub):
     """Ctrl+Z during a capture would free the rigs being keyed: the modal handler swallows it."""
     from types import SimpleNamespace
