@@ -17,15 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dahyf.assets import SAMPLE_VIDEO as SAMPLE
 from dahyf.capture.errors import CaptureError
 from dahyf.capture.take import ROW_FIELDS, Take
 from dahyf.errors import DaHyFUserError
-from dahyf.hand import mano_io
+from dahyf.hand import mano_io, mano_pickle
 from dahyf.hand.mano_io import ModelFileError, load_mano_pkl
 from hostile_files import MANO_PROBES, Reduce, kintree
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "engine" / "assets" / "sample" / "open_hand_sample.mp4"
 
 
 def fuzz_settings(examples: int):
@@ -158,11 +157,11 @@ def test_restricted_unpickler_refuses_every_other_global():
     @given(st.text("abcdefghijklmnopqrstuvwxyz_.", min_size=1, max_size=20),
            st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12))
     def check(module, name):
-        if module.startswith(("chumpy", "scipy.sparse")) or (module, name) in mano_io._GLOBALS:
+        if module.startswith(("chumpy", "scipy.sparse")) or (module, name) in mano_pickle._GLOBALS:
             return
         data = b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n)R."
-        with pytest.raises(mano_io.RefusedGlobal):
-            mano_io.restricted_load(data)
+        with pytest.raises(mano_pickle.RefusedGlobal):
+            mano_pickle.restricted_load(data)
 
     check()
 

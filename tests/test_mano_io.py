@@ -6,17 +6,16 @@ import pickle
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dahyf.hand import mano_io
-from dahyf.hand.mano_io import ModelFileError, load_mano_pkl, load_model_npz, pickled_array, restricted_load
+from dahyf.assets import SAMPLE_VIDEO as SAMPLE
+from dahyf.hand import mano_io, mano_pickle
+from dahyf.hand.mano_io import ModelFileError, load_mano_pkl, load_model_npz
+from dahyf.hand.mano_pickle import pickled_array, restricted_load
 from hostile_files import MANO_PROBES, Reduce, kintree, npz_bomb
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "engine" / "assets" / "sample" / "open_hand_sample.mp4"
 
 #: The child process reads one pickle under an address-space limit and says what happened.
 _CHILD = textwrap.dedent("""
@@ -98,7 +97,7 @@ def test_arrays_of_allowed_dtypes_round_trip(protocol, dtype):
     (np.zeros((2, 2, 2, 2, 2)), "shape"),
 ])
 def test_arrays_of_refused_kinds(arr, what):
-    with pytest.raises(mano_io._Refused, match=what):
+    with pytest.raises(mano_pickle._Refused, match=what):
         pickled_array(restricted_load(pickle.dumps(arr, protocol=2)))
 
 
@@ -116,7 +115,7 @@ def _array_with_state(shape, dtype, raw, fortran=False):
 ])
 def test_array_records_checked_before_allocation(shape, raw, match):
     data = pickle.dumps(_array_with_state(shape, "f8", raw), protocol=2)
-    with pytest.raises(mano_io._Refused, match=match):
+    with pytest.raises(mano_pickle._Refused, match=match):
         pickled_array(restricted_load(data))
 
 
@@ -127,11 +126,11 @@ def test_sparse_matrix_checked_before_densifying(tmp_path):
     state = good.__dict__.copy()
     state["_shape"] = (10**6, 10**6)            # a 1e12-element dense matrix from a few bytes
     bad = Reduce(type(good), (), state)
-    with pytest.raises(mano_io._Refused, match="elements"):
+    with pytest.raises(mano_pickle._Refused, match="elements"):
         pickled_array(restricted_load(pickle.dumps(bad, protocol=2)))
     state = good.__dict__.copy()
     state["indices"] = np.array([0, 1, 2, 99], np.int32)  # row index outside the matrix
-    with pytest.raises(mano_io._Refused, match="inconsistent sparse"):
+    with pytest.raises(mano_pickle._Refused, match="inconsistent sparse"):
         pickled_array(restricted_load(pickle.dumps(Reduce(type(good), (), state), protocol=2)))
 
 
@@ -144,10 +143,10 @@ def test_hash_bomb_keys_and_sets_are_refused_quickly():
     if body[:1] == pickle.FRAME:
         body = body[9:]
     bomb_key = b"\x80\x04}" + body + b"K\x01s."                                  # {t: 1}
-    with pytest.raises(mano_io._Refused, match="dictionary key"):
+    with pytest.raises(mano_pickle._Refused, match="dictionary key"):
         restricted_load(bomb_key)
     bomb_set = b"\x80\x04\x8f(" + body + b"\x90."                                 # {t} (EMPTY_SET, ADDITEMS)
-    assert isinstance(restricted_load(bomb_set), mano_io._SetStub)              # recorded, never hashed
+    assert isinstance(restricted_load(bomb_set), mano_pickle._SetStub)              # recorded, never hashed
 
 
 def test_every_failure_names_the_file(tmp_path):

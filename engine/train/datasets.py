@@ -169,7 +169,7 @@ class FreiHAND(Dataset):
 # ------------------------------------------------------------------------------------ HO3D
 def load_ho3d_meta(path: Path) -> dict:
     """Read one HO3D meta pickle with the restricted unpickler (numpy arrays and plain types only)."""
-    from ..hand.mano_io import restricted_load_plain
+    from ..hand.mano_pickle import restricted_load_plain
 
     try:
         meta = restricted_load_plain(Path(path).read_bytes())
