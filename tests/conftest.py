@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +42,8 @@ def estimator():
 
 @pytest.fixture(scope="module")
 def sampler():
-    """Synthetic right hands with the calibrated landmark noise."""
+    """Synthetic right hands with the calibrated landmark noise (drawn with torch: dahyf.train)."""
+    pytest.importorskip("torch", reason="synthetic hands (dahyf.train.synthetic) are drawn with torch")
     from dahyf.hand import load_hand_model
     from dahyf.train import synthetic as S
     from dahyf.train.noise_calibration import load_noise_model
@@ -94,38 +96,34 @@ def mano_like(tmp_path_factory) -> Path:
 
 
 # --- Python tiers (DESIGN.md §6) -------------------------------------------------------------------
-# The Python 3.13 tier has no torch (no CPU wheel for 3.13). A test module that cannot be imported,
-# or a test (or fixture) that stops, because ``import torch`` failed is reported there as skipped,
-# with the reason, instead of as an error. Where torch is installed nothing changes. What must run
-# without torch is checked with torch blocked in a subprocess (tests/test_runtime.py), whose
-# failure is an assertion, never turned into a skip.
+# The Python 3.13 tier has no torch (no CPU wheel for 3.13). A test that needs torch says so: a
+# whole module with ``torch = pytest.importorskip("torch")``, one test with ``@pytest.mark.needs_torch``
+# (skipped here when torch is not installed). Nothing else is turned into a skip: a test that is not
+# marked and stops on a missing torch fails, so an accidental torch import in runtime code shows in
+# the 3.13 tier. What must run without torch is also checked with torch blocked in a subprocess
+# (tests/test_runtime.py).
 import importlib.util  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 NO_TORCH_REASON = "needs torch, which this Python tier does not install (no CPU wheel for Python 3.13)"
 
 
-def _is_missing_torch(exc) -> bool:
-    return isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "torch"
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector):
-    outcome = yield
-    report = outcome.get_result()
-    if HAS_TORCH or not report.failed or not isinstance(collector, pytest.Module):
+def pytest_collection_modifyitems(config, items):
+    if HAS_TORCH:
         return
-    text = str(report.longrepr)
-    if "ModuleNotFoundError: No module named 'torch'" in text:
-        report.outcome = "skipped"
-        report.longrepr = (str(collector.path), 0, f"Skipped: {NO_TORCH_REASON}")
+    skip = pytest.mark.skip(reason=NO_TORCH_REASON)
+    for item in items:
+        if item.get_closest_marker("needs_torch") is not None:
+            item.add_marker(skip)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if HAS_TORCH or call.excinfo is None or not _is_missing_torch(call.excinfo.value):
-        return
-    report.outcome = "skipped"
-    report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {NO_TORCH_REASON}")
+@pytest.fixture(params=["numpy", pytest.param("torch", marks=pytest.mark.needs_torch)])
+def as_backend(request):
+    """A test written once for both array backends (``dahyf.backend``): ``as_backend(a)`` is the numpy
+    array ``a`` itself, or the same values as a torch tensor (that case needs torch). Results of either
+    compare with numpy (``np.asarray`` of a CPU tensor)."""
+    if request.param == "numpy":
+        return np.asarray
+    import torch
+
+    return torch.as_tensor

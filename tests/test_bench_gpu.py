@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from dahyf.cli import main
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from dahyf.assets import SAMPLE_VIDEO as SAMPLE
 from dahyf.capture.take import Take
 from dahyf.cli import main
 
-SAMPLE = Path(__file__).resolve().parent.parent / "engine" / "assets" / "sample" / "open_hand_sample.mp4"
 FAST = ["--hands", "right", "--frames", "0:3", "--quiet"]
 
 

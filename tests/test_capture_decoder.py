@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import weakref
-from pathlib import Path
 
+from dahyf.assets import SAMPLE_VIDEO as SAMPLE
 from dahyf.capture import pipeline
 from dahyf.capture.pipeline import frames_within
 from dahyf.capture.video import VideoReader
 
-SAMPLE = Path(__file__).resolve().parent.parent / "engine" / "assets" / "sample" / "open_hand_sample.mp4"
 
 
 def test_frames_within_a_byte_budget():

@@ -10,7 +10,7 @@ from dahyf.errors import DaHyFUserError
     ("dahyf.capture.errors", "CaptureError"),
     ("dahyf.hand.mano_io", "ModelFileError"),
     ("dahyf.net.checkpoint", "CheckpointError"),
-    ("dahyf.train.datasets", "DatasetLayoutError"),
+    pytest.param("dahyf.train.datasets", "DatasetLayoutError", marks=pytest.mark.needs_torch),
     ("rigs.presets", "PresetError"),
 ])
 def test_user_errors_share_one_base(module, name):

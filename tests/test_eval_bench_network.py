@@ -23,6 +23,7 @@ def test_bench_network_json_and_markdown(tmp_path, capsys):
     assert "| light | 1 |" in text and report["devices"]["cpu"] in text
 
 
+@pytest.mark.needs_torch
 def test_bench_network_skips_forwards_beyond_the_budget():
     from dahyf.eval.bench_network import bench_one
 

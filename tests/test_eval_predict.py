@@ -8,7 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from dahyf.cli import main
 from dahyf.hand.model import load_hand_model

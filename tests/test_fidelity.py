@@ -75,6 +75,7 @@ def test_straight_by_projection_marks_frames_near_the_longest_projection():
     assert s[:, 1].tolist() == [True, False, True]
 
 
+@pytest.mark.needs_torch  # sample_video.clips poses the hand with torch
 def test_left_hand_of_a_clip_is_the_mirror_image_of_a_scripted_right_hand(models, two_hands):
     # Re-script the left hand as a right hand at the mirrored place: its keypoints are the mirror image.
     clip = C.clip_by_name("two_hands")
@@ -90,6 +91,7 @@ def test_left_hand_of_a_clip_is_the_mirror_image_of_a_scripted_right_hand(models
     assert two_hands["visible"].all()
 
 
+@pytest.mark.needs_torch  # sample_video.clips poses the hand with torch
 def test_edge_cut_clip_leaves_the_frame_in_part_and_blur_clip_has_subframes(models):
     gt, _ = C.make_clip(C.clip_by_name("edge_cut"), models)
     assert 0.6 < gt["visible"].mean() < 1.0
@@ -100,6 +102,7 @@ def test_edge_cut_clip_leaves_the_frame_in_part_and_blur_clip_has_subframes(mode
     assert v.shape[1] == 3 and np.abs(v[:, 0] - v[:, -1]).max() > 0.005
 
 
+@pytest.mark.needs_torch  # sample_video.clips poses the hand with torch
 def test_a_perfect_take_scores_perfectly(two_hands):
     r = B.score_clip(_take_from_gt(two_hands), two_hands, detections=[])
     assert r["coverage"] == 1.0 and r["coverage_mediapipe_alone"] == 0.0
@@ -109,6 +112,7 @@ def test_a_perfect_take_scores_perfectly(two_hands):
     assert r["orient_err_deg_median"] < 0.01
 
 
+@pytest.mark.needs_torch  # sample_video.clips poses the hand with torch
 def test_ghost_wrong_side_flip_depth_and_lost_frames_are_counted(two_hands):
     T = two_hands["visible"].shape[1]
     base = _take_from_gt(two_hands, frames=range(T - 4))                  # the last 4 frames lost
@@ -156,6 +160,7 @@ def test_count_flips_ignores_turns_the_truth_makes_and_gaps():
     assert F.count_flips(np.array([0, 1, 2, 3]), R, R_gt=R) == 0   # the truth turned too
 
 
+@pytest.mark.needs_torch  # sample_video.clips poses the hand with torch
 def test_rendered_clips_ground_truth_is_what_the_generator_makes(models):
     pairs = C.clip_paths()
     if not pairs:

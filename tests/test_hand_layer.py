@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse
-import torch
 
 from dahyf.hand import kinematics as K
 from dahyf.hand import quaternion as Q
@@ -19,10 +18,8 @@ from dahyf.hand.mano_io import ModelFileError, load_mano_pkl
 from dahyf.hand.mirror import mirror_model_arrays, mirror_points, mirror_pose
 from dahyf.hand.model import HandModel, load_hand_model
 from dahyf.hand.tables import (
-    KEYPOINT_NAMES, KEYPOINT_SOURCES, MANO_TIP_VERTEX_IDS, NUM_JOINTS, PARENTS,
+    KEYPOINT_CONVENTIONS, KEYPOINT_NAMES, KEYPOINT_SOURCES, MANO_TIP_VERTEX_IDS, NUM_JOINTS, PARENTS,
 )
-
-smplx = pytest.importorskip("smplx")
 
 V, F = 778, 1538
 
@@ -78,9 +75,14 @@ def mano_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.needs_torch
 @pytest.mark.parametrize("side", ["right", "left"])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_fk_and_lbs_equal_smplx_mano(mano_folder, side, dtype):
+    import torch
+
+    smplx = pytest.importorskip("smplx")
+    dtype = getattr(torch, dtype)
     arrays = load_mano_pkl(mano_folder / f"MANO_{side.upper()}.pkl")
     ours = load_hand_model(mano_folder, side=side)
     ref = smplx.MANO(
@@ -148,32 +150,30 @@ def test_wrong_mano_file_gives_clear_errors(tmp_path):
         load_hand_model(tmp_path)
 
 
-def test_mirror_pose_twice_is_identity():
-    pose = torch.randn(5, 16, 3, dtype=torch.float64)
-    assert torch.equal(mirror_pose(mirror_pose(pose)), pose)
+def test_mirror_pose_twice_is_identity(as_backend):
+    pose = as_backend(np.random.default_rng(1).normal(size=(5, 16, 3)))
+    np.testing.assert_array_equal(np.asarray(mirror_pose(mirror_pose(pose))), np.asarray(pose))
     pts = np.random.default_rng(0).normal(size=(5, 21, 3))
     np.testing.assert_array_equal(mirror_points(mirror_points(pts)), pts)
 
 
-def test_mirror_pose_is_conjugation_by_the_reflection():
-    pose = torch.randn(64, 3, dtype=torch.float64)
-    M = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
-    want = M @ K.batch_rodrigues(pose) @ M
-    assert torch.allclose(K.batch_rodrigues(mirror_pose(pose)), want, atol=1e-12)
+def test_mirror_pose_is_conjugation_by_the_reflection(as_backend):
+    pose = as_backend(np.random.default_rng(2).normal(size=(64, 3)))
+    M = np.diag([-1.0, 1.0, 1.0])
+    want = M @ np.asarray(K.batch_rodrigues(pose)) @ M
+    np.testing.assert_allclose(np.asarray(K.batch_rodrigues(mirror_pose(pose))), want, atol=1e-12)
 
 
-def test_mirrored_pose_on_left_model_gives_mirror_image():
+def test_mirrored_pose_on_left_model_gives_mirror_image(as_backend):
     arrays = random_mano_arrays(7)
     right = HandModel(arrays, MANO_TIP_VERTEX_IDS, "right")
     left = HandModel(mirror_model_arrays(arrays), MANO_TIP_VERTEX_IDS, "left")
-    g = torch.Generator().manual_seed(0)
-    pose = torch.randn(6, 16, 3, generator=g, dtype=torch.float64)
-    betas = torch.randn(6, 10, generator=g, dtype=torch.float64)
-    transl = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    rng = np.random.default_rng(0)
+    pose, betas, transl = (as_backend(rng.normal(size=s)) for s in [(6, 16, 3), (6, 10), (6, 3)])
     r = right(pose, betas, transl)
     l = left(mirror_pose(pose), betas, mirror_points(transl))
-    assert torch.allclose(l.joints, mirror_points(r.joints), atol=1e-8)
-    assert torch.allclose(l.vertices, mirror_points(r.vertices), atol=1e-8)
+    np.testing.assert_allclose(np.asarray(l.joints), np.asarray(mirror_points(r.joints)), atol=1e-8)
+    np.testing.assert_allclose(np.asarray(l.vertices), np.asarray(mirror_points(r.vertices)), atol=1e-8)
 
 
 def test_mirror_model_arrays_twice_is_identity():
@@ -183,19 +183,24 @@ def test_mirror_model_arrays_twice_is_identity():
         np.testing.assert_array_equal(back[key], arrays[key])
 
 
-def test_rotation_conversions_round_trip():
-    g = torch.Generator().manual_seed(1)
-    aa = torch.randn(200, 3, generator=g, dtype=torch.float64)
-    aa = aa / aa.norm(dim=-1, keepdim=True) * torch.rand(200, 1, generator=g, dtype=torch.float64) * 3.1
-    R = K.batch_rodrigues(aa)
-    assert torch.allclose(K.matrix_to_axis_angle(R), aa, atol=1e-7)
-    q = Q.from_axis_angle(aa)
-    assert torch.allclose(K.batch_rodrigues(Q.to_axis_angle(q)), R, atol=1e-9)
-    assert torch.allclose(Q.from_matrix(R).abs(), q.abs(), atol=1e-9)
+def test_rotation_conversions_round_trip(as_backend):
+    rng = np.random.default_rng(1)
+    aa = rng.normal(size=(200, 3))
+    aa = aa / np.linalg.norm(aa, axis=-1, keepdims=True) * rng.random((200, 1)) * 3.1
+    R = K.batch_rodrigues(as_backend(aa))
+    np.testing.assert_allclose(np.asarray(K.matrix_to_axis_angle(R)), aa, atol=1e-7)
+    q = Q.from_axis_angle(as_backend(aa))
+    np.testing.assert_allclose(np.asarray(K.batch_rodrigues(Q.to_axis_angle(q))), np.asarray(R), atol=1e-9)
+    np.testing.assert_allclose(np.abs(np.asarray(Q.from_matrix(R))), np.abs(np.asarray(q)), atol=1e-9)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+@pytest.mark.needs_torch
+@pytest.mark.cuda
 def test_hand_model_runs_on_cuda():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA is not available on this machine")
     arrays = random_mano_arrays(5)
     hand = HandModel(arrays, MANO_TIP_VERTEX_IDS, "right")
     pose = torch.randn(4, 16, 3, dtype=torch.float64)
@@ -218,7 +223,10 @@ def test_cli_help_via_module_and_console_script(repo_dir):
     assert by_script.returncode == 0 and by_script.stdout == by_module.stdout
 
 
+@pytest.mark.needs_torch
 def test_rotations_agree_between_numpy_and_torch():
+    import torch
+
     rng = np.random.default_rng(2)
     aa = rng.normal(size=(100, 3)) * 1.5
     aa[0] = 0.0
@@ -236,7 +244,7 @@ def test_rotations_agree_between_numpy_and_torch():
 
 @pytest.mark.parametrize("fmt", ["csc", "csr"])
 def test_restricted_unpickler_densifies_sparse_matrices(fmt):
-    from dahyf.hand.mano_io import restricted_load
+    from dahyf.hand.mano_pickle import restricted_load
 
     a = np.random.default_rng(0).random((5, 7))
     a[a < 0.5] = 0
@@ -250,4 +258,13 @@ def test_hand_model_takes_an_empty_batch(side):
     hand = load_hand_model("open", side)
     out = hand(np.zeros((0, 16, 3), np.float32), np.zeros((0, 10), np.float32), np.zeros((0, 3), np.float32))
     assert out.vertices.shape == (0, hand.num_vertices, 3) and out.keypoints.shape == (0, 21, 3)
-    assert K.pose_feature(torch.zeros(0, 16, 3, 3)).shape == (0, 135)
+    assert K.pose_feature(np.zeros((0, 16, 3, 3))).shape == (0, 135)
+
+
+def test_the_convention_table_holds_the_official_fingertips():
+    # FreiHAND utils/mano_utils.py kpId2vertices; HO3D setup_mano.py's patched lbs.py; smplx / HaMeR
+    assert KEYPOINT_CONVENTIONS["freihand"].tip_vertex_ids == (744, 320, 443, 555, 672)
+    assert KEYPOINT_CONVENTIONS["ho3d"].tip_vertex_ids == (744, 333, 444, 555, 672)
+    assert KEYPOINT_CONVENTIONS["mano"].tip_vertex_ids == (744, 320, 443, 554, 671)
+    assert not KEYPOINT_CONVENTIONS["freihand"].flat_hand_mean and KEYPOINT_CONVENTIONS["ho3d"].flat_hand_mean
+    assert KEYPOINT_CONVENTIONS["ho3d"].axes == "opengl" and KEYPOINT_CONVENTIONS["freihand"].axes == "opencv"

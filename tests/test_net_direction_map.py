@@ -3,7 +3,7 @@ stages it conditions — so that the crop size and place reach the regressor (is
 from __future__ import annotations
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from dahyf.net.dahyf_net import DaHyF
 from dahyf.net.direction_map import DirectionMapFusion, direction_map, repeat_to_channels

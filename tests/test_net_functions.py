@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from dahyf.geometry import default_focal, project_points
 from dahyf.net.camera import full_to_weak, weak_project, weak_to_full_perspective

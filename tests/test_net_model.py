@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")  # the image network is torch
 
 from dahyf.hand.model import load_hand_model
 from dahyf.net.batch import HandBatch

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from dahyf.net.backbones import build_backbone
 from dahyf.net.pretrained import PretrainedError, backbone_keys, load_pretrained, load_pretrained_state, read_state_dict

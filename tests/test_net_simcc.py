@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")  # the image network is torch
 
 from dahyf.net.heatmap import heatmap_decode, heatmap_encode, heatmap_loss
 from dahyf.net.simcc import SimCCHead, num_bins, simcc_decode, simcc_encode, simcc_kl_loss

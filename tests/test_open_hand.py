@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from dahyf import load_hand_model
 from dahyf.hand import open_hand as oh
@@ -35,10 +34,10 @@ def _arrays(side: str) -> dict[str, np.ndarray]:
     return {**arrays, **extras}
 
 
-def _pose(entries: dict[int, np.ndarray]) -> torch.Tensor:
-    pose = torch.zeros(1, 16, 3, dtype=torch.float64)
+def _pose(entries: dict[int, np.ndarray]) -> np.ndarray:
+    pose = np.zeros((1, 16, 3))
     for j, aa in entries.items():
-        pose[0, j] = torch.as_tensor(aa, dtype=torch.float64)
+        pose[0, j] = aa
     return pose
 
 
@@ -106,8 +105,8 @@ def test_joints_follow_the_shape(side, models):
 
 def test_rest_hand_sits_in_mano_canonical_frame(side, models):
     s = X_SIGN[side]
-    out = models[side](torch.zeros(1, 16, 3, dtype=torch.float64))
-    joints, kp = out.joints[0].numpy(), out.keypoints[0].numpy()
+    out = models[side](np.zeros((1, 16, 3)))
+    joints, kp = out.joints[0], out.keypoints[0]
     # Wrist where MANO's wrist is.
     np.testing.assert_allclose(joints[0], np.array([0.0957, 0.0064, 0.0062]) * s, atol=1e-3)
     # Fingers point along −x; the thumb is on the +z side, pinky on −z, right hand.
@@ -147,8 +146,8 @@ def test_rest_bone_lengths_are_adult(models):
     lengths: Buryanov & Kotiuk 2010, Int. J. Morphol. 28(3), widened for MANO's regressed joints).
     """
     hand = models["right"]
-    out = hand(torch.zeros(1, 16, 3, dtype=torch.float64))
-    j, kp, v = out.joints[0].numpy(), out.keypoints[0].numpy(), out.vertices[0].numpy()
+    out = hand(np.zeros((1, 16, 3)))
+    j, kp, v = out.joints[0], out.keypoints[0], out.vertices[0]
     length = np.linalg.norm(kp[TIP_KEYPOINT["middle"]] - j[0])
     assert 0.159 <= length <= 0.205
     palm_skin = _arrays("right")["weights"][:, 0] > 0.5  # skin that moves with the wrist: palm, no digits
@@ -165,11 +164,11 @@ def test_rest_bone_lengths_are_adult(models):
 
 def test_shape_space_changes_size_smoothly(models):
     hand = models["right"]
-    zero = torch.zeros(1, 16, 3, dtype=torch.float64)
+    zero = np.zeros((1, 16, 3))
 
     def measures(betas):
-        out = hand(zero, torch.as_tensor(betas, dtype=torch.float64)[None])
-        j, kp = out.joints[0].numpy(), out.keypoints[0].numpy()
+        out = hand(zero, np.asarray(betas, dtype=np.float64)[None])
+        j, kp = out.joints[0], out.keypoints[0]
         return np.array([
             np.linalg.norm(kp[TIP_KEYPOINT["middle"]] - j[0]),                      # hand length
             np.linalg.norm(j[FINGER_JOINTS["index"][0]] - j[FINGER_JOINTS["pinky"][0]]),  # breadth
@@ -207,13 +206,13 @@ def test_flexing_a_finger_joint_moves_its_tip_toward_the_palm(joint, side, model
     hand = models[side]
     finger = next(f for f in FINGERS if joint in FINGER_JOINTS[f])
     axis = _flex_axis(joint)
-    rest = hand(_pose({})).keypoints[0, TIP_KEYPOINT[finger]].numpy()
+    rest = hand(_pose({})).keypoints[0, TIP_KEYPOINT[finger]]
     bent = hand(mirror_pose(_pose({joint: 0.6 * axis})) if side == "left" else _pose({joint: 0.6 * axis}))
-    tip = bent.keypoints[0, TIP_KEYPOINT[finger]].numpy()
+    tip = bent.keypoints[0, TIP_KEYPOINT[finger]]
     assert (tip - rest) @ oh.PALM_NORMAL > 0.003  # m toward the palm side
     # Only that finger moves.
     others = [TIP_KEYPOINT[f] for f in FINGERS if f != finger]
-    np.testing.assert_allclose(bent.keypoints[0, others].numpy(), hand(_pose({})).keypoints[0, others].numpy(), atol=1e-9)
+    np.testing.assert_allclose(bent.keypoints[0, others], hand(_pose({})).keypoints[0, others], atol=1e-9)
 
 
 def test_mano_relaxed_mean_pose_curls_every_finger(models):
@@ -227,8 +226,8 @@ def test_mano_relaxed_mean_pose_curls_every_finger(models):
         0.8510, -0.2769, 0.0915, -0.4998, -0.0266, -0.0529, 0.5356, -0.0460, 0.2774,
     ]).reshape(15, 3)
     hand = models["right"]
-    rest = hand(_pose({})).keypoints[0].numpy()
-    relaxed = hand(_pose({j + 1: hands_mean[j] for j in range(15)})).keypoints[0].numpy()
+    rest = hand(_pose({})).keypoints[0]
+    relaxed = hand(_pose({j + 1: hands_mean[j] for j in range(15)})).keypoints[0]
     for finger in FINGERS:
         k = TIP_KEYPOINT[finger]
         assert (relaxed[k] - rest[k]) @ oh.PALM_NORMAL > 0.005, finger
@@ -236,31 +235,30 @@ def test_mano_relaxed_mean_pose_curls_every_finger(models):
 
 # --- left / right ------------------------------------------------------------------------------
 
-def test_left_model_is_the_mirror_image_of_the_right(models):
+def test_left_model_is_the_mirror_image_of_the_right(models, as_backend):
     r, l = _arrays("right"), _arrays("left")
     np.testing.assert_allclose(l["v_template"], r["v_template"] * [-1, 1, 1], atol=1e-7)
     np.testing.assert_array_equal(l["f"], r["f"][:, ::-1])
     np.testing.assert_array_equal(l["tip_vertex_ids"], r["tip_vertex_ids"])
-    gen = torch.Generator().manual_seed(3)
-    pose = 0.4 * torch.randn(4, 16, 3, generator=gen, dtype=torch.float64)
-    betas = torch.randn(4, 10, generator=gen, dtype=torch.float64)
+    gen = np.random.default_rng(3)
+    pose, betas = as_backend(0.4 * gen.normal(size=(4, 16, 3))), as_backend(gen.normal(size=(4, 10)))
     right = models["right"](pose, betas)
     left = models["left"](mirror_pose(pose), betas)
-    torch.testing.assert_close(left.vertices, mirror_points(right.vertices), atol=1e-6, rtol=0)
-    torch.testing.assert_close(left.keypoints, mirror_points(right.keypoints), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(np.asarray(left.vertices), np.asarray(mirror_points(right.vertices)), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(np.asarray(left.keypoints), np.asarray(mirror_points(right.keypoints)), atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_load_open_model_in_float32_and_float64(side, dtype):
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_load_open_model_in_float32_and_float64(side, dtype, as_backend):
     hand = load_hand_model("open", side)
-    gen = torch.Generator().manual_seed(0)
-    pose = (0.3 * torch.randn(2, 16, 3, generator=gen, dtype=torch.float64)).to(dtype)
-    out = hand(pose, torch.zeros(2, 10, dtype=dtype), torch.zeros(2, 3, dtype=dtype))
-    assert out.vertices.dtype == dtype and out.vertices.shape == (2, hand.num_vertices, 3)
+    pose64 = 0.3 * np.random.default_rng(0).normal(size=(2, 16, 3))
+    pose = as_backend(pose64.astype(dtype))
+    out = hand(pose, as_backend(np.zeros((2, 10), dtype)), as_backend(np.zeros((2, 3), dtype)))
+    assert str(out.vertices.dtype).endswith(dtype) and out.vertices.shape == (2, hand.num_vertices, 3)
     assert out.joints.shape == (2, 16, 3) and out.keypoints.shape == (2, 21, 3)
-    assert torch.isfinite(out.vertices).all()
-    ref = load_hand_model("open", side)(pose.double())
-    torch.testing.assert_close(out.vertices.double(), ref.vertices, atol=1e-5, rtol=0)
+    assert np.isfinite(np.asarray(out.vertices)).all()
+    ref = load_hand_model("open", side)(pose64.astype(dtype).astype(np.float64))
+    np.testing.assert_allclose(np.asarray(out.vertices).astype(np.float64), ref.vertices, atol=1e-5, rtol=0)
 
 
 def test_generator_reproduces_the_shipped_assets():

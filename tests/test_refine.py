@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")  # the synthetic hands (dahyf.train) are drawn with torch
 
 from dahyf.geometry import hand_size
 from dahyf.hand import kinematics as K

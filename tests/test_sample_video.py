@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from dahyf import sample_video as sv
 from dahyf.hand.tables import FINGER_JOINTS
@@ -62,11 +61,9 @@ def test_clip_was_rendered_from_the_current_open_hand_model(gt, hand):
 
 def test_gt_joints_are_the_open_hand_model_posed_by_the_gt(gt, hand):
     T = len(gt["pose"])
-    with torch.no_grad():
-        out = hand(torch.tensor(gt["pose"], dtype=torch.float64),
-                   torch.tensor(np.tile(gt["betas"], (T, 1)), dtype=torch.float64),
-                   torch.tensor(gt["transl"], dtype=torch.float64))
-    np.testing.assert_allclose(out.keypoints.numpy(), gt["joints3d"], atol=2e-5)
+    out = hand(gt["pose"].astype(np.float64), np.tile(gt["betas"], (T, 1)).astype(np.float64),
+               gt["transl"].astype(np.float64))
+    np.testing.assert_allclose(out.keypoints, gt["joints3d"], atol=2e-5)
     np.testing.assert_allclose(sv.project(gt["joints3d"], float(gt["focal"])), gt["joints2d"], atol=1e-3)
 
 
@@ -77,6 +74,7 @@ def test_gt_keypoints_stay_inside_the_image(gt):
     assert j[..., 1].min() > 10 and j[..., 1].max() < H - 10
 
 
+@pytest.mark.needs_torch  # sample_video.make_ground_truth poses the hand with torch
 def test_generator_reproduces_the_shipped_gt(gt, hand):
     new = sv.make_ground_truth(hand)
     for k in ("pose", "betas", "transl", "joints3d", "joints2d"):
@@ -114,6 +112,7 @@ def test_mediapipe_finds_the_hand_close_to_the_gt(gt):
 
 @pytest.mark.blender
 @pytest.mark.slow
+@pytest.mark.needs_torch  # sample_video.make_ground_truth poses the hand with torch
 def test_renderer_reproduces_the_shipped_first_frame(tmp_path, gt):
     import cv2
 

@@ -3,7 +3,9 @@ straight (the lifter must not learn a half curl as the answer for every ambiguou
 from __future__ import annotations
 
 import numpy as np
-import torch
+import pytest
+
+torch = pytest.importorskip("torch")  # the synthetic hands are drawn with torch
 
 from dahyf.hand.tables import FINGER_JOINTS
 from dahyf.train import synthetic as S

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 
 from dahyf.geometry import hand_size
+
+pytest.importorskip("torch")  # the training readers (dahyf.train) run on torch
+
 from dahyf.train import datasets as D
 from dahyf.train.augment import Augmentation
 from dahyf.train.predict import detector_boxes

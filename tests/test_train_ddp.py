@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 SCRIPT = textwrap.dedent('''
     import sys, torch

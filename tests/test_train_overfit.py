@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from dahyf.hand.model import load_hand_model
 from dahyf.net.dahyf_net import DaHyF

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-import torch
-from torch.utils.data import Dataset
+torch = pytest.importorskip("torch")
+from torch.utils.data import Dataset  # noqa: E402
 
 from dahyf.hand.model import load_hand_model
 from dahyf.train.configs import get_config, model_config

@@ -28,6 +28,7 @@ from scipy.spatial.transform import Rotation
 
 from dahyf.hand.mirror import mirror_points, mirror_pose
 from dahyf.hand.tables import FINGER_JOINTS, FINGERS, JOINT_NAMES, KEYPOINT_NAMES, PARENTS
+from dahyf_blender.rig import SIDE_PROP
 from rigs import presets
 
 HandSpec, Preset = presets.HandSpec, presets.Preset
@@ -61,15 +62,12 @@ _REST = {}
 def mano_rest(side: str = "right") -> tuple[np.ndarray, np.ndarray]:
     """Rest joints (16, 3) and fingertips (5, 3) of the open hand model (m, MANO frame)."""
     if side not in _REST:
-        import torch
-
         import dahyf
 
         model = dahyf.load_hand_model("open", side=side)
-        with torch.no_grad():
-            o = model(torch.zeros(1, 16, 3), torch.zeros(1, 10))
-        kp = o.keypoints[0].numpy().astype(np.float64)
-        _REST[side] = (o.joints[0].numpy().astype(np.float64), np.stack([kp[KEYPOINT_NAMES.index(f"{f}4")] for f in FINGERS]))
+        o = model(np.zeros((1, 16, 3)), np.zeros((1, 10)))
+        kp = o.keypoints[0]
+        _REST[side] = (o.joints[0], np.stack([kp[KEYPOINT_NAMES.index(f"{f}4")] for f in FINGERS]))
     return _REST[side]
 
 
@@ -160,7 +158,7 @@ def build_source(side="right", name=None, obj_matrix=None, roll_seed=0):
     arm = bpy.data.armatures.new(name or f"mano_{side}")
     obj = bpy.data.objects.new(name or f"MANO {side}", arm)
     bpy.context.scene.collection.objects.link(obj)
-    obj["dahyf_side"] = side
+    obj[SIDE_PROP] = side
     if obj_matrix is not None:
         obj.matrix_world = obj_matrix
     bpy.context.view_layer.objects.active = obj

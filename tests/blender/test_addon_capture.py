@@ -14,6 +14,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 from mathutils import Quaternion, Vector  # noqa: E402
 
+from dahyf_blender.rig import SIDE_PROP, TRACK_PROP  # noqa: E402
+
 from blender_helpers import (assert_hands_seen_over_the_video, require_engine, sample_video,  # noqa: E402
                              scene_fingerprint)
 
@@ -26,10 +28,10 @@ FRAMES = (0, 24)
 def _assert_keys_match_take(arms, take, compat):
     from dahyf.hand.tables import BONE_NAMES
 
-    assert {a["dahyf_track"] for a in arms} == {t for t in range(take.num_tracks) if len(take.track_rows(t))}
+    assert {a[TRACK_PROP] for a in arms} == {t for t in range(take.num_tracks) if len(take.track_rows(t))}
     for arm in arms:
-        tr = take.track_rows(arm["dahyf_track"])
-        assert arm["dahyf_side"] == tr.handedness
+        tr = take.track_rows(arm[TRACK_PROP])
+        assert arm[SIDE_PROP] == tr.handedness
         curves = {(fc.data_path, fc.array_index): fc for fc in compat.channel_owner(arm).fcurves}
         for j, b in enumerate(BONE_NAMES):
             B = arm.data.bones[b].matrix_local.to_quaternion()
@@ -214,7 +216,7 @@ def test_capture_of_the_sample_clip_in_the_startup_file_matches_its_ground_truth
     assert score["frames"] >= 0.95 * take.meta["frames_done"], score
     assert score["pa_mpjpe_mm"] <= 6.0, score
     arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
-    assert [a["dahyf_side"] for a in arms] == ["right"]
+    assert [a[SIDE_PROP] for a in arms] == ["right"]
     rows = take.track_for("right")
     kp = [KEYPOINT_NAMES.index(b) for b in BONE_NAMES]
     for r in np.linspace(0, len(rows) - 1, 5).round().astype(int):

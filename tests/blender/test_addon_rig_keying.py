@@ -12,6 +12,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 from mathutils import Matrix, Quaternion, Vector  # noqa: E402
 
+from dahyf_blender.rig import SIDE_PROP, TRACK_PROP  # noqa: E402
+
 from blender_helpers import make_take, random_hand_poses, scene_fingerprint  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -78,7 +80,7 @@ def test_finger_curl_is_a_rotation_about_one_local_axis(ctx):
 def _import(ctx, tmp_path, take, name="clip", video=""):
     path = take.save(tmp_path / f"{name}.npz")
     assert bpy.ops.dahyf.import_take(filepath=str(path), video=str(video)) == {"FINISHED"}
-    return sorted((o for o in bpy.data.objects if o.type == "ARMATURE"), key=lambda o: o["dahyf_track"])
+    return sorted((o for o in bpy.data.objects if o.type == "ARMATURE"), key=lambda o: o[TRACK_PROP])
 
 
 def _two_hand_take(n=12, seed=0, source=""):
@@ -91,7 +93,6 @@ def _two_hand_take(n=12, seed=0, source=""):
 
 def test_keyed_pose_gives_the_hand_model_joints_within_1mm(ctx, tmp_path):
     import dahyf
-    import torch
 
     take = _two_hand_take()
     arms = _import(ctx, tmp_path, take)
@@ -100,10 +101,9 @@ def test_keyed_pose_gives_the_hand_model_joints_within_1mm(ctx, tmp_path):
     from_cv = Matrix(((1, 0, 0), (0, 0, 1), (0, -1, 0)))
     worst = 0.0
     for arm in arms:
-        tr = take.track_rows(arm["dahyf_track"])
+        tr = take.track_rows(arm[TRACK_PROP])
         hand = dahyf.load_hand_model("open", tr.handedness)
-        ref = hand(torch.tensor(tr.pose, dtype=torch.float64), torch.tensor(tr.betas, dtype=torch.float64),
-                   torch.tensor(tr.transl, dtype=torch.float64)).joints.numpy()
+        ref = hand(*(np.asarray(a, np.float64) for a in (tr.pose, tr.betas, tr.transl))).joints
         for i, f in enumerate(tr.frame):
             ctx.scene.frame_set(int(f) + 1)
             got = np.array([list(arm.matrix_world @ arm.pose.bones[b].head) for b in BONE_NAMES])
@@ -120,7 +120,7 @@ def test_one_quaternion_key_per_frame_matching_the_take(ctx, tmp_path, sub):
 
     assert len(arms) == 2
     for arm in arms:
-        tr = take.track_rows(arm["dahyf_track"])
+        tr = take.track_rows(arm[TRACK_PROP])
         curves = {(fc.data_path, fc.array_index): fc for fc in compat.channel_owner(arm).fcurves}
         for j, b in enumerate(BONE_NAMES):
             B = arm.data.bones[b].matrix_local.to_quaternion()
@@ -150,7 +150,7 @@ def test_each_take_gets_its_own_action_and_low_confidence_frames_show(ctx, tmp_p
     for arm in first:  # the earlier take is untouched
         assert arm.animation_data.action.name in first_actions
     arm = second[0]
-    tr = take.track_rows(arm["dahyf_track"])
+    tr = take.track_rows(arm[TRACK_PROP])
     conf = next(fc for fc in compat.channel_owner(arm).fcurves if fc.data_path == f'["{keying.CONFIDENCE_PROP}"]')
     np.testing.assert_allclose([k.co[1] for k in conf.keyframe_points], tr.confidence, atol=1e-6)
     types = np.array([k.type for k in conf.keyframe_points])
@@ -174,13 +174,11 @@ def test_preview_camera_overlays_the_hand_on_the_video(ctx, tmp_path, shared_vid
     assert bg.source == "MOVIE_CLIP" and os.path.samefile(bpy.path.abspath(bg.clip.filepath), shared_video)
     # a posed joint lands on the pixel the engine's pinhole camera gives
     arm = arms[0]
-    tr = take.track_rows(arm["dahyf_track"])
+    tr = take.track_rows(arm[TRACK_PROP])
     import dahyf
-    import torch
 
     hand = dahyf.load_hand_model("open", tr.handedness)
-    joints = hand(torch.tensor(tr.pose, dtype=torch.float64), torch.tensor(tr.betas, dtype=torch.float64),
-                  torch.tensor(tr.transl, dtype=torch.float64)).joints.numpy()
+    joints = hand(*(np.asarray(a, np.float64) for a in (tr.pose, tr.betas, tr.transl))).joints
     scene.frame_set(int(tr.frame[2]) + 1)
     p = world_to_camera_view(scene, cam, arm.matrix_world @ arm.pose.bones["index3"].head)
     px = np.array([p.x * W, (1 - p.y) * H])
@@ -414,7 +412,7 @@ def test_retarget_after_capture_bakes_the_captured_frames_only(ctx, tmp_path, su
     retarget = sub("retarget")
     take = _two_hand_take(n=6, seed=4)  # video frames 3..8 = scene frames 4..9
     arm = _import(ctx, tmp_path, take)[0]
-    assert bpy.ops.dahyf.add_hand_rig(side="RIGHT" if arm["dahyf_side"] == "right" else "LEFT") == {"FINISHED"}
+    assert bpy.ops.dahyf.add_hand_rig(side="RIGHT" if arm[SIDE_PROP] == "right" else "LEFT") == {"FINISHED"}
     target = ctx.view_layer.objects.active
     action, _ = retarget.retarget_objects(ctx, arm, target)
     assert tuple(action.frame_range) == (4.0, 9.0)

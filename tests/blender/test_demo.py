@@ -24,6 +24,7 @@ def test_demo_captures_the_sample_into_a_blend_and_a_take(repo_dir, tmp_path, en
     import dahyf
     from dahyf.demo import find_sample_video
     from dahyf.hand.tables import BONE_NAMES
+    from dahyf_blender.rig import SIDE_PROP
 
     video = find_sample_video()
     if video is None:
@@ -36,7 +37,7 @@ def test_demo_captures_the_sample_into_a_blend_and_a_take(repo_dir, tmp_path, en
     assert len(rows) > 0
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "open_hand_sample.blend"))
     arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
-    assert [a["dahyf_side"] for a in arms] == ["right"]
+    assert [a[SIDE_PROP] for a in arms] == ["right"]
     arm = arms[0]
     assert [b.name for b in arm.data.bones] == list(BONE_NAMES)
     assert arm.animation_data.action.name == "open_hand_sample.take001.right0"
