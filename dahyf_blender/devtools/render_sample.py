@@ -24,7 +24,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from dahyf_blender.coords import CAMERA_EULER, cv_to_blender, lens_from_focal
+from dahyf_blender.coords import CAMERA_EULER, SENSOR_WIDTH_MM, cv_to_blender, lens_from_focal
 
 
 def srgb_to_linear(c):
@@ -67,7 +67,8 @@ def setup_render(scene, W: int, H: int, samples: int, denoise: bool) -> None:
 def setup_camera(scene, focal: float, W: int, H: int) -> None:
     cam = bpy.data.cameras.new("camera")
     cam.sensor_fit = "HORIZONTAL"
-    cam.lens = lens_from_focal(focal, W, cam.sensor_width)
+    cam.sensor_width = SENSOR_WIDTH_MM
+    cam.lens = lens_from_focal(focal, W)
     cam.shift_x = cam.shift_y = 0.0
     cam.clip_start, cam.clip_end = 0.01, 20.0
     obj = bpy.data.objects.new("camera", cam)

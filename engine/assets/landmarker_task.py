@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..fileio import atomic_write_bytes
 from . import HAND_LANDMARKER_TASK
 
 #: The wheel the models come from (PyPI file name and sha256).
@@ -114,9 +115,7 @@ def main(argv=None) -> int:
         same = a.out.is_file() and a.out.read_bytes() == data
         print(f"{a.out}: {'identical to' if same else 'DIFFERS from'} the rebuild (sha256 {digest})")
         return 0 if same else 1
-    tmp_out = a.out.with_suffix(".task.partial")
-    tmp_out.write_bytes(data)
-    tmp_out.replace(a.out)
+    atomic_write_bytes(a.out, data)
     print(f"{a.out}  {len(data)} bytes  sha256 {digest}")
     return 0
 

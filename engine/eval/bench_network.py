@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..constants import CROP_SIZE
 from ..fileio import atomic_write_text
 
 BACKBONES = ("light", "resnet50", "hrnet_w64")
@@ -62,7 +63,8 @@ def bench_one(backbone: str, batch: int, device: str, budget_s: float, est_per_c
         return row
     net = DaHyF(DaHyFConfig(backbone=backbone), hand=hand).to(device).eval()
     dev = torch.device(device)
-    images = torch.randn(batch, 3, 224, 224, device=dev)
+    side = net.cfg.crop_size
+    images = torch.randn(batch, 3, side, side, device=dev)
     boxes = torch.tensor([[640.0, 360.0, 300.0]], device=dev).expand(batch, 3).contiguous()
     size = torch.tensor([[1280.0, 720.0]], device=dev).expand(batch, 2).contiguous()
     focal = torch.full((batch,), 1468.6, device=dev)
@@ -125,7 +127,7 @@ def markdown(report: dict, command: str) -> str:
              f"Command: `{command}`  ", f"Date: {report['date']}; torch {report['torch']}; CPU threads {report['threads']} "
              f"of {report.get('cpu_count')} cores.",
              "", "Full network forward (backbone → GDM → SJCP → PE → regressor → MANO → projection → confidence), "
-             "crops of 224 × 224; CUDA rows use float16 autocast. CPU rows: three warm-up forwards (one at batch > 32), then as many "
+             f"crops of {CROP_SIZE} × {CROP_SIZE}; CUDA rows use float16 autocast. CPU rows: three warm-up forwards (one at batch > 32), then as many "
              f"timed forwards (≤ 50) as fit in {report['budget_s']:.0f} s (at least one); a row whose single forward is estimated "
              "beyond that budget is skipped.", ""]
     la = report.get("load_average") or {}

@@ -27,11 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..constants import CROP_SIZE
+
 #: Throughput goals of issue 16 (training-free inference forward, AMP, batch 128), crops/s.
 GOALS = {"resnet50": 1000.0, "hrnet_w64": 300.0}
 #: The full check, and the tiny one: the same code on the smallest instances (HRNet at width 8, the light
 #: model for DDP and training, 32-px crops), so that a CPU runs it in seconds.
-FULL = {"batch": 128, "crop": 224, "iters": 10, "warmup": 2, "models": {"resnet50": ("r50_full", "resnet50"),
+FULL = {"batch": 128, "crop": CROP_SIZE, "iters": 10, "warmup": 2, "models": {"resnet50": ("r50_full", "resnet50"),
         "hrnet_w64": ("paper", "hrnet_w64")}, "ddp_model": "r50_full", "train_steps": 200, "train_model": "r50_full",
         "train_batch": 32, "capture_frames": None}
 TINY = {"batch": 2, "crop": 32, "iters": 1, "warmup": 0, "models": {"resnet50": ("r50_full", "resnet50"),
