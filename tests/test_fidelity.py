@@ -209,6 +209,7 @@ def test_a_held_bottle_and_a_nearer_hand_hide_keypoints_behind_them():
     assert not hid[0].any() and 0 < hid[1].sum() < 21
 
 
+@pytest.mark.needs_torch  # sample_video.clips poses the hand with torch
 def test_the_grip_clip_renders_a_coloured_bottle_that_hides_the_palm_side(models):
     gt, meshes = C.make_clip(C.clip_by_name("grip_bottle"), models)
     bottle = [m for m in meshes if len(m) == 4]
@@ -217,6 +218,7 @@ def test_the_grip_clip_renders_a_coloured_bottle_that_hides_the_palm_side(models
     assert shown.min() < 0.75 and shown.max() > 0.9       # turned to the palm side, the bottle hides more
 
 
+@pytest.mark.needs_torch  # sample_video.clips poses the hand with torch
 def test_filled_rows_count_for_coverage_by_where_the_hand_is_drawn_not_for_the_3d_figures(two_hands):
     take = _take_from_gt(two_hands, hands=[0])
     take.rows["filled"][5:8] = True
