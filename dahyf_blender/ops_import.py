@@ -16,6 +16,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from . import compat, engine_api, paths, session
 from .prefs import get_prefs
+from .ui import menu_entry_factory
 
 
 def import_take(context, filepath: str, video: str = "", key_location: bool = True) -> session.TakeSession:
@@ -102,15 +103,4 @@ def menu_func(self, context):
 
 classes = (DAHYF_OT_import_take,)
 
-
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
-
-
-def register():
-    _register_classes()
-    bpy.types.TOPBAR_MT_file_import.append(menu_func)
-
-
-def unregister():
-    bpy.types.TOPBAR_MT_file_import.remove(menu_func)
-    _unregister_classes()
+register, unregister = menu_entry_factory(classes, "TOPBAR_MT_file_import", menu_func)

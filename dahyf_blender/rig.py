@@ -14,6 +14,7 @@ from mathutils import Matrix, Vector
 
 from . import coords, engine_api
 from .prefs import get_prefs
+from .ui import menu_entry_factory
 
 #: Custom properties stored on a DaHyF rig: its side ('right' | 'left') and hand model; on a captured
 #: rig also its take name, track number and source video.
@@ -205,15 +206,4 @@ def menu_func(self, context):
 
 classes = (DAHYF_OT_add_hand_rig,)
 
-
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
-
-
-def register():
-    _register_classes()
-    bpy.types.VIEW3D_MT_armature_add.append(menu_func)
-
-
-def unregister():
-    bpy.types.VIEW3D_MT_armature_add.remove(menu_func)
-    _unregister_classes()
+register, unregister = menu_entry_factory(classes, "VIEW3D_MT_armature_add", menu_func)

@@ -12,6 +12,25 @@ class SidebarPanel:
     bl_category = "DaHyF"
 
 
+def menu_entry_factory(classes, menu: str, draw):
+    """``(register, unregister)`` of a module that adds one entry to a Blender menu.
+
+    ``register`` registers ``classes`` (in order) and appends ``draw`` (``draw(self, context)``, the
+    entry) to ``bpy.types.<menu>``; ``unregister`` removes the entry, then the classes.
+    """
+    register_classes, unregister_classes = bpy.utils.register_classes_factory(classes)
+
+    def register():
+        register_classes()
+        getattr(bpy.types, menu).append(draw)
+
+    def unregister():
+        getattr(bpy.types, menu).remove(draw)
+        unregister_classes()
+
+    return register, unregister
+
+
 class DAHYF_PT_capture(SidebarPanel, bpy.types.Panel):
     bl_label = "Capture from Video"
     bl_idname = "DAHYF_PT_capture"

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+#: name -> (module, attribute); the hand layer's names through dahyf.hand, which says where each lives.
 _LAZY = {
-    "load_hand_model": ("dahyf.hand.model", "load_hand_model"),
-    "HandModel": ("dahyf.hand.model", "HandModel"),
-    "HandOutput": ("dahyf.hand.model", "HandOutput"),
-    "ModelFileError": ("dahyf.hand.mano_io", "ModelFileError"),
-    "mirror_pose": ("dahyf.hand.mirror", "mirror_pose"),
-    "mirror_points": ("dahyf.hand.mirror", "mirror_points"),
+    **{name: ("dahyf.hand", name) for name in
+       ("load_hand_model", "HandModel", "HandOutput", "ModelFileError", "mirror_pose", "mirror_points")},
     "DaHyFUserError": ("dahyf.errors", "DaHyFUserError"),
     "load_engine": ("dahyf.capture.engine", "load_engine"),
     "Engine": ("dahyf.capture.engine", "Engine"),

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .simcc import CROP_SIZE, at_least_float32
+from ..constants import CROP_SIZE
+from .simcc import at_least_float32, weighted_joint_mean
 
 #: Gaussian σ of the targets, in heatmap cells (SimpleBaseline's 2).
 SIGMA_CELLS = 2.0
@@ -57,12 +58,7 @@ def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
     per-map errors is divided by (default: the sum of the weights). Returns ().
     """
     err = ((at_least_float32(pred) - at_least_float32(target)) ** 2).flatten(2).mean(-1)  # (B, K)
-    if weights is None:
-        return err.mean()
-    w = at_least_float32(weights)
-    if w.dim() == 1:
-        w = w[:, None].expand_as(err)
-    return (err * w).sum() / (w.sum().clamp_min(1.0) if denominator is None else max(denominator, 1))
+    return weighted_joint_mean(err, weights, denominator)
 
 
 class HeatmapHead(nn.Module):

@@ -29,6 +29,21 @@ def at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
+def weighted_joint_mean(err: torch.Tensor, weights: torch.Tensor | None = None,
+                        denominator: float | None = None) -> torch.Tensor:
+    """The weighted mean of per-keypoint losses, the reduction of the 2-D losses (SimCC KL, heatmap L2).
+
+    err : (B, K); weights : (B,) per sample or (B, K) per keypoint, default 1; denominator : what the
+    weighted sum is divided by (default: the sum of the weights, at least 1). Returns ().
+    """
+    if weights is None:
+        return err.mean()
+    w = at_least_float32(weights)
+    if w.dim() == 1:
+        w = w[:, None].expand_as(err)
+    return (err * w).sum() / (w.sum().clamp_min(1.0) if denominator is None else max(denominator, 1))
+
+
 def num_bins(crop_size: int = CROP_SIZE, split_ratio: float = SPLIT_RATIO) -> int:
     """Number of SimCC bins per axis, ``int(crop_size · split_ratio)`` (672 for DaHyF)."""
     return int(round(crop_size * split_ratio))
@@ -130,13 +145,7 @@ def simcc_kl_loss(pred_x: torch.Tensor, pred_y: torch.Tensor, labels_x: torch.Te
         t = at_least_float32(t).to(logq.dtype)
         kl = (t * (torch.log(t.clamp_min(1e-12)) - logq)).sum(-1)  # (B, K)
         total = total + kl
-    total = total / 2.0
-    if weights is None:
-        return total.mean()
-    w = at_least_float32(weights)
-    if w.dim() == 1:
-        w = w[:, None].expand_as(total)
-    return (total * w).sum() / (w.sum().clamp_min(1.0) if denominator is None else max(denominator, 1))
+    return weighted_joint_mean(total / 2.0, weights, denominator)
 
 
 class SimCCHead(nn.Module):
