@@ -13,10 +13,10 @@ import sys
 import numpy as np
 
 import dahyf
-from dahyf.capture.bench import hand_size, jitter
+from dahyf.capture.bench import jitter
 from dahyf.capture.filters import SMOOTH_SIGMA_S, CentredSmoother, PoseSample
-from dahyf.capture.pipeline import keypoint_function, project
-from dahyf.hand.model import load_hand_model
+from dahyf.geometry import hand_size, project_points
+from dahyf.hand.model import keypoint_function, load_hand_model
 
 SMOOTHERS = {
     "none": lambda fps: CentredSmoother(0.0),
@@ -39,7 +39,7 @@ def refilter(take, make, keypoints) -> list[tuple[float, float, int]]:
         rows += f.flush()
         pose = np.stack([r.pose for r in rows]).astype(np.float32)
         transl = np.stack([r.transl for r in rows]).astype(np.float32)
-        j2d = project(keypoints[t.handedness](pose, t.betas, transl), take.focal, take.image_size)
+        j2d = project_points(keypoints[t.handedness](pose, t.betas, transl), take.focal, take.image_size)
         size = hand_size(t.landmarks2d)
         dist = np.linalg.norm(j2d - t.landmarks2d, axis=-1).mean(-1) / np.maximum(size, 1.0)
         out.append((float(np.median(dist)), 1.0 - jitter(t.frame, j2d, size) / jitter(t.frame, t.landmarks2d, size),

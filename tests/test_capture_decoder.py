@@ -5,8 +5,7 @@ import weakref
 
 from dahyf.assets import SAMPLE_VIDEO as SAMPLE
 from dahyf.capture import pipeline
-from dahyf.capture.pipeline import frames_within
-from dahyf.capture.video import VideoReader
+from dahyf.capture.video import VideoReader, frames_within
 
 
 

@@ -263,7 +263,7 @@ def test_demo_without_blender_reports_capture_errors(tmp_path, capsys):
 
 
 def test_keypoint_function_matches_the_hand_model_and_takes_no_rows():
-    from dahyf.capture.pipeline import keypoint_function
+    from dahyf.hand.model import keypoint_function
     from dahyf.hand.model import load_hand_model
 
     hand = load_hand_model("open", "left")

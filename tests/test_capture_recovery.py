@@ -112,7 +112,7 @@ def test_a_recovered_detection_must_be_near_the_prediction_and_not_another_track
 # --- orientation continuity ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def reproject():
-    from dahyf.capture.pipeline import keypoint_function
+    from dahyf.hand.model import keypoint_function
     from dahyf.geometry import project_points
     from dahyf.hand.model import load_hand_model
 

@@ -10,6 +10,7 @@ from dahyf.capture.take import Take
 from dahyf.eval import bench_fidelity as B
 from dahyf.eval import fidelity as F
 from dahyf.sample_video import clips as C
+from dahyf.sample_video import occlusion as O
 from dahyf.sample_video.script import rodrigues, rotation_to_axis_angle
 
 
@@ -198,14 +199,14 @@ def test_capture_of_a_rendered_clip_scores_within_bounds_end_to_end():
 def test_a_held_bottle_and_a_nearer_hand_hide_keypoints_behind_them():
     centre, axis = np.array([[0.0, 0.0, 0.5]]), np.array([[0.0, 1.0, 0.0]])     # an upright bottle 0.5 m away
     pts = np.array([[[0.0, 0.0, 0.6], [0.0, 0.0, 0.4], [0.05, 0.0, 0.6], [0.0, 0.2, 0.6]]])
-    hidden = C.hidden_by_cylinder(pts, centre, axis, radius=0.03, length=0.2)
+    hidden = O.hidden_by_cylinder(pts, centre, axis, radius=0.03, length=0.2)
     assert hidden.tolist() == [[True, False, False, False]]   # behind it; in front; beside; past its end
     j2d = np.zeros((2, 1, 21, 2))
     j2d[0, 0] = np.random.default_rng(0).uniform(100, 200, (21, 2))                  # the near hand's outline
     j2d[1, 0] = j2d[0, 0] + np.array([50.0, 0.0])                                     # the far hand, overlapping
     j3d = np.zeros((2, 1, 21, 3))
     j3d[0, ..., 2], j3d[1, ..., 2] = 0.45, 0.55
-    hid = C.hidden_by_nearer_hand(j2d, j3d)
+    hid = O.hidden_by_nearer_hand(j2d, j3d)
     assert not hid[0].any() and 0 < hid[1].sum() < 21
 
 

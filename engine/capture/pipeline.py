@@ -14,7 +14,6 @@ window are all that is held.
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
 import warnings
@@ -27,6 +26,7 @@ import numpy as np
 from ..backend import blas_threads, to_numpy_outputs
 from ..constants import CROP_SIZE
 from ..geometry import check_focal, default_focal, project_points
+from ..hand.model import keypoint_function
 from ..net.batch import HandBatch
 from .crops import crop_box, hand_boxes
 from .errors import CaptureError
@@ -36,6 +36,7 @@ from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
 from .stages import FrameHands, HandFinder, TrackSample, TrackState
 from .take import concat_rows, empty_rows
 from .tracking import SIDES, Detection
+from .video import ReadAhead, frames_within
 
 HANDS_CHOICES = ("right", "left", "both")
 #: Temporal filter names (see filters.FILTER_KINDS).
@@ -44,24 +45,6 @@ FILTERS = tuple(FILTER_KINDS)
 #: capture starts estimating (the whole video when it is shorter): up to ~180 detections, of which
 #: the self-calibration uses the 96 largest; longer would hold back the first keyed frames in Blender.
 FOCAL_WINDOW_S = 3.0
-
-
-def keypoint_function(hand_model) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-    """``f(pose (N,16,3) rad, betas (N,10), transl (N,3) m) -> keypoints (N,21,3) m`` of a hand model.
-
-    Uses the fingertip-only :class:`dahyf.hand.model.KeypointLayer` (same result as the full
-    model's keypoints, a fraction of the cost), in float32 numpy.
-    """
-    from ..hand import kinematics as K
-
-    layer = hand_model.keypoint_layer()
-
-    def keypoints(pose, betas, transl):
-        rot = K.batch_rodrigues(np.ascontiguousarray(pose, np.float32))
-        _, kp = layer(rot, np.asarray(betas, np.float32), np.asarray(transl, np.float32))
-        return kp.astype(np.float32)
-
-    return keypoints
 
 
 @dataclass
@@ -242,67 +225,6 @@ DECODE_AHEAD_BYTES = 128 * 2**20
 CROP_BATCH_BYTES = 256 * 2**20
 
 
-def frames_within(budget_bytes: int, image_size: tuple[int, int], most: int) -> int:
-    """How many (H, W, 3) uint8 frames of ``image_size`` (W, H) px fit in ``budget_bytes``: 1 to ``most``."""
-    w, h = image_size
-    return int(max(1, min(most, budget_bytes // max(1, w * h * 3))))
-
-
-class _Decoder(threading.Thread):
-    """Reads frames ahead into a bounded queue (decoding overlaps detection).
-
-    ``maxsize`` frames at most: give it :func:`frames_within` of DECODE_AHEAD_BYTES, so that the
-    queue is bounded in bytes, not only in frames (64 8K frames are 6.4 GB).
-    """
-
-    _END = object()
-
-    def __init__(self, reader, maxsize: int):
-        super().__init__(daemon=True, name="dahyf-decode")
-        self.reader, self.q = reader, queue.Queue(maxsize=maxsize)
-        self.stop = threading.Event()
-        self.seconds = 0.0
-
-    def run(self):
-        try:
-            it = iter(self.reader)
-            while not self.stop.is_set():
-                t0 = time.perf_counter()
-                try:
-                    frame = next(it)
-                except StopIteration:
-                    break
-                self.seconds += time.perf_counter() - t0
-                while not self.stop.is_set():
-                    try:
-                        self.q.put(frame, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-        except BaseException as exc:  # forwarded to the consumer
-            self.q.put(exc)
-        finally:
-            self.reader.close()
-            self.q.put(self._END)
-
-    def frames(self):
-        while True:
-            item = self.q.get()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def shutdown(self):
-        self.stop.set()
-        while self.is_alive():
-            try:
-                self.q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-
-
 class CapturePipeline:
     """Runs one capture of a video file; see :meth:`run`.
 
@@ -365,10 +287,7 @@ class CapturePipeline:
         """Stream a capture of ``reader`` (a VideoReader or anything with ``info`` and frame iteration)."""
         info = reader.info
         image_size = (int(info.width), int(info.height))
-        try:
-            focal = check_focal(self.focal or default_focal(image_size), image_size)
-        except ValueError as exc:
-            raise CaptureError(f"--focal: {exc}") from None
+        focal = self._start_focal(image_size)
         frames_total = int(getattr(reader, "frames_total", 0) or 0)
         base = dict(fps=float(info.fps), image_size=image_size, focal=focal,
                     handedness=tuple(self.sides), meta=dict(meta or {}))
@@ -379,12 +298,10 @@ class CapturePipeline:
         held: list[FrameHands] | None = [] if self.focal_pass is not None and not finder.keep_rgb else None
         stages = self._stages = None if held is not None else self.stages(info.fps, image_size, focal)
         hold_frames = max(1, int(round(FOCAL_WINDOW_S * info.fps)))
-        recovery = self._recovery = None
-        if self.recover:
-            recovery = self._recovery = CoverageRecovery(
-                self.sides, info.fps, image_size, getattr(reader, "frames_between", None), finder.keep_rgb,
-                self.detector_options, cancel, tracker=finder.tracker)
-        decoder = _Decoder(reader, maxsize=frames_within(DECODE_AHEAD_BYTES, image_size, 2 * self.chunk_frames))
+        recovery = self._recovery = (CoverageRecovery(
+            self.sides, info.fps, image_size, getattr(reader, "frames_between", None), finder.keep_rgb,
+            self.detector_options, cancel, tracker=finder.tracker) if self.recover else None)
+        decoder = ReadAhead(reader, maxsize=frames_within(DECODE_AHEAD_BYTES, image_size, 2 * self.chunk_frames))
         chunk_frames = (frames_within(CROP_BATCH_BYTES, image_size, self.chunk_frames) if finder.keep_rgb
                         else self.chunk_frames)
         decoder.start()
@@ -425,9 +342,7 @@ class CapturePipeline:
                     continue
                 if stages is None:
                     since_submit = 0
-                    if progress is not None:
-                        progress(frames_done, frames_total)
-                    yield Chunk(empty_rows(), frames_done, frames_total, **base)
+                    yield self._progress_chunk(frames_done, frames_total, progress, base)
                     continue
                 job = worker.submit(self._timed_process, stages, batch, end)
                 batch, since_submit = [], 0
@@ -442,15 +357,32 @@ class CapturePipeline:
                     pending = None
                     break
         finally:
-            worker.shutdown(wait=True, cancel_futures=True)
-            decoder.shutdown()
-            finder.close()
-            if recovery is not None:
-                recovery.close()
-                self.timings["recover_s"] = recovery.counts.seconds
-            self.timings["decode_s"] = decoder.seconds
-            self.timings["total_s"] = time.perf_counter() - t_start
-            self.timings["frames"] = frames_done
+            self._close(worker, decoder, finder, recovery)
+            self.timings.update(decode_s=decoder.seconds, total_s=time.perf_counter() - t_start, frames=frames_done)
+
+    def _close(self, worker: ThreadPoolExecutor, decoder: ReadAhead, finder: HandFinder,
+               recovery: CoverageRecovery | None) -> None:
+        """End a run: the estimator worker and the decoder stopped, the detectors closed."""
+        worker.shutdown(wait=True, cancel_futures=True)
+        decoder.shutdown()
+        finder.close()
+        if recovery is not None:
+            recovery.close()
+            self.timings["recover_s"] = recovery.counts.seconds
+
+    def _start_focal(self, image_size: tuple[int, int]) -> float:
+        """The focal length (px) the run starts with: the given one, else the default; checked."""
+        try:
+            return check_focal(self.focal or default_focal(image_size), image_size)
+        except ValueError as exc:
+            raise CaptureError(f"--focal: {exc}") from None
+
+    @staticmethod
+    def _progress_chunk(frames_done: int, frames_total: int, progress, base: dict) -> Chunk:
+        """A chunk without rows that carries the progress (while the focal pass holds the hands)."""
+        if progress is not None:
+            progress(frames_done, frames_total)
+        return Chunk(empty_rows(), frames_done, frames_total, **base)
 
     def _run_focal_pass(self, held: list[FrameHands], image_size: tuple[int, int], base: dict) -> float:
         """The focal length from the held frames' hands (``focal_pass``); ``base`` gets it and its meta."""

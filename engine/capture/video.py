@@ -2,12 +2,16 @@
 
 ``open_video(path)`` checks the file and returns a :class:`VideoReader` that yields
 :class:`Frame` objects (index, time in seconds from the container's timestamps, BGR image
-already turned upright). Memory is one frame at a time.
+already turned upright). Memory is one frame at a time; :class:`ReadAhead` decodes ahead in a
+thread, bounded in bytes (:func:`frames_within`).
 """
 from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -198,3 +202,66 @@ class VideoReader:
 def open_video(path, frame_range=None) -> VideoReader:
     """Open and check a video; see :class:`VideoReader`."""
     return VideoReader(path, frame_range)
+
+
+def frames_within(budget_bytes: int, image_size: tuple[int, int], most: int) -> int:
+    """How many (H, W, 3) uint8 frames of ``image_size`` (W, H) px fit in ``budget_bytes``: 1 to ``most``."""
+    w, h = image_size
+    return int(max(1, min(most, budget_bytes // max(1, w * h * 3))))
+
+
+class ReadAhead(threading.Thread):
+    """Reads a reader's frames ahead in a thread, into a bounded queue (decoding overlaps detection).
+
+    ``maxsize`` frames at most: give it :func:`frames_within` of a byte budget (the capture
+    pipeline's DECODE_AHEAD_BYTES), so that the queue is bounded in bytes, not only in frames (64 8K
+    frames are 6.4 GB). ``frames()`` yields them (and raises what the reader raised); ``shutdown()``
+    stops the thread; ``seconds`` is the time spent decoding.
+    """
+
+    _END = object()
+
+    def __init__(self, reader, maxsize: int):
+        super().__init__(daemon=True, name="dahyf-decode")
+        self.reader, self.q = reader, queue.Queue(maxsize=maxsize)
+        self.stop = threading.Event()
+        self.seconds = 0.0
+
+    def run(self):
+        try:
+            it = iter(self.reader)
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    frame = next(it)
+                except StopIteration:
+                    break
+                self.seconds += time.perf_counter() - t0
+                while not self.stop.is_set():
+                    try:
+                        self.q.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # forwarded to the consumer
+            self.q.put(exc)
+        finally:
+            self.reader.close()
+            self.q.put(self._END)
+
+    def frames(self):
+        while True:
+            item = self.q.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def shutdown(self):
+        self.stop.set()
+        while self.is_alive():
+            try:
+                self.q.get(timeout=0.05)
+            except queue.Empty:
+                pass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -232,6 +233,22 @@ class KeypointLayer:
         """:meth:`__call__` plus the joints' world transforms (B, 16, 4, 4) (rotation part = world rotation)."""
         joints, tips, transforms = self._forward(rotmats, betas, transl)
         return joints, _keypoints21(namespace(rotmats), joints, tips), transforms
+
+
+def keypoint_function(hand_model: HandModel) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """``f(pose (N,16,3) rad, betas (N,10), transl (N,3) m) -> keypoints (N,21,3) m`` of a hand model.
+
+    Uses the fingertip-only :class:`KeypointLayer` (same result as the full
+    model's keypoints, a fraction of the cost), in float32 numpy.
+    """
+    layer = hand_model.keypoint_layer()
+
+    def keypoints(pose, betas, transl):
+        rot = K.batch_rodrigues(np.ascontiguousarray(pose, np.float32))
+        _, kp = layer(rot, np.asarray(betas, np.float32), np.asarray(transl, np.float32))
+        return kp.astype(np.float32)
+
+    return keypoints
 
 
 def _mano_file(folder: Path, side: str) -> Path:

@@ -4,8 +4,8 @@
 and ``open_hand_sample_gt.npz`` from the bundled open hand model only (no third-party media);
 ``python -m dahyf.sample_video --clips benchmarks/fidelity_clips`` renders the fidelity benchmark's
 clips. Modules: ``script`` (the gesture script and the ground truth), ``clips`` (the fidelity
-clips), ``render`` (scene, Blender child process, encoding), ``evaluate`` (scoring against the
-ground truth). The ground truth is exact and deterministic; the rendered pixels are deterministic up
+clips), ``occlusion`` (the keypoints a clip's camera cannot see), ``render`` (scene, Blender child
+process, encoding), ``evaluate`` (scoring against the ground truth). The ground truth is exact and deterministic; the rendered pixels are deterministic up
 to the floating-point order of Cycles' threads.
 """
 from __future__ import annotations
