@@ -14,14 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .assets import SAMPLE_DIR
+from .assets import SAMPLE_VIDEO
 REPO = Path(__file__).resolve().parent.parent
 
 
 def find_sample_video() -> Path | None:
-    """The bundled sample video (engine/assets/sample/*.mp4), or None."""
-    videos = sorted(SAMPLE_DIR.glob("*.mp4")) if SAMPLE_DIR.is_dir() else []
-    return videos[0] if videos else None
+    """The bundled sample video (dahyf.assets.SAMPLE_VIDEO), or None where it is missing."""
+    return SAMPLE_VIDEO if SAMPLE_VIDEO.is_file() else None
 
 
 def add_arguments(p) -> None:
@@ -47,7 +46,7 @@ def _blender_available() -> str | None:
 def run(args) -> int:
     video = Path(args.video) if args.video else find_sample_video()
     if video is None:
-        print(f"dahyf demo: no sample video in {SAMPLE_DIR} (the bundled *.mp4 is missing). "
+        print(f"dahyf demo: the bundled sample video {SAMPLE_VIDEO} is missing. "
               "Pass one with --video PATH.", file=sys.stderr)
         return 2
     if not video.is_file():

@@ -122,7 +122,7 @@ def project_points_jacobian(points, focal, min_depth: float = MIN_DEPTH):
 
 
 def hand_size(points2d):
-    """Hand size in px: the longer side of the 2-D keypoints' bounding box.
+    """Hand size in px: the longer side of the 2-D keypoints' bounding box (see :func:`hand_diagonal`).
 
     Parameters
     ----------
@@ -134,6 +134,17 @@ def hand_size(points2d):
     """
     xp = namespace(points2d)
     return xp.max(xp.max(points2d, axis=-2) - xp.min(points2d, axis=-2), axis=-1)
+
+
+def hand_diagonal(points2d) -> np.ndarray:
+    """The diagonal of the 2-D keypoints' bounding box, px: the hand size of the tracker's and the
+    fidelity benchmark's distance thresholds (their shares were tuned in it; :func:`hand_size`, the
+    longer side, is the one of the estimator, the focal pass and the capture benchmark).
+
+    points2d : (..., 21, 2) px, numpy → (...,) px in their dtype.
+    """
+    p = np.asarray(points2d)
+    return np.linalg.norm(p.max(-2) - p.min(-2), axis=-1)
 
 
 def hand_frame(wrist, index1, middle1, pinky1, side: str = "R") -> np.ndarray:

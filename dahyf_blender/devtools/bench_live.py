@@ -117,7 +117,9 @@ def main(argv=None) -> int:
     print("\n".join(lines))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("\n".join(lines))
+        from dahyf.fileio import atomic_write_text
+
+        atomic_write_text(args.out, "\n".join(lines))
     return 0
 
 

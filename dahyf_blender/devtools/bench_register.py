@@ -95,7 +95,9 @@ def main(argv=None) -> int:
     print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        from dahyf.fileio import atomic_write_text
+
+        atomic_write_text(args.out, text)
     return 0
 
 

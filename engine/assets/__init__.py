@@ -13,9 +13,10 @@ DEFAULT_CHECKPOINT = ASSETS / "default_engine.npz"
 HAND_LANDMARKER_TASK = ASSETS / "hand_landmarker.task"
 #: The landmark noise model the synthetic training data uses.
 LANDMARK_NOISE = ASSETS / "landmark_noise.json"
-#: The bundled sample clip and its folder.
+#: The bundled sample clip, its ground truth (dahyf.sample_video) and their folder.
 SAMPLE_DIR = ASSETS / "sample"
 SAMPLE_VIDEO = SAMPLE_DIR / "open_hand_sample.mp4"
+SAMPLE_GT = SAMPLE_DIR / "open_hand_sample_gt.npz"
 
 
 def open_hand_file(side: str) -> Path:

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from ..assets import DEFAULT_CHECKPOINT
 from .errors import CaptureError
 from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
-from .pipeline import FILTERS, HANDS_CHOICES, CapturePipeline, Chunk
+from .pipeline import CapturePipeline, Chunk, check_options
 from .take import Take
 from .video import VideoReader
 
@@ -129,10 +129,7 @@ class Engine:
         """
         from .. import __version__
 
-        if filter not in FILTERS:
-            raise CaptureError(f"filter must be one of {FILTERS}, got {filter!r}.")
-        if hands not in HANDS_CHOICES:
-            raise CaptureError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}.")
+        check_options(hands, filter, smooth, threshold, focal)
         sides = ("right", "left") if hands == "both" else (hands,)
         models = self.hand_models(sides)
         recover = default_recover(filter) if recover is None else bool(recover)

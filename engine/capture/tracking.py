@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import hand_diagonal
 from .errors import CaptureError
 
 SIDES = ("right", "left")
@@ -66,8 +67,8 @@ class Detection:
 
     @property
     def size(self) -> float:
-        """Hand size in px: diagonal of the landmarks' bounding box."""
-        return float(np.linalg.norm(self.landmarks.max(0) - self.landmarks.min(0)))
+        """Hand size in px: diagonal of the landmarks' bounding box (:func:`dahyf.geometry.hand_diagonal`)."""
+        return float(hand_diagonal(self.landmarks))
 
 
 def _import_tasks():

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import hand_diagonal
 from . import fidelity as F
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -50,15 +51,14 @@ def bench_freihand(engine, folder: Path) -> dict:
     """Lifter from the GT 2-D joints and end to end through MediaPipe on the FreiHAND images."""
     from ..backend import to_numpy
     from ..net.batch import HandBatch
-    from .freihand_images import load_freihand, run_mediapipe
+    from .freihand_images import IMAGE_SIZE, load_freihand, run_mediapipe
 
     samples = load_freihand(folder)
     gt2d = np.stack([kp for _, kp in samples])
-    size = np.linalg.norm(gt2d.max(1) - gt2d.min(1), axis=-1)
-    W, H = 224, 224
+    size = hand_diagonal(gt2d)
 
     def lift(lm: np.ndarray) -> dict:
-        out = engine.estimator.predict(HandBatch.of(lm, True, (W, H)))
+        out = engine.estimator.predict(HandBatch.of(lm, True, IMAGE_SIZE))
         return {k: to_numpy(v) for k, v in out.items()}
 
     def scored(pred: dict, lm: np.ndarray, idx) -> dict:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry import hand_diagonal
 from ..hand.tables import FINGER_JOINTS, FINGERS
 from .metrics import align_w_scale
 
@@ -77,7 +78,7 @@ def coincident_rows(frame: np.ndarray, landmarks: np.ndarray, share: float = GHO
     for f in np.unique(frame):
         kept: list[np.ndarray] = []
         for lm in landmarks[frame == f]:
-            size = float(np.linalg.norm(lm.max(0) - lm.min(0)))
+            size = float(hand_diagonal(lm))
             if any(np.linalg.norm(lm.mean(0) - k.mean(0)) < share * max(size, 1.0) for k in kept):
                 ghosts += 1
             else:
@@ -98,7 +99,7 @@ def match_rows(frame: np.ndarray, landmarks: np.ndarray, gt_joints2d: np.ndarray
             continue
         g = gt_joints2d[:, f]                                            # (H, 21, 2)
         d = np.linalg.norm(g - lm[None], axis=-1).mean(-1)
-        size = np.linalg.norm(g.max(1) - g.min(1), axis=-1)
+        size = hand_diagonal(g)
         h = int(np.argmin(d))
         if d[h] <= MATCH_SHARE * size[h]:
             out[i] = h

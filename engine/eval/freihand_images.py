@@ -13,6 +13,9 @@ import numpy as np
 
 from ..hand.tables import NUM_KEYPOINTS
 
+#: (W, H) px of the FreiHAND images (their own size; that it equals CROP_SIZE is a coincidence).
+IMAGE_SIZE = (224, 224)
+
 
 def load_freihand(folder: Path) -> list[tuple[Path, np.ndarray]]:
     """The images and their (21, 2) px ground-truth keypoints from ``test_freihand.json``."""
@@ -30,7 +33,7 @@ def load_freihand(folder: Path) -> list[tuple[Path, np.ndarray]]:
 def run_mediapipe(images: list[Path], upscale: int = 2) -> list[np.ndarray | None]:
     """Real MediaPipe landmarks (21, 2) px per image, ``None`` where no hand was found.
 
-    The 224 px FreiHAND crops are upscaled ``upscale``× (bicubic) before detection, as a
+    The IMAGE_SIZE FreiHAND crops are upscaled ``upscale``× (bicubic) before detection, as a
     small hand in a larger frame is what the landmarker sees in a video; results are mapped back.
     """
     import cv2

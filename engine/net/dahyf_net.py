@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from ..constants import CROP_SIZE
 from ..geometry import default_focal, project_points
 from ..hand import kinematics as K
 from ..hand.tables import KEYPOINT_CONVENTIONS, KEYPOINT_SOURCES
@@ -43,7 +44,7 @@ from .checkpoint import HAND_MODEL_KINDS
 from .camera import weak_to_full_perspective
 from .confidence import projection_confidence
 from .direction_map import DirectionMapFusion
-from .encoding import CROP_SIZE, NUM_FREQS, joint_mu, positional_encoding
+from .encoding import NUM_FREQS, joint_mu, positional_encoding
 from .heatmap import HeatmapHead
 from .modules import Regressor
 from .simcc import SPLIT_RATIO, SIGMA_PX, SimCCHead, at_least_float32

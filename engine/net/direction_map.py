@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .encoding import CROP_SIZE, feature_locations, global_direction_map
+from ..constants import CROP_SIZE
+from .encoding import feature_locations, global_direction_map
 
 DIRECTION_MAPS = ("none", "gdm", "ldm")
 

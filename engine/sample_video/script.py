@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..assets import SAMPLE_DIR, SAMPLE_VIDEO
+from ..assets import SAMPLE_DIR, SAMPLE_GT, SAMPLE_VIDEO
 from ..fileio import atomic_write
 from ..geometry import hand_frame as geometry_hand_frame
 from ..geometry import project_points
@@ -39,10 +39,8 @@ FOCAL = 600.0
 DURATION_S = 7.0
 #: File names inside the output folder.
 VIDEO_NAME = SAMPLE_VIDEO.name
-GT_NAME = "open_hand_sample_gt.npz"
+GT_NAME = SAMPLE_GT.name
 DEFAULT_OUT = SAMPLE_DIR
-#: The shipped ground truth of the clip (SAMPLE_VIDEO: dahyf.assets).
-SAMPLE_GT = DEFAULT_OUT / GT_NAME
 #: Arrays of the full ground truth that only the renderer needs (not saved).
 RENDER_ONLY = ("vertices", "faces", "arm_rotation")
 

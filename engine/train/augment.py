@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..capture.crops import CROP_SIZE, crop_affine, crop_box
+from ..capture.crops import crop_affine, crop_box
+from ..constants import CROP_SIZE
 from ..hand.kinematics import batch_rodrigues, matrix_to_axis_angle
 from ..hand.tables import NUM_KEYPOINTS
 from ..net.dahyf_net import IMAGE_MEAN, IMAGE_STD

@@ -303,5 +303,7 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+        from ..fileio import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
     return 0 if report["ok"] else 1

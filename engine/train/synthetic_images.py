@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..capture.crops import CROP_SIZE, hand_boxes
+from ..capture.crops import hand_boxes
+from ..constants import CROP_SIZE
 from .augment import crop_sample, finish_sample
 
 

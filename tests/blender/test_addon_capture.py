@@ -118,7 +118,7 @@ def test_video_without_hands_is_reported_and_leaves_the_scene_unchanged(ctx, tmp
 
 
 def test_capture_onto_an_existing_armature_bakes_a_new_action_on_it(ctx, shared_video, engine_available, sub):
-    compat = sub("compat")
+    compat, rig = sub("compat"), sub("rig")
     assert bpy.ops.dahyf.add_hand_rig(side="RIGHT") == {"FINISHED"}
     target = ctx.view_layer.objects.active
     target.name = "My Character Hand"
@@ -127,7 +127,7 @@ def test_capture_onto_an_existing_armature_bakes_a_new_action_on_it(ctx, shared_
     result = bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(shared_video), hands="RIGHT",
                                          use_frame_range=True, frame_start=FRAMES[0], frame_end=FRAMES[1])
     assert result == {"FINISHED"}
-    source = next(o for o in bpy.data.objects if o.type == "ARMATURE" and "dahyf_take" in o)
+    source = next(o for o in bpy.data.objects if o.type == "ARMATURE" and rig.TAKE_PROP in o)
     assert target.animation_data is not None and target.animation_data.action is not None
     assert target.animation_data.action != source.animation_data.action
     keyed = {fc.data_path for fc in compat.channel_owner(target).fcurves}

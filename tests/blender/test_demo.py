@@ -32,15 +32,15 @@ def test_demo_captures_the_sample_into_a_blend_and_a_take(repo_dir, tmp_path, en
     proc = _demo(repo_dir, "--out", str(tmp_path), "--frame-range", "0", "30", "--no-render")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "blend:" in proc.stdout and "hands:" in proc.stdout
-    take = dahyf.Take.load(tmp_path / "open_hand_sample.take.npz")
+    take = dahyf.Take.load(tmp_path / f"{video.stem}.take.npz")
     rows = take.track_for("right")
     assert len(rows) > 0
-    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "open_hand_sample.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / f"{video.stem}.blend"))
     arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
     assert [a[SIDE_PROP] for a in arms] == ["right"]
     arm = arms[0]
     assert [b.name for b in arm.data.bones] == list(BONE_NAMES)
-    assert arm.animation_data.action.name == "open_hand_sample.take001.right0"
+    assert arm.animation_data.action.name == f"{video.stem}.take001.right0"
     scene = bpy.context.scene
     assert (scene.frame_start, scene.frame_end) == (int(rows.frame.min()) + 1, int(rows.frame.max()) + 1)
     clip = scene.camera.data.background_images[0].clip

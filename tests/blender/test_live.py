@@ -78,7 +78,7 @@ def _assert_action_matches_take(arm, action_name, take, start_frame, fps, compat
 def test_live_session_driven_by_the_timer_keys_a_valid_take(ctx, clip, tmp_path, engine_available, sub):
     import dahyf
 
-    live_ui, compat = sub("live_ui"), sub("compat")
+    live_ui, compat, rig = sub("live_ui"), sub("compat"), sub("rig")
     scene = ctx.scene
     scene.frame_current = 10
     s = scene.dahyf_live
@@ -99,7 +99,7 @@ def test_live_session_driven_by_the_timer_keys_a_valid_take(ctx, clip, tmp_path,
     # the saved take is an ordinary take: File > Import > DaHyF Take keys it onto a new rig
     n_arms = len([o for o in bpy.data.objects if o.type == "ARMATURE"])
     assert bpy.ops.dahyf.import_take(filepath=str(tmp_path / "live.npz")) == {"FINISHED"}
-    imported = [o for o in bpy.data.objects if o.type == "ARMATURE" and o.get("dahyf_take")]
+    imported = [o for o in bpy.data.objects if o.type == "ARMATURE" and o.get(rig.TAKE_PROP)]
     assert len([o for o in bpy.data.objects if o.type == "ARMATURE"]) == n_arms + 1 and len(imported) == 1
     keys = compat.channel_owner(imported[0]).fcurves.find('pose.bones["wrist"].rotation_quaternion', index=0)
     assert len(keys.keyframe_points) == len(take)
