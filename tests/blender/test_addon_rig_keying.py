@@ -5,6 +5,7 @@ These tests need no capture engine: takes are built from real hand-model poses.
 from __future__ import annotations
 
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -219,6 +220,44 @@ def test_wrong_mano_folder_is_reported_and_leaves_the_scene_unchanged(ctx, tmp_p
     with pytest.raises(RuntimeError, match="MANO folder"):
         bpy.ops.dahyf.add_hand_rig(side="RIGHT")
     assert scene_fingerprint() == before
+
+
+def _hostile_mano_pickles():
+    """name -> builder of crafted MANO_*.pkl bytes: the engine's probes (tests/hostile_files.py) and a
+    pickle that runs a shell command when a plain unpickler reads it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    try:
+        from hostile_files import MANO_PROBES, Reduce
+    finally:
+        sys.path.pop(0)
+
+    def runs_a_command(marker):
+        return pickle.dumps({"v_template": Reduce(os.system, (f"touch {marker}",))}, protocol=2)
+    return {"runs_a_command": runs_a_command, **{k: (lambda marker, b=b: b()) for k, b in MANO_PROBES.items()}}
+
+
+@pytest.mark.parametrize("probe", ["runs_a_command", "object_scalar", "zero_stride", "uninitialised"])
+def test_crafted_mano_folder_is_refused_and_leaves_the_scene_unchanged(ctx, tmp_path, shared_video, addon, probe):
+    """A MANO folder in the preferences whose pickles are crafted (issue 13): Capture and Add Hand Rig
+    stop with a message naming the file, nothing in the pickle runs, Blender does not crash or
+    allocate gigabytes, and the scene is unchanged."""
+    marker = tmp_path / "ran"
+    folder = tmp_path / "mano"
+    folder.mkdir()
+    for name in ("MANO_RIGHT.pkl", "MANO_LEFT.pkl"):
+        (folder / name).write_bytes(_hostile_mano_pickles()[probe](marker))
+    prefs = ctx.preferences.addons[addon.__name__].preferences
+    prefs.mano_folder = str(folder)
+    before = scene_fingerprint()
+    with pytest.raises(RuntimeError, match=r"MANO_RIGHT\.pkl: refused"):
+        bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(shared_video), hands="BOTH")
+    with pytest.raises(RuntimeError, match=r"MANO_LEFT\.pkl: refused"):
+        bpy.ops.dahyf.add_hand_rig(side="LEFT")
+    assert scene_fingerprint() == before
+    assert not marker.exists(), "the pickle's command ran"
 
 
 def test_not_a_take_is_reported_and_leaves_the_scene_unchanged(ctx, tmp_path):
