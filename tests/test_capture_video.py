@@ -120,3 +120,33 @@ def test_rotation_metadata_turns_the_picture_itself_upright(sample_frames, tmp_p
                 err[angle] = np.abs(want.astype(int) - got).mean()
         assert min(err, key=err.get) == degrees, err
         assert err[degrees] < 4.0 and all(e > 3 * err[degrees] for a, e in err.items() if a != degrees), err
+
+
+def test_decoder_threads_are_capped_by_the_bytes_of_frames_in_flight():
+    from dahyf.capture.video import DECODER_THREADS_MAX, decoder_threads
+
+    assert decoder_threads(7680, 4320, 64) == 5            # 8K: 512 MiB of BGR frames
+    assert decoder_threads(3840, 2160, 64) == DECODER_THREADS_MAX
+    assert decoder_threads(640, 480, 2) == 2               # one per core below the caps
+    assert decoder_threads(100_000, 100_000, 8) == 1       # never 0
+
+
+def test_a_large_video_is_opened_with_fewer_decoding_threads_than_cores(hand_clip, monkeypatch):
+    """On a many-core machine the reader asks FFmpeg for the capped thread count (here the cap is
+    lowered to three of the clip's frames so that the small test clip stands in for an 8K one)."""
+    import cv2
+
+    from dahyf.capture import video
+
+    cap = video._open_capture(str(hand_clip))
+    w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    cap.release()
+    monkeypatch.setattr(video.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(video, "DECODER_THREADS_BYTES", int(w * h * 3 * 3))
+    cap = video._open_capture(str(hand_clip))
+    try:
+        assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_N_THREADS)) == 3
+        ok, frame = cap.read()
+        assert ok and frame.shape[:2] == (h, w)
+    finally:
+        cap.release()

@@ -56,8 +56,32 @@ class Frame:
     image: np.ndarray
 
 
+#: Bytes of decoded frames FFmpeg's decoding threads may hold together. Each frame thread keeps a
+#: frame in flight: at 7680x4320 a thread costs ~80 MB (24 frames read with 1 / 2 / 4 / 8 / 16 threads:
+#: peak 583 / 591 / 755 / 1147 / 1778 MB), so an 8K video on a 16-core machine would hold 1.2 GB
+#: more than on 2 cores for no gain (capture is bound by detection, not decoding).
+DECODER_THREADS_BYTES = 512 * 2**20
+#: The most decoding threads at any size (FFmpeg's own automatic limit).
+DECODER_THREADS_MAX = 16
+
+
+def decoder_threads(width: int, height: int, cores: int) -> int:
+    """FFmpeg decoding threads for frames of ``width`` x ``height`` px on ``cores`` CPU cores: one per
+    core, at most :data:`DECODER_THREADS_MAX`, and no more than :data:`DECODER_THREADS_BYTES` of
+    BGR frames (8K: 5 threads, 4K: 16); at least 1."""
+    frame_bytes = max(int(width) * int(height) * 3, 1)
+    return max(1, min(int(cores), DECODER_THREADS_MAX, DECODER_THREADS_BYTES // frame_bytes))
+
+
 def _open_capture(path: str) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if cap.isOpened():
+        # opened once to read the frame size; again with the thread count when it must be lower
+        cores = os.cpu_count() or 1
+        threads = decoder_threads(cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT), cores)
+        if threads < min(cores, DECODER_THREADS_MAX):
+            cap.release()
+            cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
     if cap.isOpened():
         # Turn frames upright from the container's rotation metadata (phone videos). Set it
         # explicitly instead of relying on the backend default.
