@@ -74,8 +74,9 @@ def _official_mean_and_auc(gts, preds):
     """EvalUtil.get_measures(0, 0.05, 100): per keypoint mean error and AUC, then averaged over keypoints."""
     err = np.linalg.norm(np.asarray(gts) - np.asarray(preds), axis=-1)  # (S, K)
     t = np.linspace(0.0, 0.05, 100)
-    norm = np.trapz(np.ones_like(t), t)
-    aucs = [np.trapz([np.mean((err[:, k] <= th).astype(float)) for th in t], t) / norm for k in range(err.shape[1])]
+    trapz = getattr(np, "trapezoid", None) or np.trapz   # the official code's np.trapz (renamed in numpy 2)
+    norm = trapz(np.ones_like(t), t)
+    aucs = [trapz([np.mean((err[:, k] <= th).astype(float)) for th in t], t) / norm for k in range(err.shape[1])]
     return float(np.mean(err.mean(0))), float(np.mean(aucs))
 
 

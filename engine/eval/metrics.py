@@ -61,13 +61,17 @@ def pck_curve(errors: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return per_kp.mean(axis=1)
 
 
+#: The trapezoidal rule: ``np.trapezoid`` (numpy >= 2.0), ``np.trapz`` before (deprecated in 2.0).
+trapezoid = getattr(np, "trapezoid", None) or np.trapz
+
+
 def auc(errors: np.ndarray, val_min: float = AUC_MIN_M, val_max: float = AUC_MAX_M, steps: int = AUC_STEPS) -> float:
-    """Area under the PCK curve, normalised to [0, 1] (``np.trapz(pck, t) / np.trapz(1, t)``).
+    """Area under the PCK curve, normalised to [0, 1] (``trapezoid(pck, t) / trapezoid(1, t)``).
 
     errors : (S, K) m.
     """
     t = np.linspace(val_min, val_max, steps)
-    return float(np.trapz(pck_curve(errors, t), t) / np.trapz(np.ones_like(t), t))
+    return float(trapezoid(pck_curve(errors, t), t) / trapezoid(np.ones_like(t), t))
 
 
 def fscore(gt: np.ndarray, pred: np.ndarray, threshold: float) -> float:
