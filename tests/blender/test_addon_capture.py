@@ -199,10 +199,16 @@ def test_a_broken_engine_fails_the_capture_tests_instead_of_skipping_them(tmp_pa
         require_engine()
 
 
+#: The sample clip's PA-MPJPE limit: 4.14 mm measured (bpy 5.0.1 / Python 3.11 and Python 3.13, the
+#: default engine, BENCHMARKS.md) plus 20 %. A 6 mm limit let a planted bug through (landmark y scaled
+#: by the image width: 5.74 mm; docs/testing.md).
+SAMPLE_PA_MPJPE_MM = 5.0
+
+
 def test_capture_of_the_sample_clip_in_the_startup_file_matches_its_ground_truth(ctx, tmp_path, engine_available):
     """The README's accuracy promise, through the add-on: the whole bundled clip captured in the
-    factory startup file (Cube included) scores PA-MPJPE <= 6 mm against the clip's exact ground
-    truth; the keyed rig holds the take's joints; camera view shows the hand over the video."""
+    factory startup file (Cube included) scores PA-MPJPE <= SAMPLE_PA_MPJPE_MM against the clip's
+    exact ground truth; the keyed rig holds the take's joints; camera view shows the hand over the video."""
     import dahyf
     from dahyf import sample_video as sv
     from dahyf.hand.tables import BONE_NAMES, KEYPOINT_NAMES
@@ -214,7 +220,7 @@ def test_capture_of_the_sample_clip_in_the_startup_file_matches_its_ground_truth
     take = dahyf.Take.load(tmp_path / "sample.npz")
     score = sv.evaluate_take_against_gt(take, gt)
     assert score["frames"] >= 0.95 * take.meta["frames_done"], score
-    assert score["pa_mpjpe_mm"] <= 6.0, score
+    assert score["pa_mpjpe_mm"] <= SAMPLE_PA_MPJPE_MM, score
     arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
     assert [a[SIDE_PROP] for a in arms] == ["right"]
     rows = take.track_for("right")
