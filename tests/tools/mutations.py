@@ -2,7 +2,7 @@
 a scratch git worktree of HEAD; the tests that must see it run there (``pytest -x``); the table says
 which test failed, or ``MISSED`` when they all passed.
 
-Run from the repository root (Python 3.11 tier, bpy installed; about 6 min on 2 CPUs):
+Run from the repository root (Python 3.11 tier, bpy installed; 1-6 min on 2 CPUs, by load):
 
     .venv/bin/python tests/tools/mutations.py [--only NAME ...] [--list]
 
