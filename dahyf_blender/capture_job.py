@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import bpy
 
 from . import compat, engine_api, paths, session
-from dahyf.capture.settings import DEFAULT_CHUNK_FRAMES
+from dahyf.capture.settings import DEFAULT_CHUNK_FRAMES, capture_sides
 
 from .prefs import DEFAULTS, get_prefs
 
@@ -47,7 +47,7 @@ def side_coverage_notes(take, frames_decoded: int, hands: str) -> list[str]:
 
     track = np.asarray(take.rows["track"])
     notes = []
-    for side in (("right", "left") if hands == "both" else (hands,)):
+    for side in capture_sides(hands):
         tracks = [t for t, h in enumerate(take.handedness) if h == side]
         n = int(np.isin(track, tracks).sum())
         if n >= MIN_SIDE_COVERAGE * frames_decoded or (hands == "both" and n == 0):
@@ -97,7 +97,7 @@ class CaptureJob:
                                            "Create it, or choose another 'Save take' path.")
         if frame_range is not None and not (0 <= frame_range[0] < frame_range[1]):
             raise engine_api.UserError(f"Invalid frame range {frame_range}: need 0 <= start < end.")
-        sides = ("right", "left") if hands == "both" else (hands,)
+        sides = capture_sides(hands)
         for side in sides:  # fails early, with the preferences' message, on a wrong MANO folder
             engine_api.load_hand(self.prefs, side)
         self.video, self.hands, self.frame_range = video, hands, frame_range

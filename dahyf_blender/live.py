@@ -20,6 +20,8 @@ from collections import deque
 import bpy
 import numpy as np
 
+from dahyf.capture.settings import capture_sides
+
 from . import engine_api, keying, live_drive, rig
 from .capture_job import prefs_snapshot
 from .prefs import get_prefs
@@ -81,7 +83,7 @@ class LiveSession:
             raise engine_api.UserError("No live source: give a camera number (0 is the first camera), a device "
                                        "path, a stream URL or a video file.")
         self.source = bpy.path.abspath(source) if source.startswith("//") else source
-        self.sides = ("right", "left") if hands == "both" else (hands,)
+        self.sides = capture_sides(hands)
         self.options = dict(hands=hands, mirror=mirror, smooth=smoothing, threshold=threshold)
         self.key_location, self.take_path = key_location, take_path
         self.scene_name = context.scene.name

@@ -15,7 +15,8 @@ from typing import Callable, Iterator
 
 from ..assets import DEFAULT_CHECKPOINT
 from .errors import CaptureError
-from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
+from ..hand.tables import SIDES
+from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD, capture_sides
 from .pipeline import CapturePipeline, Chunk, check_options
 from .take import Take
 from .video import VideoReader
@@ -79,7 +80,7 @@ class Engine:
     def device(self):
         return getattr(self.estimator, "device", "cpu")
 
-    def hand_models(self, sides=("right", "left")) -> dict:
+    def hand_models(self, sides=SIDES) -> dict:
         """{side: HandModel} (loaded once, CPU)."""
         from ..hand.mano_io import ModelFileError
         from ..hand.model import load_hand_model
@@ -130,7 +131,7 @@ class Engine:
         from .. import __version__
 
         check_options(hands, filter, smooth, threshold, focal)
-        sides = ("right", "left") if hands == "both" else (hands,)
+        sides = capture_sides(hands)
         models = self.hand_models(sides)
         recover = default_recover(filter) if recover is None else bool(recover)
         reader = VideoReader(video, frame_range) if isinstance(video, (str, Path)) else video

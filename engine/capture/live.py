@@ -26,7 +26,7 @@ from .errors import CaptureError
 from .filters import FILTER_KINDS
 from .live_source import LiveSource
 from .pipeline import CapturePipeline, PoseStages, check_options
-from .settings import DEFAULT_LIVE_SMOOTH, DEFAULT_THRESHOLD
+from .settings import DEFAULT_LIVE_SMOOTH, DEFAULT_THRESHOLD, capture_sides
 from .stages import TrackSample
 from .take import Take
 
@@ -96,7 +96,7 @@ class LiveCapture:
         self.engine, self.hands, self.mirror = engine, hands, mirror
         self.threshold, self.smooth, self.filter, self.focal = threshold, smooth, filter, focal
         self.keep_images = keep_images
-        sides = ("right", "left") if hands == "both" else (hands,)
+        sides = capture_sides(hands)
         self._pipeline = CapturePipeline(engine.estimator, engine.hand_models(sides), hands=hands,
                                          threshold=threshold, smooth=smooth, filter_kind=filter, focal=focal)
         self.source = LiveSource(source, mirror=mirror, size=size)

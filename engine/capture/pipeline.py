@@ -32,13 +32,12 @@ from .crops import crop_box, hand_boxes
 from .errors import CaptureError
 from .filters import FILTER_KINDS, make_filter
 from .recovery import CoverageRecovery
-from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD
+from .settings import DEFAULT_CHUNK_FRAMES, DEFAULT_SMOOTH, DEFAULT_THRESHOLD, HANDS_CHOICES, capture_sides
 from .stages import FrameHands, HandFinder, TrackSample, TrackState
 from .take import concat_rows, empty_rows
-from .tracking import SIDES, Detection
+from .tracking import Detection
 from .video import ReadAhead, frames_within
 
-HANDS_CHOICES = ("right", "left", "both")
 #: Temporal filter names (see filters.FILTER_KINDS).
 FILTERS = tuple(FILTER_KINDS)
 #: Seconds of video whose hands the focal pass (``CapturePipeline(focal_pass=...)``) sees before the
@@ -259,7 +258,7 @@ class CapturePipeline:
         if chunk_frames < 1:
             raise CaptureError(f"chunk_frames must be >= 1, got {chunk_frames}.")
         self.estimator, self.hand_models = estimator, hand_models
-        self.sides = SIDES if hands == "both" else (hands,)
+        self.sides = capture_sides(hands)
         self.threshold, self.smooth, self.filter_kind = threshold, smooth, filter_kind
         self.chunk_frames, self.focal = chunk_frames, focal
         self.detector_options = detector_options or {}

@@ -11,7 +11,16 @@ DEFAULT_LIVE_SMOOTH: smoothing of live capture (the causal One-Euro filter; see 
 capture). Here, not in ``live``, so that the add-on's panels read it without importing the capture
 machinery (OpenCV) when Blender starts.
 """
+from ..hand.tables import SIDES
+
 DEFAULT_THRESHOLD = 0.85
 DEFAULT_SMOOTH = 0.5
 DEFAULT_CHUNK_FRAMES = 32
 DEFAULT_LIVE_SMOOTH = 0.5
+#: The ``hands`` option of a capture: one side, or both.
+HANDS_CHOICES = SIDES + ("both",)
+
+
+def capture_sides(hands: str) -> tuple[str, ...]:
+    """The sides a capture with ``hands`` ('right' | 'left' | 'both') tracks, in track order."""
+    return SIDES if hands == "both" else (hands,)

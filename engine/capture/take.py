@@ -19,6 +19,7 @@ import numpy as np
 from ..fileio import (
     DamagedFileError, OutputBusyError, OutputExistsError, UnsafeFileError, atomic_write, output_lock, read_npz,
 )
+from ..hand.tables import SIDES
 from .errors import CaptureError
 
 #: Take format version, stored in every file.
@@ -314,7 +315,7 @@ class Take(_RowAccess):
                 and 0 < focal <= MAX_FOCAL_FACTOR * max(size)):
             raise CaptureError(f"focal is {focal!r} px; it must be positive and at most {MAX_FOCAL_FACTOR:g} × the "
                                "image's larger side.")
-        if not (1 <= self.num_tracks <= MAX_TRACKS and all(h in ("right", "left") for h in self.handedness)):
+        if not (1 <= self.num_tracks <= MAX_TRACKS and all(h in SIDES for h in self.handedness)):
             raise CaptureError(f"handedness is {list(self.handedness)[:MAX_TRACKS + 1]!r}; it must list 1 to "
                                f"{MAX_TRACKS} tracks, each 'right' or 'left'.")
         if not isinstance(self.meta, dict):

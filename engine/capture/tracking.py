@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import hand_diagonal
+from ..hand.tables import SIDES
 from .errors import CaptureError
 
-SIDES = ("right", "left")
 
 #: MediaPipe Tasks handedness label -> the hand it means in a non-mirrored video.
 MEDIAPIPE_LABEL_TO_SIDE = {"Right": "right", "Left": "left"}

@@ -22,9 +22,7 @@ from ..assets import open_hand_file
 from ..backend import asarray_like, device, is_torch_array, namespace
 from . import kinematics as K
 from .mano_io import ModelFileError, load_mano_pkl, load_model_npz
-from .tables import KEYPOINT_SOURCES, MANO_TIP_VERTEX_IDS, NUM_JOINTS, PARENTS
-
-SIDES = ("right", "left")
+from .tables import KEYPOINT_SOURCES, MANO_TIP_VERTEX_IDS, NUM_JOINTS, PARENTS, SIDES
 
 
 @dataclass(frozen=True)

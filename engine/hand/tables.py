@@ -112,3 +112,6 @@ KEYPOINT_CONVENTIONS: dict[str, KeypointConvention] = {
         "HO3D setup_mano.py (patched lbs.py: 16 MANO joints, then these tips) and vis_HO3D.py "
         "(flat_hand_mean=True, handPose written to fullpose directly); README: OpenGL coordinates"),
 }
+
+#: The two hand sides, in the order tracks and models list them.
+SIDES = ("right", "left")

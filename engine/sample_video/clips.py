@@ -45,6 +45,7 @@ import numpy as np
 
 from ..fileio import atomic_write, atomic_write_text
 from ..hand.mirror import mirror_pose
+from ..hand.tables import SIDES
 from .occlusion import cylinder_mesh, hidden_by_cylinder, hidden_by_nearer_hand
 from .render import Look, forearm_mesh, render_clip, write_scene
 from .script import (CONTROLS, FIST, POINT, RELAXED, _key, control_tracks, eased, global_rotations, model_digest,
@@ -370,7 +371,7 @@ def generate_clips(out_dir: Path, work_dir: Path | None = None, only: list[str] 
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "dahyf_fidelity_render"
     work_dir.mkdir(parents=True, exist_ok=True)
-    models = {s: load_hand_model("open", s) for s in ("right", "left")}
+    models = {s: load_hand_model("open", s) for s in SIDES}
     summary = {}
     for clip in clip_specs():
         if only and clip.name not in only:
