@@ -228,10 +228,11 @@ def test_train_command_is_wired_into_the_cli():
 
 
 def test_stored_noise_model_is_what_mediapipe_measures_on_freihand(shared_dir):
-    from dahyf.train.noise_calibration import calibrate
+    from dahyf.train.noise_calibration import calibrate, landmark_map
 
     stored = load_noise_model()
-    fresh = calibrate(shared_dir / "media" / "freihand")
+    fresh = calibrate(shared_dir / "media" / "freihand", landmark_map())
+    assert stored["landmark_map"] is True
     assert fresh["images_found"] == stored["images_found"]
     assert np.allclose(fresh["sigma"], stored["sigma"], atol=2e-3)
     assert abs(fresh["median_error"] - stored["median_error"]) < 2e-3

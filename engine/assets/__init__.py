@@ -13,6 +13,8 @@ DEFAULT_CHECKPOINT = ASSETS / "default_engine.npz"
 HAND_LANDMARKER_TASK = ASSETS / "hand_landmarker.task"
 #: The landmark noise model the synthetic training data uses.
 LANDMARK_NOISE = ASSETS / "landmark_noise.json"
+#: MediaPipe against a rendered clip's exact ground truth: the landmark map and the world-landmark noise.
+LANDMARK_RENDERED = ASSETS / "landmark_rendered.json"
 #: The bundled sample clip, its ground truth (dahyf.sample_video) and their folder.
 SAMPLE_DIR = ASSETS / "sample"
 SAMPLE_VIDEO = SAMPLE_DIR / "open_hand_sample.mp4"

@@ -27,6 +27,7 @@ from ..backend import blas_threads, to_numpy_outputs
 from ..constants import CROP_SIZE
 from ..geometry import check_focal, default_focal, project_points
 from ..hand.model import keypoint_function
+from ..hand.tables import NUM_KEYPOINTS
 from ..net.batch import HandBatch
 from .crops import crop_box, hand_boxes
 from .errors import CaptureError
@@ -94,6 +95,10 @@ def estimate_hands(estimator, hands: list[tuple[FrameHands, str, Detection]], im
         boxes = hand_boxes(lm)
         extra = {"crops": np.stack([crop_box(fh.rgb, b, CROP_SIZE) for (fh, _, _), b in zip(hands, boxes)]),
                  "boxes": boxes}
+    worlds = [d.world_landmarks for _, _, d in hands]
+    if any(w is not None for w in worlds):   # MediaPipe's metric 3-D hand (the landmark engine reads it; NaN: absent)
+        extra["world_landmarks"] = np.stack([np.full((NUM_KEYPOINTS, 3), np.nan) if w is None else w
+                                             for w in worlds]).astype(np.float32)
     batch = HandBatch.of(lm, np.array([s == "right" for _, s, _ in hands]), image_size, focal, **extra)
     out = to_numpy_outputs(estimator.predict(batch))
     keys = ("pose", "betas", "transl", "confidence")

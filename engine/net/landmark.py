@@ -19,16 +19,18 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..backend import asarray_like, blas_threads, is_torch_array, namespace, rows_finite, solve_batched
+from ..backend import asarray_like, blas_threads, device, is_torch_array, namespace, rows_finite, solve_batched
 from ..constants import CROP_SIZE
 from ..geometry import hand_size, project_points
 from ..hand import kinematics as K
+from ..hand.axes import model_axes
 from ..hand.mirror import mirror_image_points, mirror_points, mirror_pose
 from ..hand.tables import NUM_JOINTS, NUM_KEYPOINTS
 from .batch import HandBatch
 from .camera import weak_to_full_perspective
 from .confidence import projection_confidence
 from .encoding import global_direction, joint_mu, local_direction, positional_encoding
+from .landmark_inputs import WORLD_DIM, apply_landmark_map, world_features
 from .refine import refine_pose, validate_refine_options
 from .regressor import regressor_forward
 
@@ -53,6 +55,10 @@ class LandmarkConfig:
     num_freqs : L of the positional encoding; width, depth : the MLP.
     crop_size : s_p, px; crop_pad : crop side / landmark box side.
     hand_model : the hand model the network was trained with ('open').
+    world : the network also reads MediaPipe's world landmarks (:func:`world_features`).
+    landmark_map : the checkpoint carries a landmark map (weight ``landmark_map``, (21, 21):
+        MediaPipe keypoints = map @ model keypoints, ``dahyf.train.noise_calibration``); the
+        estimator applies its inverse to the landmarks (and world landmarks) it is given.
     """
 
     direction: str = "global"
@@ -62,6 +68,8 @@ class LandmarkConfig:
     crop_size: int = CROP_SIZE
     crop_pad: float = CROP_PAD
     hand_model: str = "open"
+    world: bool = False
+    landmark_map: bool = False
 
     def __post_init__(self):
         if self.direction not in ("global", "local"):
@@ -69,8 +77,9 @@ class LandmarkConfig:
 
     @property
     def in_dim(self) -> int:
-        """Length of the feature vector: 42 crop coordinates + 21·2·2L encoding + 42 direction + 3."""
-        return NUM_KEYPOINTS * 2 * (2 + 2 * self.num_freqs) + 3
+        """Length of the feature vector: 42 crop coordinates + 21·2·2L encoding + 42 direction + 3
+        (+ 63 world coordinates and 1 presence flag with ``world``)."""
+        return NUM_KEYPOINTS * 2 * (2 + 2 * self.num_freqs) + 3 + (WORLD_DIM if self.world else 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,13 +88,13 @@ class LandmarkConfig:
     def from_dict(cls, d: dict) -> "LandmarkConfig":
         """The config of a checkpoint: known fields only, each of the right type; ValueError otherwise."""
         types = {"direction": str, "num_freqs": int, "width": int, "depth": int, "crop_size": int,
-                 "crop_pad": (int, float), "hand_model": str}
+                 "crop_pad": (int, float), "hand_model": str, "world": bool, "landmark_map": bool}
         out = {}
         for f in fields(cls):
             if f.name not in d:
                 continue
             v = d[f.name]
-            if isinstance(v, bool) or not isinstance(v, types[f.name]):
+            if (isinstance(v, bool) and types[f.name] is not bool) or not isinstance(v, types[f.name]):
                 raise ValueError(f"config.{f.name} must be {types[f.name]}, got {v!r}")
             out[f.name] = v
         for name in ("num_freqs", "width", "depth", "crop_size"):
@@ -114,7 +123,7 @@ def landmark_crop(landmarks2d, pad: float = CROP_PAD):
     return (lo + hi) / 2, side
 
 
-def encode_landmarks(config: LandmarkConfig, landmarks2d, image_size, focal):
+def encode_landmarks(config: LandmarkConfig, landmarks2d, image_size, focal, world=None, world_present=None):
     """The network's input features and the crop.
 
     Per sample: the crop-normalised joints ``(J2d − s_p/2)/s_p`` (42), their positional encoding
@@ -122,9 +131,13 @@ def encode_landmarks(config: LandmarkConfig, landmarks2d, image_size, focal):
     joints (GDM: ``(J_img − O)/f``; LDM: crop-local coordinates) (42), and the crop's own direction
     ``(C − O)/f`` and size ``s_i/f`` (3; the location is zeroed for LDM).
 
+    With ``config.world``, MediaPipe's world landmarks follow (:func:`world_features`, 64).
+
     Parameters
     ----------
     landmarks2d : (B, 21, 2) px, image; image_size : (B, 2) px (W, H); focal : (B,) px.
+    world : (B, 21, 3) m, world landmarks of right hands (model convention), or None;
+    world_present : (B,) bool, which rows have them (None: all when ``world`` is given).
 
     Returns
     -------
@@ -146,26 +159,35 @@ def encode_landmarks(config: LandmarkConfig, landmarks2d, image_size, focal):
         direction = local
         crop_dir = xp.zeros_like(centre)
     n2 = NUM_KEYPOINTS * 2
-    feats = xp.concat([xp.reshape(local, (B, n2)), xp.reshape(pe, (B, n2 * 2 * cfg.num_freqs)),
-                       xp.reshape(direction, (B, n2)), crop_dir, (side / focal)[:, None]], axis=1)
-    return feats, joints_crop, centre, side
+    parts = [xp.reshape(local, (B, n2)), xp.reshape(pe, (B, n2 * 2 * cfg.num_freqs)),
+             xp.reshape(direction, (B, n2)), crop_dir, (side / focal)[:, None]]
+    if cfg.world:
+        if world is None:
+            world = xp.zeros((B, NUM_KEYPOINTS, 3), dtype=landmarks2d.dtype, device=device(landmarks2d))
+            world_present = xp.zeros((B,), dtype=xp.bool, device=device(landmarks2d))
+        elif world_present is None:
+            world_present = xp.ones((B,), dtype=xp.bool, device=device(landmarks2d))
+        parts.append(world_features(world, world_present))
+    return xp.concat(parts, axis=1), joints_crop, centre, side
 
 
-def landmark_forward(weights, config: LandmarkConfig, landmarks2d, image_size, focal) -> dict:
-    """Regress right hands from their landmarks.
+def landmark_forward(weights, config: LandmarkConfig, landmarks2d, image_size, focal, world=None,
+                     world_present=None) -> dict:
+    """Regress right hands from their landmarks (model keypoint convention: after the landmark map).
 
     Parameters
     ----------
     weights : mapping name → array of the network's weights (``regressor.*``, as the checkpoint).
     config : the network's :class:`LandmarkConfig`.
     landmarks2d : (B, 21, 2) px, image; image_size : (B, 2) px (W, H); focal : (B,) px.
+    world, world_present : see :func:`encode_landmarks` (used with ``config.world``).
 
     Returns
     -------
     dict: rotmats (B, 16, 3, 3), betas (B, 10), weak_cam (B, 3), transl (B, 3) m,
     joints_crop (B, 21, 2) px, crop_centre (B, 2) px, crop_side (B,) px.
     """
-    feats, joints_crop, centre, side = encode_landmarks(config, landmarks2d, image_size, focal)
+    feats, joints_crop, centre, side = encode_landmarks(config, landmarks2d, image_size, focal, world, world_present)
     prefix = "regressor."
     reg = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     rotmats, betas, weak_cam = regressor_forward(reg, feats, config.depth)
@@ -257,10 +279,16 @@ class LandmarkEstimator:
         self.refine_pose_options: dict = validate_refine_options(self.meta.get("refine_pose_options", {}))
         self.confidence_from = "network"
         self.hand_model_name = config.hand_model
-        self.keypoints = load_hand_model(config.hand_model, "right").keypoint_layer()
+        model = load_hand_model(config.hand_model, "right")
+        self.keypoints = model.keypoint_layer()
+        #: (16, 3) the joints' flexion axes, for the fit's ``off_axis_prior`` (:func:`dahyf.net.refine.prior_matrix`)
+        self.flex_axes = model_axes(model)[0]
         self.backend = backend or ("numpy" if self.device == "cpu" else "torch")
         if self.backend not in ("numpy", "torch") or (self.backend == "numpy" and self.device != "cpu"):
             raise ValueError(f"backend {self.backend!r} on device {self.device!r}: use numpy on the cpu, or torch")
+        weights = dict(weights)
+        if config.landmark_map:   # the estimator reads MediaPipe landmarks: keep the map's inverse
+            weights["landmark_unmap"] = np.linalg.inv(np.asarray(weights["landmark_map"], np.float64))
         if self.backend == "numpy":
             self.weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         else:
@@ -276,16 +304,21 @@ class LandmarkEstimator:
 
     def _inputs(self, batch: HandBatch):
         like = next(iter(self.weights.values()))
+        world = None
+        if self.config.world and batch.world_landmarks is not None:
+            world = asarray_like(batch.world_landmarks, like, dtype=like.dtype)
         return (asarray_like(batch.landmarks2d, like, dtype=like.dtype), batch.is_right,
-                asarray_like(batch.image_size, like, dtype=like.dtype), asarray_like(batch.focal, like, dtype=like.dtype))
+                asarray_like(batch.image_size, like, dtype=like.dtype), asarray_like(batch.focal, like, dtype=like.dtype),
+                world)
 
     def predict(self, batch: HandBatch) -> dict:
         """Hand pose, shape and placement from 2-D landmarks.
 
         Parameters
         ----------
-        batch : the hands (:class:`~dahyf.net.batch.HandBatch`); landmarks2d, is_right, image_size and
-            focal are used (the crop is derived from the landmarks, as in training).
+        batch : the hands (:class:`~dahyf.net.batch.HandBatch`); landmarks2d (MediaPipe's), is_right,
+            image_size and focal are used (the crop is derived from the landmarks, as in training), and
+            world_landmarks when the network reads them (rows that are not finite count as absent).
 
         Returns
         -------
@@ -298,17 +331,24 @@ class LandmarkEstimator:
         """
         if not isinstance(batch, HandBatch):
             raise TypeError("predict takes a dahyf.net.batch.HandBatch (HandBatch.of(landmarks2d, is_right, image_size, focal))")
-        lm, is_right, size, f = self._inputs(batch)
+        lm, is_right, size, f, world = self._inputs(batch)
         xp = namespace(lm)
         with _quiet(lm), blas_threads(self.cpu_threads if self.backend == "numpy" else None):
-            return self._predict(xp, lm, asarray_like(is_right, lm, dtype=xp.bool), size, f)
+            return self._predict(xp, lm, asarray_like(is_right, lm, dtype=xp.bool), size, f, world)
 
-    def _predict(self, xp, lm, right, size, f) -> dict:
+    def _predict(self, xp, lm, right, size, f, world=None) -> dict:
         B = lm.shape[0]
         left = ~right
         width = size[:, None, 0]
+        if self.config.landmark_map:
+            lm = apply_landmark_map(lm, self.weights["landmark_unmap"])
+            world = None if world is None else apply_landmark_map(world, self.weights["landmark_unmap"])
         lm_r = xp.where(left[:, None, None], mirror_image_points(lm, width), lm)
-        out = landmark_forward(self.weights, self.config, lm_r, size, f)
+        present = None
+        if world is not None:
+            present = rows_finite(world)
+            world = xp.where(left[:, None, None], mirror_points(world), world)
+        out = landmark_forward(self.weights, self.config, lm_r, size, f, world, present)
         if self.refine:
             _, kp = self.keypoints(out["rotmats"], out["betas"])
             t = refine_translation(kp, lm_r, size, f, out["transl"])
@@ -317,7 +357,7 @@ class LandmarkEstimator:
         failed = xp.zeros((B,), dtype=xp.bool)
         if self.refine_pose:
             rotmats, transl, failed = refine_pose(self.keypoints, out["rotmats"], out["betas"], out["transl"],
-                                                  lm_r, size, f, **self.refine_pose_options)
+                                                  lm_r, size, f, flex_axes=self.flex_axes, **self.refine_pose_options)
             fitted = project_and_score({**out, "rotmats": rotmats, "transl": transl}, self.keypoints, size, f,
                                        self.config.crop_size)
             if self.confidence_from == "network":
@@ -370,6 +410,10 @@ def build_estimator(config: dict, weights: dict, meta: dict, device: str = "cpu"
     if missing or wrong or set(weights) - set(expected):
         raise ValueError(f"weights do not match the config (missing {missing[:3]}, wrong shape {wrong[:3]}, "
                          f"unexpected {sorted(set(weights) - set(expected))[:3]})")
+    if cfg.landmark_map:
+        m = np.asarray(weights["landmark_map"], np.float64)
+        if not np.isfinite(m).all() or np.linalg.cond(m) > 1e4:
+            raise ValueError("the checkpoint's landmark_map is not finite or not invertible; retrain the checkpoint")
     meta = dict(meta)
     refine = meta.get("refine", False)
     if not isinstance(refine, bool):
@@ -391,4 +435,6 @@ def _weight_shapes(cfg: LandmarkConfig) -> dict[str, tuple]:
         b = f"regressor.blocks.{i}"
         shapes.update({f"{b}.norm.weight": (w,), f"{b}.norm.bias": (w,), f"{b}.fc1.weight": (w, w),
                        f"{b}.fc1.bias": (w,), f"{b}.fc2.weight": (w, w), f"{b}.fc2.bias": (w,)})
+    if cfg.landmark_map:
+        shapes["landmark_map"] = (NUM_KEYPOINTS, NUM_KEYPOINTS)
     return shapes

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..hand.tables import NUM_JOINTS
+from ..hand.tables import NUM_JOINTS, NUM_KEYPOINTS
 from .landmark import LandmarkConfig, landmark_forward
 from .regressor import matrix_to_rot6d, regressor_forward
 
@@ -61,8 +61,14 @@ class LandmarkDaHyF(nn.Module):
         super().__init__()
         self.config = config
         self.regressor = Regressor(config.in_dim, config.width, config.depth)
+        if config.landmark_map:   # stored with the weights; set from the calibration before saving
+            self.register_buffer("landmark_map", torch.eye(NUM_KEYPOINTS))
 
-    def forward(self, landmarks2d: torch.Tensor, image_size: torch.Tensor, focal: torch.Tensor) -> dict:
-        """landmarks2d (B, 21, 2) px, image_size (B, 2) px, focal (B,) px → the dict of :func:`landmark_forward`."""
-        return landmark_forward(dict(self.named_parameters()), self.config, landmarks2d, image_size, focal)
+    def forward(self, landmarks2d: torch.Tensor, image_size: torch.Tensor, focal: torch.Tensor,
+                world: torch.Tensor | None = None, world_present: torch.Tensor | None = None) -> dict:
+        """landmarks2d (B, 21, 2) px (model keypoint convention), image_size (B, 2) px, focal (B,) px,
+        world (B, 21, 3) m and world_present (B,) bool (networks with ``config.world``) → the dict of
+        :func:`landmark_forward`."""
+        return landmark_forward(dict(self.named_parameters()), self.config, landmarks2d, image_size, focal,
+                                world, world_present)
 

@@ -3,12 +3,18 @@
 The network's prediction (θ_net, t_net) is the starting point *and* the prior. A few damped
 Gauss-Newton steps minimise, per sample,
 
-    E(Δ) = Σ_k ρ(‖π(P_k(θ, t)) − l_k‖ / s)  +  Σ_j λ_j² ‖log(R_j,net⁻¹ R_j)‖²  +  λ_z² ((t_z − t_z,net) / t_z,net)²
+    E(Δ) = Σ_k ρ(‖π(P_k(θ, t)) − l_k‖ / s)  +  Σ_j φ_jᵀ Λ_j φ_j  +  λ_z² ((t_z − t_z,net) / t_z,net)²,
+    φ_j = log(R_j,net⁻¹ R_j)
 
 with P_k the 21 posed MANO keypoints (:class:`~dahyf.hand.model.KeypointLayer`), π the pinhole
 projection (OpenCV, principal point at the image centre), l_k the landmarks, s the landmark box's
 longer side (residuals are fractions of the hand size), ρ a Huber loss (IRLS weights) and R_j the
-local rotation of joint j. Rotations are updated on SO(3): ``R_j ← R_j exp([Δ_j]×)``.
+local rotation of joint j, ``Λ_j = λ_j² I`` (λ: the root or the finger prior) — or, for a finger joint
+given its flexion axis ``a_j`` and an ``off_axis_prior`` λ_o, ``λ_f² a_j a_jᵀ + λ_o² (I − a_j a_jᵀ)``:
+the fit may bend a finger away from the network's pose as freely as before, while turning it
+sideways or twisting it (where the network's pose is kept) costs more — the fit follows landmark
+noise by bending, not by twisting.
+Rotations are updated on SO(3): ``R_j ← R_j exp([Δ_j]×)``.
 
 The Jacobian is analytic: rotating joint j by Δ_j (its own frame) moves every keypoint k below it by
 ``(G_j Δ_j) × (P_k − o_j)`` (G_j: the joint's world rotation, o_j: its position); the fingertips'
@@ -37,6 +43,13 @@ from ..hand.tables import KEYPOINT_PARENTS, KEYPOINT_SOURCES, NUM_JOINTS, NUM_KE
 #: but lose 3-D accuracy on landmarks at the measured MediaPipe noise level.
 ROOT_PRIOR = 0.5
 FINGER_PRIOR = 0.2
+#: Prior on a finger joint's rotation off its flexion axis (sideways and twisting), same units,
+#: used when the fit is given the joints' flexion axes (the landmark estimator does): a finger
+#: follows landmark noise by bending, not by twisting. 0.5 over the isotropic 0.2, measured with the
+#: previous checkpoint (benchmarks/fidelity.md): rendered clips PA-MPJPE 6.31 → 6.16 mm,
+#: straight-finger flexion error 12.9 → 12.0°, real video straight fingers 11.7 → 11.3° (1.5: 6.22 mm,
+#: 12.2°; leaving the base joints' sideways spread free as well: 6.23 mm, 12.2°, 11.6°).
+OFF_AXIS_PRIOR = 0.5
 #: Relative depth change cost (fraction of the hand size per 100 % of depth), as refine_translation.
 DEPTH_PRIOR = 2.0
 #: Huber threshold of a keypoint's 2-D residual, fraction of the hand size.
@@ -52,6 +65,7 @@ REFINE_OPTIONS = {
     "finger_prior": (float, 0.0, 1e3),
     "depth_prior": (float, 0.0, 1e3),
     "huber": (float, 1e-4, 1e3),
+    "off_axis_prior": (float, 0.0, 1e3),
 }
 
 
@@ -145,9 +159,32 @@ def posed_keypoints(keypoint_layer, rotmats, betas, transl):
     return joints, keypoints, transforms[..., :3, :3]
 
 
+def prior_matrix(root_prior: float, finger_prior: float, depth_prior: float, flex_axes=None,
+                 off_axis_prior: float | None = None) -> np.ndarray:
+    """The (51, 51) prior of the fit's unknowns (16 joint rotations, rad; translation, in depths).
+
+    Block diagonal: ``root_prior² I`` for the global rotation; per finger joint ``finger_prior² I``,
+    or ``finger_prior² a aᵀ + off_axis_prior² (I − a aᵀ)`` with ``a`` its flexion axis (``flex_axes``
+    (16, 3), :func:`dahyf.hand.axes.anatomical_axes`) when both are given; ``depth_prior²`` on the
+    relative depth change (and a tiny weight on the lateral translation).
+    """
+    P = np.zeros((3 * NUM_JOINTS + 3, 3 * NUM_JOINTS + 3))
+    P[:3, :3] = root_prior ** 2 * np.eye(3)
+    for j in range(1, NUM_JOINTS):
+        block = finger_prior ** 2 * np.eye(3)
+        if flex_axes is not None and off_axis_prior is not None:
+            a = np.asarray(flex_axes[j], np.float64)
+            aa = np.outer(a, a) / (a @ a)
+            block = finger_prior ** 2 * aa + off_axis_prior ** 2 * (np.eye(3) - aa)
+        P[3 * j:3 * j + 3, 3 * j:3 * j + 3] = block
+    P[-3:, -3:] = np.diag([1e-6, 1e-6, depth_prior ** 2])
+    return P
+
+
 def refine_pose(keypoint_layer, rotmats, betas, transl, landmarks2d, image_size, focal,
                 iterations: int = ITERATIONS, root_prior: float = ROOT_PRIOR, finger_prior: float = FINGER_PRIOR,
-                depth_prior: float = DEPTH_PRIOR, huber: float = HUBER):
+                depth_prior: float = DEPTH_PRIOR, huber: float = HUBER, flex_axes=None,
+                off_axis_prior: float = OFF_AXIS_PRIOR):
     """Fit the local joint rotations and the translation of right hands to their landmarks.
 
     Parameters
@@ -161,6 +198,8 @@ def refine_pose(keypoint_layer, rotmats, betas, transl, landmarks2d, image_size,
     root_prior, finger_prior : λ of the rotation prior, fraction of the hand size per rad.
     depth_prior : λ_z, fraction of the hand size per relative depth change.
     huber : Huber threshold of a keypoint's 2-D residual, fraction of the hand size.
+    flex_axes, off_axis_prior : (16, 3) the joints' flexion axes and λ_o (see :func:`prior_matrix`);
+        without ``flex_axes`` the finger prior is isotropic (λ_f).
 
     Returns
     -------
@@ -176,9 +215,8 @@ def refine_pose(keypoint_layer, rotmats, betas, transl, landmarks2d, image_size,
     R0, R, t = rotmats, rotmats, transl
     hand_size = xp.clip(landmark_hand_size(landmarks2d), min=1.0)
     depth = xp.clip(transl[:, 2], min=1e-2)
-    lam = [root_prior] * 3 + [finger_prior] * (3 * NUM_JOINTS - 3)
-    prior_diag = xp.asarray([v * v for v in lam] + [1e-6, 1e-6, depth_prior ** 2], dtype=dt, device=dev)
-    eye = xp.eye(prior_diag.shape[0], dtype=dt, device=dev)
+    prior = xp.asarray(prior_matrix(root_prior, finger_prior, depth_prior, flex_axes, off_axis_prior), dtype=dt, device=dev)
+    eye = xp.eye(prior.shape[0], dtype=dt, device=dev)
     for _ in range(iterations):
         joints, kp, G = posed_keypoints(keypoint_layer, R, betas, t)
         r, J = residual_jacobian(kp, joints, G, landmarks2d, image_size, focal, hand_size, depth)
@@ -190,8 +228,8 @@ def refine_pose(keypoint_layer, rotmats, betas, transl, landmarks2d, image_size,
         phi = xp.astype(phi, dt)
         offset = xp.concat([phi, (t - transl) / depth[:, None]], axis=-1)               # (B, 51)
         Jw = J * w[..., None]
-        A = xp.matrix_transpose(J) @ Jw + prior_diag * eye + 1e-6 * eye
-        g = (xp.matrix_transpose(Jw) @ r[..., None])[..., 0] + prior_diag * offset
+        A = xp.matrix_transpose(J) @ Jw + prior + 1e-6 * eye
+        g = (xp.matrix_transpose(Jw) @ r[..., None])[..., 0] + (prior @ offset[..., None])[..., 0]
         delta = -solve_batched(A, g[..., None])[..., 0]
         bad = ~rows_finite(delta)
         failed = failed | bad

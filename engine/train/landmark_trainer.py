@@ -31,7 +31,7 @@ from ..net.checkpoint import save_checkpoint
 from ..net.landmark import LandmarkConfig, LandmarkEstimator, project_and_score
 from ..net.modules import LandmarkDaHyF
 from . import synthetic as S
-from .noise_calibration import load_noise_model
+from .noise_calibration import landmark_map, load_noise_model, load_rendered_calibration
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,8 @@ class LandmarkLoss:
 
     def positives(self, net: LandmarkDaHyF, b: S.SyntheticBatch, with_conf: bool):
         cfg = self.cfg
-        out = project_and_score(net(b.landmarks, b.image_size, b.focal), self.kp, b.image_size, b.focal,
-                                net.config.crop_size)
+        out = project_and_score(net(b.landmarks, b.image_size, b.focal, b.world, b.world_present), self.kp,
+                                b.image_size, b.focal, net.config.crop_size)
         R_gt = K.batch_rodrigues(b.pose.reshape(-1, 3)).reshape(-1, 16, 3, 3)
         l_rot = ((out["rotmats"] - R_gt) ** 2).sum((-1, -2)).mean()
         l_orient = ((out["rotmats"][:, 0] - R_gt[:, 0]) ** 2).sum((-1, -2)).mean()
@@ -125,7 +125,8 @@ class LandmarkLoss:
         return total, parts
 
     def negatives(self, net: LandmarkDaHyF, lm: torch.Tensor, b: S.SyntheticBatch):
-        out = project_and_score(net(lm, b.image_size, b.focal), self.kp, b.image_size, b.focal, net.config.crop_size)
+        out = project_and_score(net(lm, b.image_size, b.focal, b.world, b.world_present), self.kp, b.image_size,
+                                b.focal, net.config.crop_size)
         l_c = (out["confidence"] ** 2).mean()
         return self.cfg.w_conf * l_c, {"conf_neg": l_c}
 
@@ -142,8 +143,13 @@ def _negative_landmarks(g: torch.Generator, lm: torch.Tensor, weights) -> torch.
 
 
 def train_landmark(cfg: LandmarkTrainConfig, out: str | Path | None, net_config: LandmarkConfig = LandmarkConfig(),
-                   log=print, noise: dict | None = None, hand_model=None) -> tuple[LandmarkDaHyF, dict]:
+                   log=print, noise: dict | None = None, hand_model=None,
+                   rendered: dict | None = None) -> tuple[LandmarkDaHyF, dict]:
     """Train the landmark network; write a 'landmark' checkpoint to ``out`` (unless None).
+
+    ``noise``: the 2-D landmark noise (default ``landmark_noise.json``); ``rendered``: the landmark
+    map and world-landmark noise (default ``landmark_rendered.json``), used when ``net_config``
+    asks for world landmarks or the landmark map.
 
     Returns
     -------
@@ -154,10 +160,15 @@ def train_landmark(cfg: LandmarkTrainConfig, out: str | Path | None, net_config:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     noise = noise if noise is not None else load_noise_model()
+    if rendered is None and (net_config.world or net_config.landmark_map):
+        rendered = load_rendered_calibration()
     hand_model = hand_model if hand_model is not None else load_hand_model(net_config.hand_model, "right")
-    sampler = S.SyntheticHands(hand_model, noise)
+    sampler = S.SyntheticHands(hand_model, noise, rendered["world"] if net_config.world else None)
     kp_layer = hand_model.keypoint_layer()
     net = LandmarkDaHyF(net_config)
+    if net_config.landmark_map:
+        with torch.no_grad():
+            net.landmark_map.copy_(torch.as_tensor(landmark_map(rendered), dtype=torch.float32))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def lr_at(step):
@@ -187,7 +198,7 @@ def train_landmark(cfg: LandmarkTrainConfig, out: str | Path | None, net_config:
         total, parts = loss.positives(net, b, with_conf)
         if with_conf and n_neg > 0:
             neg_lm = _negative_landmarks(g, b.landmarks[:n_neg], cfg.neg_weights)
-            sub = S.SyntheticBatch(*(getattr(b, f)[:n_neg] for f in S.SyntheticBatch.__dataclass_fields__))
+            sub = b.rows(slice(None, n_neg))
             l_neg, p_neg = loss.negatives(net, neg_lm, sub)
             total = total + l_neg
             parts.update(p_neg)
@@ -210,6 +221,8 @@ def train_landmark(cfg: LandmarkTrainConfig, out: str | Path | None, net_config:
         "seconds": round(time.time() - start, 1),
         "final_losses": {k: round(v, 5) for k, v in running.items()},
         "noise_model": "engine/assets/landmark_noise.json",
+        "rendered_calibration": ("engine/assets/landmark_rendered.json"
+                                 if (net_config.world or net_config.landmark_map) else None),
         "torch": str(torch.__version__),
     }
     if out is not None:
@@ -225,19 +238,37 @@ def train_landmark(cfg: LandmarkTrainConfig, out: str | Path | None, net_config:
 EVAL_SEED = 20261130
 
 
-def _predict_batched(est: LandmarkEstimator, lm, size, focal, chunk=1024):
-    """The estimator's outputs for right hands, as CPU tensors."""
+def as_mediapipe_inputs(est: LandmarkEstimator, landmarks, world=None, present=None):
+    """Synthetic keypoints (model convention) as the estimator receives MediaPipe's: through its
+    landmark map when it has one; absent world rows as NaN. Returns numpy (landmarks, world or None)."""
+    from ..net.landmark_inputs import apply_landmark_map
+
+    lm = np.asarray(landmarks, np.float64)
+    w = None if world is None else np.asarray(world, np.float64).copy()
+    if w is not None and present is not None:
+        w[~np.asarray(present, bool)] = np.nan
+    if est.config.landmark_map:
+        m = np.asarray(est.weights["landmark_map"], np.float64)
+        lm = apply_landmark_map(lm, m)
+        w = None if w is None else apply_landmark_map(w, m)
+    return lm.astype(np.float32), None if w is None else w.astype(np.float32)
+
+
+def _predict_batched(est: LandmarkEstimator, lm, size, focal, world=None, present=None, chunk=1024):
+    """The estimator's outputs for right hands (keypoints in the model's convention), as CPU tensors."""
     from ..backend import to_numpy
 
+    lm, world = as_mediapipe_inputs(est, lm, world, present)
     outs = []
     for i in range(0, lm.shape[0], chunk):
         sl = slice(i, i + chunk)
-        outs.append(est.predict(HandBatch.of(lm[sl], np.ones(lm[sl].shape[0], bool), size[sl], focal[sl])))
+        outs.append(est.predict(HandBatch.of(lm[sl], np.ones(lm[sl].shape[0], bool), size[sl], focal[sl],
+                                             world_landmarks=None if world is None else world[sl])))
     return {k: torch.from_numpy(np.concatenate([to_numpy(o[k]) for o in outs])) for k in outs[0]}
 
 
 def _pose_metrics(est, b: S.SyntheticBatch) -> dict:
-    p = _predict_batched(est, b.landmarks, b.image_size, b.focal)
+    p = _predict_batched(est, b.landmarks, b.image_size, b.focal, b.world, b.world_present)
     pa = pa_mpjpe(p["joints3d"], b.joints3d) * 1000
     rr = rr_mpjpe(p["joints3d"], b.joints3d) * 1000
     ang = S.K.batch_rodrigues(p["pose"][:, 0]), S.K.batch_rodrigues(b.pose[:, 0])
@@ -287,17 +318,18 @@ def _reflect_batch(sampler, b: S.SyntheticBatch, flip: torch.Tensor) -> S.Synthe
         joints3d = kp + transl[:, None]
         clean = project_points(joints3d, b.focal, b.image_size)
         shift = clean - b.landmarks_clean
-        return S.SyntheticBatch(b.pose, b.betas, transl, joints3d, clean, b.landmarks + shift, b.image_size, b.focal)
+        return S.SyntheticBatch(b.pose, b.betas, transl, joints3d, clean, b.landmarks + shift, b.image_size, b.focal,
+                                b.world, b.world_present)
 
 
 def _confidence_metrics(est, sampler, g, n) -> dict:
     b = sampler.sample(g, n)
-    pos = _predict_batched(est, b.landmarks, b.image_size, b.focal)["confidence"].numpy()
+    pos = _predict_batched(est, b.landmarks, b.image_size, b.focal, b.world, b.world_present)["confidence"].numpy()
     res = {"confidence_median_pos": round(float(np.median(pos)), 4)}
     negs = []
     for kind in S.CORRUPTIONS:
         lm = S.corrupt_landmarks(g, b.landmarks, kind)
-        neg = _predict_batched(est, lm, b.image_size, b.focal)["confidence"].numpy()
+        neg = _predict_batched(est, lm, b.image_size, b.focal, b.world, b.world_present)["confidence"].numpy()
         negs.append(neg)
         res[f"auroc_{kind}"] = round(auroc(pos, neg), 4)
         res[f"confidence_median_{kind}"] = round(float(np.median(neg)), 4)
@@ -317,7 +349,8 @@ def evaluate_landmark(est: LandmarkEstimator, n: int = 2000, seed: int = EVAL_SE
     from ..hand.model import load_hand_model
 
     noise = noise if noise is not None else load_noise_model()
-    sampler = S.SyntheticHands(load_hand_model(est.hand_model_name, "right"), noise)
+    world = load_rendered_calibration()["world"] if est.config.world else None
+    sampler = S.SyntheticHands(load_hand_model(est.hand_model_name, "right"), noise, world)
     res = {}
     for k, name in enumerate(sets):
         g = torch.Generator().manual_seed(seed + k)
@@ -353,12 +386,17 @@ def add_train_arguments(p) -> None:
                    help="joint direction code: global (GDM, default) or local (LDM ablation)")
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
                    help="store in the checkpoint that the translation is refined at run time (default on)")
+    p.add_argument("--world", action=argparse.BooleanOptionalAction, default=True,
+                   help="the network also reads MediaPipe's world landmarks (default on)")
+    p.add_argument("--landmark-map", action=argparse.BooleanOptionalAction, default=True,
+                   help="carry the measured MediaPipe → model keypoint map and apply its inverse to the inputs (default on)")
     p.add_argument("--eval", action="store_true", help="evaluate the result and store the figures in the checkpoint")
 
 
 def run_train(args) -> int:
     cfg = LandmarkTrainConfig(seed=args.seed, steps=args.steps, minutes=args.minutes, batch=args.batch)
-    net_cfg = LandmarkConfig(direction=args.direction, width=args.width, depth=args.depth)
+    net_cfg = LandmarkConfig(direction=args.direction, width=args.width, depth=args.depth, world=args.world,
+                             landmark_map=args.landmark_map)
     net, meta = train_landmark(cfg, None, net_cfg)
     meta["refine"] = bool(args.refine)
     if args.eval:

@@ -4,8 +4,10 @@ A sample is a posed hand (θ inside anatomical joint limits with finger coupling
 orientation, a random shape β) placed in a random pinhole camera (image size, focal length, hand
 anywhere in the frame at any size), its 21 keypoints projected to the image, and the same
 keypoints with 2-D noise shaped like MediaPipe's measured error (``engine/assets/landmark_noise.json``,
-see :mod:`dahyf.train.noise_calibration`) plus heavier-tailed outliers. Corrupted landmark sets
-(swapped fingers, random points, a mirrored hand) are the negatives of the confidence training.
+see :mod:`dahyf.train.noise_calibration`) plus heavier-tailed outliers, and — when a world-landmark
+noise model is given — MediaPipe-like world landmarks (``engine/assets/landmark_rendered.json``).
+Keypoints are in the hand model's convention (the engine maps MediaPipe's into it). Corrupted
+landmark sets (swapped fingers, random points, a mirrored hand) are the negatives of the confidence training.
 
 Everything is drawn from a ``torch.Generator``, so a seed gives the same samples on every run.
 Joint limits are expressed in anatomical terms (flexion, abduction, twist about axes built from the
@@ -19,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..geometry import hand_frame
 from ..hand import kinematics as K
 from ..hand import quaternion as Q
+from ..hand.axes import anatomical_axes
 from ..hand.tables import FINGER_JOINTS, FINGERS, NUM_JOINTS
 
 DEG = math.pi / 180
@@ -41,6 +43,8 @@ NOISE_DOF = 4.0
 #: Probability that a landmark is an outlier, and the outlier displacement scale (hand sizes).
 OUTLIER_PROB = 0.03
 OUTLIER_SCALE = 0.25
+#: Share of samples drawn without world landmarks (the network must work without them too).
+WORLD_DROPOUT = 0.1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -60,48 +64,10 @@ class JointAxes:
     twist: torch.Tensor
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
 def joint_axes(rest_joints: np.ndarray, tips: np.ndarray) -> JointAxes:
-    """Anatomical axes from the rest joints of a right hand.
-
-    Parameters
-    ----------
-    rest_joints : (16, 3) m, MANO order, flat rest pose.
-    tips : (5, 3) m, fingertip positions in FINGERS order (thumb → pinky).
-
-    The palm normal n (out of the palm) follows from chirality: for a right hand,
-    ``n ∝ (index1 − pinky1) × (middle1 − wrist)``. A flexion axis is ``d × n`` (d: the bone direction),
-    so a positive angle moves the bone towards n.
-    """
-    J = np.asarray(rest_joints, dtype=np.float64)
-    idx1, mid1, pky1 = J[FINGER_JOINTS["index"][0]], J[FINGER_JOINTS["middle"][0]], J[FINGER_JOINTS["pinky"][0]]
-    H = hand_frame(J[0], idx1, mid1, pky1, "R")
-    up, n = H[:, 0], H[:, 2]
-    to_pinky = _unit(pky1 - idx1)
-    flex = np.zeros((NUM_JOINTS, 3))
-    abd = np.zeros((NUM_JOINTS, 3))
-    twist = np.zeros((NUM_JOINTS, 3))
-    flex[0], abd[0], twist[0] = np.cross(up, n), n, up
-    for k, finger in enumerate(FINGERS):
-        chain = list(FINGER_JOINTS[finger])
-        ends = [J[c] for c in chain[1:]] + [tips[k]]
-        for j, end in zip(chain, ends):
-            d = _unit(end - J[j])
-            if finger == "thumb":
-                side = _unit(to_pinky - d * (to_pinky @ d))
-                curl = _unit(side + n)
-                if j == chain[0]:  # CMC: flexion across the palm, abduction away from it
-                    flex[j], abd[j] = np.cross(d, side), np.cross(d, n)
-                else:
-                    flex[j], abd[j] = np.cross(d, curl), _unit(np.cross(d, np.cross(d, curl)))
-            else:
-                nn_ = _unit(n - d * (n @ d))
-                flex[j], abd[j] = np.cross(d, nn_), nn_
-            twist[j] = d
-    f32 = lambda a: torch.tensor(_unit(a), dtype=torch.float32)  # noqa: E731
+    """Anatomical axes of a right hand (:func:`dahyf.hand.axes.anatomical_axes`) as float32 tensors."""
+    flex, abd, twist = anatomical_axes(rest_joints, tips)
+    f32 = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     return JointAxes(f32(flex), f32(abd), f32(twist))
 
 
@@ -340,6 +306,32 @@ def corrupt_landmarks(g: torch.Generator, points2d: torch.Tensor, kind: str) -> 
     return out
 
 
+def synthetic_world_landmarks(g: torch.Generator, joints3d: torch.Tensor, world_noise: dict,
+                              dropout: float = WORLD_DROPOUT) -> tuple[torch.Tensor, torch.Tensor]:
+    """MediaPipe-like world landmarks of hands: their centred 3-D keypoints (camera axes, metres) with
+    the lateral scale ``s``, the depth scale ``c`` (the share of the true depth extent MediaPipe
+    shows: mostly little) and the per-keypoint residual drawn from the measured model, per sample.
+
+    Parameters
+    ----------
+    joints3d : (n, 21, 3) m, camera frame; world_noise : the ``world`` entry of ``landmark_rendered.json``.
+    dropout : share of samples without world landmarks (zeros, ``present`` False).
+
+    Returns
+    -------
+    world (n, 21, 3) m, present (n,) bool.
+    """
+    n = joints3d.shape[0]
+    X = joints3d - joints3d.mean(1, keepdim=True)
+    s = world_noise["lateral_scale_mean"] + _normal(g, n, world_noise["lateral_scale_std"])
+    c = world_noise["depth_scale_mean"] + _normal(g, n, world_noise["depth_scale_std"])
+    scale = torch.stack([s, s, s * c], -1)[:, None]
+    sigma = torch.tensor([world_noise["residual_std_xy_m"]] * 2 + [world_noise["residual_std_z_m"]])
+    world = X * scale + torch.randn(n, 21, 3, generator=g) * sigma
+    present = torch.rand(n, generator=g) >= dropout
+    return world * present[:, None, None], present
+
+
 # ----------------------------------------------------------------------------------------------
 # Whole samples
 # ----------------------------------------------------------------------------------------------
@@ -349,7 +341,8 @@ class SyntheticBatch:
 
     pose (n, 16, 3) rad; betas (n, 10); transl (n, 3) m; joints3d (n, 21, 3) m (keypoints, camera);
     landmarks_clean / landmarks (n, 21, 2) px (projected / with landmarker noise);
-    image_size (n, 2) px; focal (n,) px.
+    image_size (n, 2) px; focal (n,) px; world (n, 21, 3) m and world_present (n,) bool:
+    MediaPipe-like world landmarks (None without a world-landmark noise model).
     """
 
     pose: torch.Tensor
@@ -360,6 +353,15 @@ class SyntheticBatch:
     landmarks: torch.Tensor
     image_size: torch.Tensor
     focal: torch.Tensor
+    world: torch.Tensor | None = None
+    world_present: torch.Tensor | None = None
+
+    def rows(self, sel) -> "SyntheticBatch":
+        """The samples ``sel`` (a slice, indices or a boolean mask)."""
+        from dataclasses import fields
+
+        return SyntheticBatch(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[sel])
+                                 for f in fields(self)})
 
 
 class SyntheticHands:
@@ -369,13 +371,16 @@ class SyntheticHands:
     ----------
     hand_model : a right :class:`dahyf.hand.model.HandModel`.
     noise : the calibrated noise model dict (``landmark_noise.json``).
+    world_noise : the world-landmark noise (``landmark_rendered.json``'s ``world``), or None for
+        samples without world landmarks.
     """
 
-    def __init__(self, hand_model, noise: dict):
+    def __init__(self, hand_model, noise: dict, world_noise: dict | None = None):
         if getattr(hand_model, "side", "right") != "right":
             raise ValueError("SyntheticHands needs the right hand model (left hands are mirrored at run time)")
         self.hand_model = hand_model
         self.noise = noise
+        self.world_noise = world_noise
         self.keypoint_layer = hand_model.keypoint_layer()
         out = hand_model(np.zeros((1, NUM_JOINTS, 3), np.float32))
         tips = out.keypoints[0, [4, 8, 12, 16, 20]]
@@ -396,4 +401,7 @@ class SyntheticHands:
         joints3d = kp + transl[:, None]
         clean = project_points(joints3d, focal, image_size)
         noisy = add_landmark_noise(g, clean, self.noise, difficulty)
-        return SyntheticBatch(pose, betas, transl, joints3d, clean, noisy, image_size, focal)
+        world = present = None
+        if self.world_noise is not None:
+            world, present = synthetic_world_landmarks(g, joints3d, self.world_noise)
+        return SyntheticBatch(pose, betas, transl, joints3d, clean, noisy, image_size, focal, world, present)
