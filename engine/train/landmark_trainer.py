@@ -142,6 +142,31 @@ def _negative_landmarks(g: torch.Generator, lm: torch.Tensor, weights) -> torch.
     return out
 
 
+def _learning_rate(cfg: LandmarkTrainConfig, step: int) -> float:
+    """Linear warm-up, then a cosine decay to 1 % of ``cfg.lr``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _new_network(net_config: LandmarkConfig, noise: dict | None, hand_model, rendered: dict | None):
+    """The sampler, the keypoint layer and the untrained network (with the landmark map, when its
+    config carries one) of a training run."""
+    from ..hand.model import load_hand_model
+
+    noise = noise if noise is not None else load_noise_model()
+    if rendered is None and (net_config.world or net_config.landmark_map):
+        rendered = load_rendered_calibration()
+    hand_model = hand_model if hand_model is not None else load_hand_model(net_config.hand_model, "right")
+    sampler = S.SyntheticHands(hand_model, noise, rendered["world"] if net_config.world else None)
+    net = LandmarkDaHyF(net_config)
+    if net_config.landmark_map:
+        with torch.no_grad():
+            net.landmark_map.copy_(torch.as_tensor(landmark_map(rendered), dtype=torch.float32))
+    return sampler, hand_model.keypoint_layer(), net
+
+
 def train_landmark(cfg: LandmarkTrainConfig, out: str | Path | None, net_config: LandmarkConfig = LandmarkConfig(),
                    log=print, noise: dict | None = None, hand_model=None,
                    rendered: dict | None = None) -> tuple[LandmarkDaHyF, dict]:
@@ -155,27 +180,11 @@ def train_landmark(cfg: LandmarkTrainConfig, out: str | Path | None, net_config:
     -------
     (net, meta) where meta records the recipe, steps done, time and final losses.
     """
-    from ..hand.model import load_hand_model
-
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    noise = noise if noise is not None else load_noise_model()
-    if rendered is None and (net_config.world or net_config.landmark_map):
-        rendered = load_rendered_calibration()
-    hand_model = hand_model if hand_model is not None else load_hand_model(net_config.hand_model, "right")
-    sampler = S.SyntheticHands(hand_model, noise, rendered["world"] if net_config.world else None)
-    kp_layer = hand_model.keypoint_layer()
-    net = LandmarkDaHyF(net_config)
-    if net_config.landmark_map:
-        with torch.no_grad():
-            net.landmark_map.copy_(torch.as_tensor(landmark_map(rendered), dtype=torch.float32))
+    sampler, kp_layer, net = _new_network(net_config, noise, hand_model, rendered)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    def lr_at(step):
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+    lr_at = lambda step: _learning_rate(cfg, step)   # noqa: E731
 
     loss = LandmarkLoss(kp_layer, cfg)
     g = torch.Generator().manual_seed(cfg.seed)
