@@ -42,13 +42,14 @@ def estimator():
 
 @pytest.fixture(scope="module")
 def sampler():
-    """Synthetic right hands with the calibrated landmark noise (drawn with torch: dahyf.train)."""
+    """Synthetic right hands with the calibrated landmark noise and world landmarks (drawn with torch:
+    dahyf.train)."""
     pytest.importorskip("torch", reason="synthetic hands (dahyf.train.synthetic) are drawn with torch")
     from dahyf.hand import load_hand_model
     from dahyf.train import synthetic as S
-    from dahyf.train.noise_calibration import load_noise_model
+    from dahyf.train.noise_calibration import load_noise_model, load_rendered_calibration
 
-    return S.SyntheticHands(load_hand_model("open", "right"), load_noise_model())
+    return S.SyntheticHands(load_hand_model("open", "right"), load_noise_model(), load_rendered_calibration()["world"])
 
 
 def pytest_configure(config):

@@ -129,7 +129,7 @@ def test_non_finite_landmarks_give_invalid_rows_not_an_error(estimator, sampler)
     lm[1, 3] = float("nan")
     out = estimator.predict(_batch(lm, True, b))
     assert out["valid"].tolist() == [True, False, True, True]
-    ok = estimator.predict(_batch(b.landmarks[[0, 2, 3]], True, b.__class__(*(getattr(b, f)[[0, 2, 3]] for f in S.SyntheticBatch.__dataclass_fields__))))
+    ok = estimator.predict(_batch(b.landmarks[[0, 2, 3]], True, b.rows([0, 2, 3])))
     np.testing.assert_allclose(out["pose"][[0, 2, 3]], ok["pose"], atol=1e-5)   # the other rows are untouched
 
 
@@ -228,11 +228,10 @@ def test_train_command_is_wired_into_the_cli():
 
 
 def test_stored_noise_model_is_what_mediapipe_measures_on_freihand(shared_dir):
-    from dahyf.train.noise_calibration import calibrate, landmark_map
+    from dahyf.train.noise_calibration import calibrate
 
     stored = load_noise_model()
-    fresh = calibrate(shared_dir / "media" / "freihand", landmark_map())
-    assert stored["landmark_map"] is True
+    fresh = calibrate(shared_dir / "media" / "freihand")
     assert fresh["images_found"] == stored["images_found"]
     assert np.allclose(fresh["sigma"], stored["sigma"], atol=2e-3)
     assert abs(fresh["median_error"] - stored["median_error"]) < 2e-3

@@ -30,7 +30,7 @@ from .batch import HandBatch
 from .camera import weak_to_full_perspective
 from .confidence import projection_confidence
 from .encoding import global_direction, joint_mu, local_direction, positional_encoding
-from .landmark_inputs import WORLD_DIM, apply_landmark_map, world_features
+from .landmark_inputs import WORLD_DIM, apply_landmark_map, landmark_unmap, world_features
 from .refine import refine_pose, validate_refine_options
 from .regressor import regressor_forward
 
@@ -288,7 +288,7 @@ class LandmarkEstimator:
             raise ValueError(f"backend {self.backend!r} on device {self.device!r}: use numpy on the cpu, or torch")
         weights = dict(weights)
         if config.landmark_map:   # the estimator reads MediaPipe landmarks: keep the map's inverse
-            weights["landmark_unmap"] = np.linalg.inv(np.asarray(weights["landmark_map"], np.float64))
+            weights["landmark_unmap"] = landmark_unmap(weights["landmark_map"])
         if self.backend == "numpy":
             self.weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         else:

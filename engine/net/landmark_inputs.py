@@ -4,6 +4,8 @@ features. Array-API code (:mod:`dahyf.backend`): numpy at capture time, torch in
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import asarray_like, namespace, rows_finite
 from ..hand.tables import NUM_KEYPOINTS
 
@@ -28,6 +30,24 @@ def apply_landmark_map(points, landmark_map):
     (B, 21, C), the dtype of ``points``.
     """
     return asarray_like(landmark_map, points, dtype=points.dtype) @ points
+
+
+def landmark_unmap(landmark_map) -> np.ndarray:
+    """The inverse of a landmark map whose rows are first made to sum to exactly 1 (the diagonal
+    takes up the rounding of a stored map), so that the inverse commutes exactly with shifts and
+    with mirroring (left hands are mirrored into right ones).
+
+    Parameters
+    ----------
+    landmark_map : (21, 21), rows summing to 1 up to rounding.
+
+    Returns
+    -------
+    (21, 21) float64, rows summing to 1.
+    """
+    M = np.array(landmark_map, dtype=np.float64)
+    M[np.diag_indices_from(M)] += 1.0 - M.sum(1)
+    return np.linalg.inv(M)
 
 
 def world_features(world, present):

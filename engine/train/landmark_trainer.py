@@ -395,8 +395,8 @@ def add_train_arguments(p) -> None:
                    help="joint direction code: global (GDM, default) or local (LDM ablation)")
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
                    help="store in the checkpoint that the translation is refined at run time (default on)")
-    p.add_argument("--world", action=argparse.BooleanOptionalAction, default=True,
-                   help="the network also reads MediaPipe's world landmarks (default on)")
+    p.add_argument("--world", action=argparse.BooleanOptionalAction, default=False,
+                   help="the network also reads MediaPipe's world landmarks (default off: measured worse on real video)")
     p.add_argument("--landmark-map", action=argparse.BooleanOptionalAction, default=True,
                    help="carry the measured MediaPipe → model keypoint map and apply its inverse to the inputs (default on)")
     p.add_argument("--eval", action="store_true", help="evaluate the result and store the figures in the checkpoint")

@@ -19,8 +19,11 @@ Two measurements, two files beside each other in ``engine/assets``:
    per frame a lateral scale, a depth scale (how much of the true depth extent they show) and the
    per-keypoint residual; the synthetic world landmarks of training are drawn from these.
 2. ``landmark_noise.json`` — on the annotated FreiHAND images in ``../shared/media/freihand`` (real
-   hands, 2-D ground truth; image mode): the 2-D error after the landmark map, in units of *hand
-   size* (the longer side of the ground-truth keypoints' bounding box): the training noise.
+   hands, 2-D ground truth; image mode): the 2-D error of MediaPipe's landmarks as they come, in
+   units of *hand size* (the longer side of the ground-truth keypoints' bounding box): the
+   training noise. Not after the landmark map: on these real hands the map makes the error larger
+   (median 0.114 → 0.126 hand sizes), and a network trained on that noise was no better than the
+   shipped one given the map (benchmarks/fidelity.md).
 
 The set is tiny (8 images, 2 distinct poses), so the per-keypoint spreads are regularised:
 the error is split into a whole-hand 2-D similarity (shift, scale, rotation: one number each) and
@@ -167,19 +170,16 @@ def _rnd(x) -> list:
     return [round(float(v), 5) for v in np.ravel(x)]
 
 
-def calibrate(folder: Path, landmark_map: np.ndarray | None = None) -> dict:
+def calibrate(folder: Path) -> dict:
     """Measure the landmark error on the FreiHAND images and build the regularised noise model (a
-    json-able dict), after the landmark map when one is given (the engine's inputs)."""
-    from ..net.landmark_inputs import apply_landmark_map
-
+    json-able dict)."""
     samples = load_freihand(folder)
     preds = run_mediapipe([p for p, _ in samples])
-    inv = None if landmark_map is None else np.linalg.inv(landmark_map)
     found, P, G = [], [], []
     for (path, gt), pred in zip(samples, preds):
         if pred is None:
             continue
-        P.append(pred if inv is None else apply_landmark_map(pred[None], inv)[0])
+        P.append(pred)
         G.append(gt)
         found.append(path.name)
     if len(P) < 2:
@@ -188,10 +188,8 @@ def calibrate(folder: Path, landmark_map: np.ndarray | None = None) -> dict:
         "description": "MediaPipe hand landmarker 2-D error on real FreiHAND images, in hand sizes "
                        "(longer side of the GT keypoint bounding box), split into a whole-hand similarity "
                        "(shift, log-scale, in-plane rotation) and a per-keypoint residual. "
-                       "sigma: regularised per-axis std of the residual per keypoint."
-                       + ("" if inv is None else " Measured after the landmark map (landmark_rendered.json)."),
+                       "sigma: regularised per-axis std of the residual per keypoint.",
         "source": "MediaPipe Tasks HandLandmarker (image mode, the bundled hand_landmarker.task) on ../shared/media/freihand (2x upscaled)",
-        "landmark_map": inv is not None,
         "images_found": found,
         "images_total": len(samples),
         "distinct_poses": 2,
@@ -303,7 +301,7 @@ def main(argv=None) -> int:
     atomic_write_text(args.rendered_out, json.dumps(rendered, indent=1) + "\n")
     print(f"{rendered['frames_found']} frames; MediaPipe vs the model's keypoints {rendered['mean_error_per_hand_size']} "
           f"hand sizes; world depth scale {rendered['world']['depth_scale_quantiles_10_50_90']}; wrote {args.rendered_out}")
-    model = calibrate(Path(args.freihand), landmark_map(rendered))
+    model = calibrate(Path(args.freihand))
     atomic_write_text(args.out, json.dumps(model, indent=1) + "\n")
     print(f"{len(model['images_found'])}/{model['images_total']} images; median error {model['median_error']:.4f} "
           f"hand sizes; wrote {args.out}")
