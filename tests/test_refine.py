@@ -13,6 +13,7 @@ from dahyf.hand import kinematics as K
 from dahyf.hand.model import load_hand_model
 from dahyf.net.batch import HandBatch
 from dahyf.net.landmark import landmark_forward
+from dahyf.net.landmark_inputs import apply_landmark_map
 from dahyf.net.refine import keypoint_joint_mask, refine_pose, residual_jacobian
 from dahyf.train.landmark_trainer import pa_mpjpe
 
@@ -115,14 +116,18 @@ def test_refinement_respects_its_prior_and_zero_iterations(estimator, sampler):
 
 def test_left_hands_are_refined_onto_their_own_landmarks(estimator, sampler):
     """Judged without the engine's mirror: the left hand model, posed by the refined left output,
-    must project onto the (left) input landmarks as closely as the right hand does onto its own."""
+    must project onto the (left) hand's keypoints as closely as the right hand does onto its own.
+    The engine is given them as MediaPipe would place them (through the checkpoint's landmark map)."""
     b = sampler.sample(torch.Generator().manual_seed(24), 8)
     lm_left = b.landmarks.clone()
     lm_left[..., 0] = b.image_size[:, None, 0] - lm_left[..., 0]
     errs = {}
     for side, lm in (("right", b.landmarks), ("left", lm_left)):
-        out = _predict(estimator, b, True, right=side == "right", landmarks=lm)
-        before = _predict(estimator, b, False, right=side == "right", landmarks=lm)
+        seen = lm
+        if estimator.config.landmark_map:
+            seen = torch.from_numpy(apply_landmark_map(lm.double().numpy(), estimator.weights["landmark_map"]).astype(np.float32))
+        out = _predict(estimator, b, True, right=side == "right", landmarks=seen)
+        before = _predict(estimator, b, False, right=side == "right", landmarks=seen)
         assert not np.allclose(out["pose"], before["pose"], atol=1e-3)          # the fit did something
         np.testing.assert_allclose(out["confidence"], before["confidence"], atol=1e-6)   # the network's
         kp = load_hand_model("open", side)(out["pose"], out["betas"], out["transl"]).keypoints
