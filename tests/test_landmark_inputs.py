@@ -243,3 +243,31 @@ def test_numpy_and_torch_agree_on_the_world_landmark_forward():
         p_np, p_t = e_np.predict(batch), e_t.predict(batch)
         for k in ("pose", "transl", "joints3d", "confidence"):
             np.testing.assert_allclose(p_np[k], p_t[k].numpy(), atol=tol, rtol=tol, err_msg=f"{k} fit={refine_pose}")
+
+
+def test_the_pipeline_gives_the_network_each_hands_world_landmarks_and_flags_a_hand_without_them():
+    """estimate_hands: a detection without world landmarks (None) reaches a world-reading network as
+    absent (its row equals a batch without world landmarks), the others keep theirs."""
+    torch = pytest.importorskip("torch")
+    from dahyf.capture.pipeline import estimate_hands
+    from dahyf.capture.stages import FrameHands
+    from dahyf.capture.tracking import Detection
+    from dahyf.net.landmark import LandmarkConfig, LandmarkEstimator
+    from dahyf.net.modules import LandmarkDaHyF
+
+    torch.manual_seed(2)
+    cfg = LandmarkConfig(width=64, depth=1, world=True)
+    est = LandmarkEstimator(cfg, {k: v.detach().numpy() for k, v in LandmarkDaHyF(cfg).state_dict().items()})
+    rng = np.random.default_rng(7)
+    lm = (rng.normal(0, 30, (3, 21, 2)) + 320).astype(np.float32)
+    world = rng.normal(0, 0.03, (3, 21, 3)).astype(np.float32)
+    dets = [Detection(lm[i], "right", 0.9, world_landmarks=None if i == 1 else world[i]) for i in range(3)]
+    hands = [(FrameHands(i, i / 30, {"right": d}), "right", d) for i, d in enumerate(dets)]
+    got = estimate_hands(est, hands, (640, 480), 700.0)
+    size, f = np.tile([[640.0, 480.0]], (3, 1)), np.full(3, 700.0)
+    with_world = est.predict(HandBatch.of(lm, True, size, f, world_landmarks=world))
+    without = est.predict(HandBatch.of(lm, True, size, f))
+    np.testing.assert_allclose(got.pose[[0, 2]], with_world["pose"][[0, 2]], atol=1e-5)
+    np.testing.assert_allclose(got.pose[1], without["pose"][1], atol=1e-5)
+    assert np.abs(with_world["pose"][1] - without["pose"][1]).max() > 1e-3    # the flag matters
+    assert got.valid.all()
