@@ -55,3 +55,30 @@ def test_quality_says_not_measured_in_its_json():
     assert '"max_abs_lag_frames": null' in text
     dense = quality(_take(np.arange(40), _moving_hand(40)), 40)
     assert dense["max_abs_lag_frames"] == 0 and dense["tracks"][0]["lag_frames"] == 0
+
+
+def test_quality_measures_the_distance_in_mediapipes_keypoint_convention_when_given_the_map():
+    """A capture whose keypoints are the model's (the map's pre-image of the landmarks) is off the
+    landmarks by the convention's offset, and on them once mapped."""
+    from dahyf.hand.tables import KEYPOINT_PARENTS
+
+    M = np.eye(21)
+    for tip in (4, 8, 12, 16, 20):               # MediaPipe's tips 20 % of the last bone short
+        M[tip, tip], M[tip, KEYPOINT_PARENTS[tip]] = 0.8, 0.2
+    model = _moving_hand(40)
+    landmarks = M @ model
+    take = _take(np.arange(40), model)
+    take.rows["landmarks2d"] = landmarks
+    q = quality(take, 40, landmark_map=M)
+    assert q["median_dist_per_hand_size"] > 1e-3
+    assert q["median_dist_mapped_per_hand_size"] < 1e-9
+    assert q["tracks"][0]["median_dist_mapped_per_hand_size"] < 1e-9
+    assert "median_dist_mapped_per_hand_size" not in quality(take, 40)
+
+
+def test_the_shipped_engine_gives_its_landmark_map_to_the_bench():
+    import dahyf
+    from dahyf.capture.bench import landmark_map_of
+
+    M = landmark_map_of(dahyf.load_engine())
+    assert M.shape == (21, 21) and np.allclose(M.sum(1), 1.0, atol=1e-4)

@@ -214,24 +214,42 @@ def _ratio_below(ours: float, raw: float) -> float | None:
     return float(1.0 - ours / raw) if np.isfinite(ours) and np.isfinite(raw) and raw > 0 else None
 
 
-def quality(take, mp_hand_frames: int) -> dict:
+def landmark_map_of(engine) -> np.ndarray | None:
+    """The engine's landmark map (21, 21: MediaPipe keypoints = map @ model keypoints) when its
+    checkpoint carries one (``LandmarkConfig.landmark_map``), else None."""
+    est = getattr(engine, "estimator", None)
+    if not getattr(getattr(est, "config", None), "landmark_map", False):
+        return None
+    w = est.weights["landmark_map"]
+    return np.asarray(w.detach().cpu() if hasattr(w, "detach") else w, np.float64)
+
+
+def quality(take, mp_hand_frames: int, landmark_map: np.ndarray | None = None) -> dict:
     """Take vs the raw MediaPipe landmarks it holds (same run).
 
     Jitter reductions and lags that cannot be measured (too few consecutive frames) are None, per
     track and overall (``jitter_reduction``, ``max_abs_lag_frames``: over the tracks where they are).
+    With ``landmark_map`` (:func:`landmark_map_of`) the distance is also given after mapping the
+    captured hand's projected keypoints into MediaPipe's keypoint convention
+    (``median_dist_mapped_per_hand_size``): how closely the capture follows the landmarks, without
+    the convention's offset (MediaPipe's fingertips lie short of the model's).
     """
     out = {"take_hand_frames": int(len(np.unique(take.frame))), "mediapipe_hand_frames": int(mp_hand_frames)}
-    dists, per_track = [], []
+    dists, mapped, per_track = [], [], []
     for t in take.tracks():
         if len(t) < 3:
             continue
         size = hand_size(t.landmarks2d)
         d = np.linalg.norm(t.joints2d_proj - t.landmarks2d, axis=-1).mean(-1) / np.maximum(size, 1.0)
         dists.append(d)
+        if landmark_map is not None:
+            proj_mp = np.asarray(landmark_map, np.float64) @ np.asarray(t.joints2d_proj, np.float64)
+            mapped.append(np.linalg.norm(proj_mp - t.landmarks2d, axis=-1).mean(-1) / np.maximum(size, 1.0))
         j_ours, j_raw = jitter(t.frame, t.joints2d_proj, size), jitter(t.frame, t.landmarks2d, size)
         per_track.append({"track": t.index, "handedness": t.handedness, "rows": len(t),
                           "filled": int(t.filled.sum()),
                           "median_dist_per_hand_size": float(np.median(d)),
+                          **({"median_dist_mapped_per_hand_size": float(np.median(mapped[-1]))} if landmark_map is not None else {}),
                           "jitter_ours": j_ours if np.isfinite(j_ours) else None,
                           "jitter_raw": j_raw if np.isfinite(j_raw) else None,
                           "jitter_reduction": _ratio_below(j_ours, j_raw),
@@ -239,6 +257,8 @@ def quality(take, mp_hand_frames: int) -> dict:
     out["tracks"] = per_track
     if dists:
         out["median_dist_per_hand_size"] = float(np.median(np.concatenate(dists)))
+        if mapped:
+            out["median_dist_mapped_per_hand_size"] = float(np.median(np.concatenate(mapped)))
         jit = [(p["jitter_reduction"], p["rows"]) for p in per_track if p["jitter_reduction"] is not None]
         lags = [abs(p["lag_frames"]) for p in per_track if p["lag_frames"] is not None]
         out["jitter_reduction"] = float(np.average([j for j, _ in jit], weights=[r for _, r in jit])) if jit else None
@@ -347,11 +367,11 @@ def run(args) -> int:
                       "mediapipe_alone": mp, "mediapipe_alone_runs_total_fps": [mp_before["total_fps"], mp_after["total_fps"]],
                       "engine": ours,
                       "slowdown_vs_mediapipe": 1.0 - ours["total_fps"] / mp["total_fps"],
-                      "quality": quality(take, mp["hand_frames"]),
+                      "quality": quality(take, mp["hand_frames"], landmark_map_of(engine)),
                       "engine_offline": offline,
                       "offline_slowdown_vs_online": 1.0 - offline["total_fps"] / ours["total_fps"],
                       "offline_slowdown_vs_mediapipe": 1.0 - offline["total_fps"] / mp["total_fps"],
-                      "quality_offline": quality(take_offline, mp["hand_frames"]),
+                      "quality_offline": quality(take_offline, mp["hand_frames"], landmark_map_of(engine)),
                       "offline_meta": {k: v for k, v in take_offline.meta.items()
                                        if k.startswith(("recover", "gap_", "continuity_", "focal_"))},
                       "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -371,5 +391,10 @@ def run(args) -> int:
               f"{100 * result['offline_slowdown_vs_online']:.0f} % slower than the single pass")
         print(f"MediaPipe alone: decode {m['decode_fps']:.0f} fps, detection {m['detection_fps']:.0f} fps, "
               f"total {m['total_fps']:.1f} fps")
+        q = result["quality"]
+        if "median_dist_per_hand_size" in q:
+            mapped = q.get("median_dist_mapped_per_hand_size")
+            print(f"projection vs MediaPipe's landmarks: {100 * q['median_dist_per_hand_size']:.1f} % of the hand"
+                  + (f" ({100 * mapped:.1f} % in MediaPipe's keypoint convention)" if mapped is not None else ""))
         print(f"wrote {out}")
     return 0
