@@ -63,18 +63,24 @@ def test_the_shipped_engine_undoes_mediapipes_keypoint_convention(estimator, sam
     np.testing.assert_array_equal(with_world["pose"], mapped["pose"])
 
 
-def test_a_world_landmark_network_reads_them_and_treats_nan_rows_as_absent():
+def _world_network(seed: int, n: int):
+    """A small world-reading landmark network with random weights, and n random right hands for it:
+    (estimator, landmarks (n, 21, 2) px, world landmarks (n, 21, 3) m, image sizes (n, 2), focals (n,))."""
     torch = pytest.importorskip("torch")
     from dahyf.net.landmark import LandmarkConfig, LandmarkEstimator
     from dahyf.net.modules import LandmarkDaHyF
 
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     cfg = LandmarkConfig(width=64, depth=1, world=True)
     est = LandmarkEstimator(cfg, {k: v.detach().numpy() for k, v in LandmarkDaHyF(cfg).state_dict().items()})
-    rng = np.random.default_rng(5)
-    lm = (rng.normal(0, 30, (4, 21, 2)) + 320).astype(np.float32)
-    world = rng.normal(0, 0.03, (4, 21, 3)).astype(np.float32)
-    size, f = np.tile([[640.0, 480.0]], (4, 1)), np.full(4, 700.0)
+    rng = np.random.default_rng(seed + 4)
+    lm = (rng.normal(0, 30, (n, 21, 2)) + 320).astype(np.float32)
+    world = rng.normal(0, 0.03, (n, 21, 3)).astype(np.float32)
+    return est, lm, world, np.tile([[640.0, 480.0]], (n, 1)), np.full(n, 700.0)
+
+
+def test_a_world_landmark_network_reads_them_and_treats_nan_rows_as_absent():
+    est, lm, world, size, f = _world_network(1, 4)
     out = est.predict(HandBatch.of(lm, True, size, f, world_landmarks=world))
     flat = est.predict(HandBatch.of(lm, True, size, f, world_landmarks=world * np.array([1, 1, 0], np.float32)))
     assert np.abs(out["pose"] - flat["pose"]).max() > 1e-3
@@ -248,23 +254,14 @@ def test_numpy_and_torch_agree_on_the_world_landmark_forward():
 def test_the_pipeline_gives_the_network_each_hands_world_landmarks_and_flags_a_hand_without_them():
     """estimate_hands: a detection without world landmarks (None) reaches a world-reading network as
     absent (its row equals a batch without world landmarks), the others keep theirs."""
-    torch = pytest.importorskip("torch")
     from dahyf.capture.pipeline import estimate_hands
     from dahyf.capture.stages import FrameHands
     from dahyf.capture.tracking import Detection
-    from dahyf.net.landmark import LandmarkConfig, LandmarkEstimator
-    from dahyf.net.modules import LandmarkDaHyF
 
-    torch.manual_seed(2)
-    cfg = LandmarkConfig(width=64, depth=1, world=True)
-    est = LandmarkEstimator(cfg, {k: v.detach().numpy() for k, v in LandmarkDaHyF(cfg).state_dict().items()})
-    rng = np.random.default_rng(7)
-    lm = (rng.normal(0, 30, (3, 21, 2)) + 320).astype(np.float32)
-    world = rng.normal(0, 0.03, (3, 21, 3)).astype(np.float32)
+    est, lm, world, size, f = _world_network(2, 3)
     dets = [Detection(lm[i], "right", 0.9, world_landmarks=None if i == 1 else world[i]) for i in range(3)]
     hands = [(FrameHands(i, i / 30, {"right": d}), "right", d) for i, d in enumerate(dets)]
     got = estimate_hands(est, hands, (640, 480), 700.0)
-    size, f = np.tile([[640.0, 480.0]], (3, 1)), np.full(3, 700.0)
     with_world = est.predict(HandBatch.of(lm, True, size, f, world_landmarks=world))
     without = est.predict(HandBatch.of(lm, True, size, f))
     np.testing.assert_allclose(got.pose[[0, 2]], with_world["pose"][[0, 2]], atol=1e-5)
