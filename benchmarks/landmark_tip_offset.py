@@ -9,16 +9,14 @@ Run: ``.venv/bin/python benchmarks/landmark_tip_offset.py`` (about a minute; nee
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from dahyf.eval.bench_fidelity import DEFAULT_FREIHAND
 from dahyf.eval.freihand_images import load_freihand, run_mediapipe
 from dahyf.sample_video import SAMPLE_GT, SAMPLE_VIDEO
 from dahyf.train.noise_calibration import landmark_map, mediapipe_on_clip
 
 TIPS = (4, 8, 12, 16, 20)
-FREIHAND = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "freihand"
 
 
 def tip_offsets(landmarks: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -31,7 +29,7 @@ def tip_offsets(landmarks: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    images = load_freihand(FREIHAND)
+    images = load_freihand(DEFAULT_FREIHAND)
     preds = run_mediapipe([p for p, _ in images])
     real = np.array([tip_offsets(p, g) for p, (_, g) in zip(preds, images) if p is not None])
     gt = np.load(SAMPLE_GT)

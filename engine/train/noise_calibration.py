@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import LANDMARK_NOISE, LANDMARK_RENDERED
+from ..eval.bench_fidelity import DEFAULT_FREIHAND
 from ..eval.freihand_images import load_freihand, run_mediapipe
 from ..fileio import atomic_write_text
 from ..geometry import hand_size
@@ -291,7 +292,7 @@ def landmark_map(calibration: dict | None = None) -> np.ndarray:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("freihand", nargs="?", default=str(Path(__file__).resolve().parents[2].parent / "shared" / "media" / "freihand"))
+    ap.add_argument("freihand", nargs="?", default=str(DEFAULT_FREIHAND))
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--rendered-out", default=str(DEFAULT_RENDERED_OUT))
     args = ap.parse_args(argv)
