@@ -195,3 +195,33 @@ def test_a_capture_uses_the_containers_focal_and_says_so(tmp_path):
     plain = engine.capture(str(sv.SAMPLE_VIDEO), hands="right", frame_range=(0, 6))
     assert plain.focal == pytest.approx(800.0) and plain.meta["focal_source"] == "default"
     assert plain.meta["focal_sigma_px"] == pytest.approx(FC.DEFAULT_SIGMA * 800.0)
+
+
+def test_the_self_calibrations_estimator_on_a_rendered_clips_exact_joints_and_with_its_tips_moved():
+    """benchmarks/focal_observability.py's cases (a) and (b) on a few frames of one clip: exact 3-D
+    joints posed onto their exact projections give the true focal; fingertips moved a quarter of their
+    last bone (the size of MediaPipe's convention difference) move it."""
+    from dahyf.geometry import project_points
+    from dahyf.hand.tables import KEYPOINT_PARENTS
+    from dahyf.sample_video import clips as C
+
+    pairs = {v.stem: g for v, g in C.clip_paths()}
+    if "dark_gestures" not in pairs:
+        pytest.skip("dark_gestures is not rendered (benchmarks/fidelity_clips)")
+    gt = C.load_clip_gt(pairs["dark_gestures"])
+    size, focal = tuple(int(v) for v in gt["image_size"]), float(gt["focal"])
+    frames = np.nonzero(gt["visible"][0])[0][::4]     # 15 frames of the first hand
+    g3 = gt["joints3d"][0, frames].astype(np.float64)
+    uv = project_points(g3, focal, size)
+    log_f = FC.search_log_focals(size)
+
+    def fit(points):
+        res = FC.pnp_residual_curve(points, g3, size, np.exp(log_f))
+        assert np.isfinite(res).all()
+        return math.exp(FC.pooled_minimum(res, log_f)[1])
+
+    assert fit(uv) == pytest.approx(focal, rel=0.02)
+    tips = [k for k in range(21) if k not in KEYPOINT_PARENTS]
+    moved = uv.copy()
+    moved[:, tips] -= 0.25 * (uv[:, tips] - uv[:, [KEYPOINT_PARENTS[t] for t in tips]])
+    assert abs(fit(moved) / focal - 1) > 0.2    # 1.54 × the true focal (950 px) on this clip

@@ -213,6 +213,30 @@ def _curve_minimum(curve: np.ndarray, log_f: np.ndarray) -> tuple[int, float]:
     return i, float(log_f[i])
 
 
+def search_log_focals(image_size) -> np.ndarray:
+    """(SEARCH_STEPS,) log of the candidate focal lengths (px) of the self-calibration: log-spaced over
+    :data:`SEARCH_RANGE` times the image diagonal of ``image_size`` (W, H) px."""
+    return np.log(default_focal(tuple(image_size))) + np.linspace(math.log(SEARCH_RANGE[0]),
+                                                                  math.log(SEARCH_RANGE[1]), SEARCH_STEPS)
+
+
+def pooled_minimum(res: np.ndarray, log_f: np.ndarray) -> tuple[int, float, np.ndarray]:
+    """The focal length that re-projects a set of frames best: each frame's curve divided by its own
+    best residual, averaged over the frames, and its minimum refined (:func:`_curve_minimum`).
+
+    Parameters
+    ----------
+    res : (N, G) :func:`pnp_residual_curve` of N frames, finite and positive; log_f : (G,) log px.
+
+    Returns
+    -------
+    The grid index of the minimum, its refined log focal (log px), and the normalised curves (N, G).
+    """
+    rel = res / res.min(1, keepdims=True)        # each frame's curve in units of its own best residual
+    i, lf = _curve_minimum(rel.mean(0), log_f)
+    return i, lf, rel
+
+
 def self_calibrated(tracks: Sequence[HandBatch], image_size, seed: int = 0,
                     depth_scales: Sequence[float] = DEPTH_SCALES) -> FocalEstimate:
     """The hands' own perspective as a focal length, or the default when it is too weak to tell
@@ -229,16 +253,14 @@ def self_calibrated(tracks: Sequence[HandBatch], image_size, seed: int = 0,
     if len(lm) > MAX_DETECTIONS:   # the largest hands (nearest relative to their size) constrain f most
         keep = np.sort(np.argsort(-hand_size(lm), kind="stable")[:MAX_DETECTIONS])
         lm, world, blocks = lm[keep], world[keep], blocks[keep]
-    diag = default_focal(size)
-    log_f = np.log(diag) + np.linspace(math.log(SEARCH_RANGE[0]), math.log(SEARCH_RANGE[1]), SEARCH_STEPS)
+    log_f = search_log_focals(size)
     centred = world - world.mean(1, keepdims=True)
     res = pnp_residual_curve(lm, centred, size, np.exp(log_f))
     ok = np.isfinite(res).all(1) & (res.min(1) > 0)
     res, blocks, lm, centred = res[ok], blocks[ok], lm[ok], centred[ok]
     if len(res) < MIN_DETECTIONS:
         return default_estimate(size, "too few detections could be posed to self-calibrate")
-    rel = res / res.min(1, keepdims=True)        # each frame's curve in units of its own best residual
-    i, lf = _curve_minimum(rel.mean(0), log_f)
+    i, lf, rel = pooled_minimum(res, log_f)
     ub = np.unique(blocks)
     rows_of = [np.nonzero(blocks == b)[0] for b in ub]
     rng = np.random.default_rng(seed)
