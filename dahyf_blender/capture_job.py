@@ -59,6 +59,17 @@ def side_coverage_notes(take, frames_decoded: int, hands: str) -> list[str]:
     return notes
 
 
+def focal_note(meta: dict) -> str:
+    """A line for the artist when the capture's focal length (and so the hands' distance from the
+    camera) is the default guess (take meta ``focal_source`` / ``focal_sigma_px`` / ``focal_px``); ''
+    when it came from the artist, the video file or the hands' own perspective."""
+    if meta.get("focal_source") != "default" or not meta.get("focal_px"):
+        return ""
+    spread = 100.0 * float(meta.get("focal_sigma_px", 0.0)) / float(meta["focal_px"])
+    return (f"The hands' distance from the camera rests on a guessed lens (±{spread:.0f} %): the video does not say "
+            "which lens filmed it. For true distances set Lens (35 mm equiv.) in the DaHyF panel and capture again.")
+
+
 class CaptureJob:
     """One capture: validation, the engine stream, keying of its chunks, the resulting Take.
 
@@ -72,6 +83,8 @@ class CaptureJob:
     key_location : key the wrist translation.
     take_path : where to save the take (.npz + .json; ``//`` allowed); '' for nowhere.
     chunk_frames : video frames per engine chunk (one keying step each).
+    lens_mm : the camera's lens as its 35 mm-equivalent focal length, mm; None: the video's own value,
+        else the engine's estimate or guess (:func:`focal_note` says so after the capture).
 
     Raises
     ------
@@ -81,7 +94,7 @@ class CaptureJob:
 
     def __init__(self, context, video: str, hands: str = "both", frame_range=None, threshold: float = DEFAULTS.threshold,
                  smooth: float = DEFAULTS.smoothing, key_location: bool = True, take_path: str = "",
-                 chunk_frames: int = DEFAULT_CHUNK_FRAMES):
+                 chunk_frames: int = DEFAULT_CHUNK_FRAMES, lens_mm: float | None = None):
         compat.check_blender_version()
         self.prefs = prefs_snapshot(get_prefs(context))  # plain values: the worker thread reads them
         if not video:
@@ -103,6 +116,10 @@ class CaptureJob:
         self.video, self.hands, self.frame_range = video, hands, frame_range
         self.threshold, self.smooth, self.take_path = threshold, smooth, take_path
         self.chunk_frames = chunk_frames
+        if lens_mm is not None and not (lens_mm > 0):
+            raise engine_api.UserError(f"Lens {lens_mm:g} mm: set the camera's 35 mm-equivalent focal length in mm, "
+                                       "or 0 for automatic.")
+        self.lens_mm = lens_mm
         self.session = session.TakeSession(context, self.prefs, video, key_location=key_location)
         self.cancel = threading.Event()
         self.chunks: list = []
@@ -118,7 +135,7 @@ class CaptureJob:
         engine = engine_api.load_engine(self.prefs)
         yield from engine.stream(self.video, hands=self.hands, frame_range=self.frame_range,
                                  threshold=self.threshold, smooth=self.smooth, chunk_frames=self.chunk_frames,
-                                 cancel=self.cancel)
+                                 cancel=self.cancel, lens_mm=self.lens_mm)
 
     def apply(self, chunk) -> None:
         """Key one chunk (main thread)."""
@@ -204,6 +221,10 @@ class CaptureJob:
     def notes(self) -> list[str]:
         """Warnings about the finished take (a requested hand seen on few frames)."""
         return side_coverage_notes(self.take, self.frames_done, self.hands) if self.take is not None else []
+
+    def focal_note(self) -> str:
+        """What the hands' distance rests on, when it is a guess ('' otherwise): the artist can give the lens."""
+        return focal_note(self.take.meta) if self.take is not None else ""
 
     def abort(self) -> None:
         """Stop the worker and remove everything this capture created."""

@@ -20,7 +20,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from . import compat, engine_api, rig
 from .capture_job import CaptureJob, default_take_path
 from .prefs import DEFAULTS
-from .props import HANDS_DEFAULT, HANDS_ITEMS
+from .props import HANDS_DEFAULT, HANDS_ITEMS, LENS_DESCRIPTION
 
 #: Seconds between two modal timer steps.
 TIMER_STEP_S = 0.1
@@ -82,6 +82,8 @@ def report_finished(context, job: CaptureJob, report) -> None:
     report({"INFO"}, f"{what} {job.session.num_frames} hand frames of {os.path.basename(job.video)} onto {names}")
     for note in job.notes():
         report({"WARNING"}, note)
+    if job.focal_note():
+        report({"INFO"}, job.focal_note())
 
 
 class ModalCapture:
@@ -196,7 +198,7 @@ def _poll_idle(cls) -> bool:
 #: Scene setting (``scene.dahyf``) of each operator property the panel's button leaves unset.
 _FROM_SCENE = {"filepath": "video", "hands": "hands", "use_frame_range": "use_frame_range",
                "frame_start": "frame_start", "frame_end": "frame_end", "threshold": "threshold",
-               "smoothing": "smoothing", "key_location": "key_location"}
+               "smoothing": "smoothing", "key_location": "key_location", "lens_mm": "lens_mm"}
 
 
 class DAHYF_OT_capture_video(bpy.types.Operator):
@@ -216,6 +218,8 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
                              options={"SKIP_SAVE"})
     smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=DEFAULTS.smoothing, options={"SKIP_SAVE"})
     key_location: BoolProperty(name="Key wrist location", default=True, options={"SKIP_SAVE"})
+    lens_mm: FloatProperty(name="Lens (35 mm equiv.)", min=0.0, soft_max=300.0, default=0.0, precision=1,
+                           description=LENS_DESCRIPTION, options={"SKIP_SAVE"})
     take_path: StringProperty(name="Save take", subtype="FILE_PATH", default="",
                               description="Also save the take (.npz + .json) here; empty: next to the .blend "
                                           "when it is saved, else not at all",
@@ -253,7 +257,8 @@ class DAHYF_OT_capture_video(bpy.types.Operator):
                                        "DaHyF panel, or set Target to 'New hand rig'.")
         job = CaptureJob(context, self.filepath, self.hands.lower(),
                          (self.frame_start, self.frame_end) if self.use_frame_range else None,
-                         self.threshold, self.smoothing, self.key_location, self.take_path)
+                         self.threshold, self.smoothing, self.key_location, self.take_path,
+                         lens_mm=self.lens_mm or None)
         job.take_path = job.take_path or default_take_path(job)
         return job
 

@@ -22,6 +22,13 @@ TARGET_ITEMS = (
 )
 
 
+#: Tooltip of the capture's lens setting (the panel's and the operator's).
+LENS_DESCRIPTION = ("The camera's lens as its 35 mm-equivalent focal length in mm (a phone's main camera is about "
+                    "24-28, an ultra-wide or action camera 13-16, a telephoto 70-120). It sets how far from the "
+                    "camera the hands are. 0: automatic - the video file's own value where the phone wrote one, "
+                    "else a guess that can put the hands tens of percent too near or too far")
+
+
 def is_armature(self, obj):
     return obj.type == "ARMATURE"
 
@@ -40,6 +47,8 @@ class DAHYF_PG_settings(bpy.types.PropertyGroup):
                              description="Temporal smoothing: 0 none, 1 strong")
     key_location: BoolProperty(name="Key wrist location", default=True,
                                description="Key the wrist translation so the hand follows the video in camera view")
+    lens_mm: FloatProperty(name="Lens (35 mm equiv.)", min=0.0, soft_max=300.0, default=0.0, precision=1,
+                           description=LENS_DESCRIPTION)
     target: EnumProperty(name="Target", items=TARGET_ITEMS, default="NEW_RIG")
     target_armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=is_armature)
     retarget_preset: StringProperty(name="Preset", default="AUTO",

@@ -51,6 +51,7 @@ class DAHYF_PT_capture(SidebarPanel, bpy.types.Panel):
         layout.prop(s, "threshold")
         layout.prop(s, "smoothing")
         layout.prop(s, "key_location")
+        layout.prop(s, "lens_mm")
         layout.prop(s, "target")
         if s.target == "ARMATURE":
             layout.prop(s, "target_armature")

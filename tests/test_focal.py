@@ -225,3 +225,53 @@ def test_the_self_calibrations_estimator_on_a_rendered_clips_exact_joints_and_wi
     moved = uv.copy()
     moved[:, tips] -= 0.25 * (uv[:, tips] - uv[:, [KEYPOINT_PARENTS[t] for t in tips]])
     assert abs(fit(moved) / focal - 1) > 0.2    # 1.54 × the true focal (950 px) on this clip
+
+
+def test_a_lens_in_mm_is_converted_on_the_diagonal_and_checked_in_mm():
+    """``user_lens_mm`` (``--lens``): a 35 mm-equivalent focal length, the same conversion as the
+    container's value; it wins like a focal in px, cannot come with one, and a lens too wide for any
+    camera is refused with a message in millimetres."""
+    size = (1920, 1080)
+    est = FC.estimate_focal([], size, {"focal_35mm": 50.0}, user_lens_mm=26.0)
+    assert est.source == "user" and est.sigma_px == 0.0
+    assert est.focal_px == pytest.approx(26.0 * math.hypot(1920, 1080) / math.hypot(36, 24))
+    assert est.detail == {"lens_35mm": 26.0} and "26 mm lens" in est.note
+    with pytest.raises(ValueError, match="not both"):
+        FC.estimate_focal([], size, user_focal=1500.0, user_lens_mm=26.0)
+    with pytest.raises(ValueError, match="wider than any camera's.*24-28"):
+        FC.estimate_focal([], size, user_lens_mm=0.5)
+    with pytest.raises(ValueError, match="positive"):
+        FC.estimate_focal([], size, user_lens_mm=float("nan"))
+
+
+def test_capture_and_live_take_the_lens_and_the_cli_refuses_both(tmp_path):
+    """The engine's capture and live capture use ``lens_mm`` as given (the bundled clip's true focal is
+    a 32.45 mm lens); the CLI's --lens reaches the take, and --lens with --focal is refused."""
+    import subprocess
+    import sys
+
+    import dahyf
+    from dahyf import sample_video as sv
+    from dahyf.capture.errors import CaptureError
+
+    engine = dahyf.load_engine(device="cpu")
+    take = engine.capture(str(sv.SAMPLE_VIDEO), hands="right", frame_range=(0, 4), lens_mm=32.45)
+    assert take.focal == pytest.approx(600.0, rel=1e-3) and take.meta["focal_source"] == "user"
+    with pytest.raises(CaptureError, match="not both"):
+        engine.capture(str(sv.SAMPLE_VIDEO), hands="right", frame_range=(0, 4), lens_mm=32.45, focal=600.0)
+    with pytest.raises(CaptureError, match="--lens: .*wider than any camera's"):
+        engine.capture(str(sv.SAMPLE_VIDEO), hands="right", frame_range=(0, 4), lens_mm=1.0)
+    live = engine.live(str(sv.SAMPLE_VIDEO), hands="right", lens_mm=32.45)
+    try:
+        assert live.focal_px == pytest.approx(600.0, rel=1e-3)
+        assert live.focal_meta["focal_source"] == "user"
+    finally:
+        live.source.stop()
+    out = tmp_path / "t.npz"
+    cli = [sys.executable, "-m", "dahyf", "capture", str(sv.SAMPLE_VIDEO), "--hands", "right", "--frames", "0:4",
+           "--quiet", "-o", str(out)]
+    run = subprocess.run(cli + ["--lens", "32.45"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert dahyf.Take.load(out).meta["focal_note"].startswith("32.45 mm lens")
+    both = subprocess.run(cli + ["--lens", "26", "--focal", "700", "--force"], capture_output=True, text=True)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

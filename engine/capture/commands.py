@@ -27,13 +27,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mano", metavar="DIR", default="open",
                    help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: the bundled open hand model)")
     p.add_argument("--frames", metavar="START:END", help="capture only these frames (END exclusive)")
-    p.add_argument("--focal", type=float, help="focal length in px (default: the container's 35 mm-equivalent focal length where the phone wrote one, else sqrt(W^2+H^2))")
+    add_focal_arguments(p, "the container's 35 mm-equivalent focal length where the phone wrote one, else the "
+                           "hands' perspective where it is strong enough, else sqrt(W^2+H^2)")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing take (and its .json sidecar) or preview")
     p.add_argument("--no-recover", dest="recover", action="store_false",
                    help="one forward pass only: no coverage recovery (backward re-tracking, region "
                         "re-detection, short gaps filled); faster, fewer frames with a hand")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_focal_arguments(p: argparse.ArgumentParser, default: str) -> None:
+    """``--focal PX`` or ``--lens MM`` (one of them): the camera's focal length, which sets the hands'
+    distance (depth = focal x hand size / size in the picture). ``default``: what is used without either."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--lens", type=float, metavar="MM",
+                   help="the camera's lens as its 35 mm-equivalent focal length in mm, as phone spec sheets and "
+                        "camera settings give it (a phone's main camera ~24-28, ultra-wide ~13-16); "
+                        f"the hands' true distance needs it (default: {default})")
+    g.add_argument("--focal", type=float, metavar="PX",
+                   help="the focal length in pixels instead (below 0.1*max(W, H) it is refused as a likely lens "
+                        "focal length in mm)")
 
 
 def _frame_range(text: str | None):
@@ -112,7 +126,7 @@ def _capture(args, out: Path) -> int:
 
         take = engine.capture(args.video, hands=args.hands, frame_range=_frame_range(args.frames),
                               threshold=args.threshold, smooth=args.smooth, progress=progress,
-                              focal=args.focal, recover=args.recover)
+                              focal=args.focal, lens_mm=args.lens, recover=args.recover)
         bar.close()
         if take.meta.get("ended_early"):
             print(f"dahyf capture: warning: {Path(args.video).name} stopped decoding after {take.meta['frames_done']} "

@@ -96,7 +96,8 @@ class Engine:
     def stream(self, video, hands: str = "both", frame_range=None, threshold: float = DEFAULT_THRESHOLD,
                smooth: float = DEFAULT_SMOOTH, chunk_frames: int = DEFAULT_CHUNK_FRAMES, cancel: threading.Event | None = None,
                progress: Callable[[int, int], None] | None = None, filter: str = "zero_lag",
-               focal: float | None = None, recover: bool | None = None) -> Iterator[Chunk]:
+               focal: float | None = None, recover: bool | None = None,
+               lens_mm: float | None = None) -> Iterator[Chunk]:
         """Capture a video chunk by chunk (memory flat in the video's length).
 
         Parameters
@@ -113,6 +114,8 @@ class Engine:
         focal : px; None: the container's 35 mm-equivalent focal length when it has one, else
             sqrt(W^2 + H^2) (:func:`dahyf.capture.focal.estimate_focal`; the take's meta says which,
             with its uncertainty).
+        lens_mm : the camera's lens as its 35 mm-equivalent focal length, mm (a phone's main camera
+            ~24-28), converted on the picture's diagonal; instead of ``focal``, not with it.
         recover : offline coverage recovery (:mod:`dahyf.capture.recovery`: hands the forward pass
             missed are followed back and looked for where the neighbouring frames put them; gaps of
             up to 0.3 s with the hand on both sides interpolated, flagged ``filled``). None (default):
@@ -130,13 +133,13 @@ class Engine:
         """
         from .. import __version__
 
-        check_options(hands, filter, smooth, threshold, focal)
+        check_options(hands, filter, smooth, threshold, focal, lens_mm)
         sides = capture_sides(hands)
         models = self.hand_models(sides)
         recover = default_recover(filter) if recover is None else bool(recover)
         reader = VideoReader(video, frame_range) if isinstance(video, (str, Path)) else video
         try:
-            camera = estimate_camera_focal(reader, focal)
+            camera = estimate_camera_focal(reader, focal, lens_mm)
         except CaptureError:
             reader.close()
             raise
@@ -170,7 +173,8 @@ class Engine:
     def capture(self, video, hands: str = "both", frame_range=None, threshold: float = DEFAULT_THRESHOLD,
                 smooth: float = DEFAULT_SMOOTH, chunk_frames: int = DEFAULT_CHUNK_FRAMES, cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None, out=None, filter: str = "zero_lag",
-                focal: float | None = None, recover: bool | None = None) -> Take:
+                focal: float | None = None, recover: bool | None = None,
+                lens_mm: float | None = None) -> Take:
         """Run :meth:`stream` to the end and collect a :class:`Take` (saved to ``out`` if given).
 
         Raises
@@ -180,7 +184,8 @@ class Engine:
         """
         chunks = list(self.stream(video, hands=hands, frame_range=frame_range, threshold=threshold,
                                   smooth=smooth, chunk_frames=chunk_frames, cancel=cancel,
-                                  progress=progress, filter=filter, focal=focal, recover=recover))
+                                  progress=progress, filter=filter, focal=focal, lens_mm=lens_mm,
+                                  recover=recover))
         take = Take.from_chunks(chunks)
         if take.meta["frames_done"] == 0:
             where = f" in frames {frame_range[0]}:{frame_range[1] or ''}" if frame_range else ""
@@ -202,25 +207,27 @@ class Engine:
         return take
 
 
-def estimate_camera_focal(reader, focal: float | None):
-    """The focal length of a capture before any hand is seen: the user's, the container's
-    (:mod:`dahyf.capture.mp4meta`), or the default (:func:`dahyf.capture.focal.estimate_focal`).
+def estimate_camera_focal(reader, focal: float | None, lens_mm: float | None = None):
+    """The focal length of a capture before any hand is seen: the user's (``focal`` px or a
+    ``lens_mm`` 35 mm-equivalent lens), the container's (:mod:`dahyf.capture.mp4meta`), or the default
+    (:func:`dahyf.capture.focal.estimate_focal`).
 
     Raises
     ------
     CaptureError
-        An implausible ``focal`` (px given where millimetres were meant).
+        An implausible ``focal`` (px given where millimetres were meant) or ``lens_mm``.
     """
     from .focal import estimate_focal
     from .mp4meta import read_camera_metadata
 
     info = reader.info
     size = (int(info.width), int(info.height))
-    camera = read_camera_metadata(info.path) if focal is None and getattr(info, "path", None) else {}
+    given = focal is not None or lens_mm is not None
+    camera = read_camera_metadata(info.path) if not given and getattr(info, "path", None) else {}
     try:
-        return estimate_focal([], size, camera, user_focal=focal, self_calibrate=False)
+        return estimate_focal([], size, camera, user_focal=focal, user_lens_mm=lens_mm, self_calibrate=False)
     except ValueError as exc:
-        raise CaptureError(f"--focal: {exc}") from None
+        raise CaptureError(f"{'--lens' if lens_mm is not None else '--focal'}: {exc}") from None
 
 
 def load_engine(checkpoint=None, device: str = "auto", hand_model: str = "open") -> Engine:

@@ -8,7 +8,9 @@ take's meta.
 
 Sources, in order:
 
-1. ``user``: a focal length the user gave (``--focal``) always wins (uncertainty 0).
+1. ``user``: a focal length the user gave always wins (uncertainty 0): in pixels (``--focal``) or
+   as the lens's 35 mm-equivalent focal length in mm (``--lens``; what phone spec sheets and camera
+   settings give, converted like the container's value below).
 2. ``metadata``: a 35 mm-equivalent focal length in the container (phones;
    :func:`dahyf.capture.mp4meta.read_camera_metadata`), converted on the picture's diagonal
    (35 mm-equivalent focal lengths are defined on the 43.27 mm diagonal of a 36 × 24 mm frame).
@@ -101,6 +103,49 @@ def focal_from_35mm(focal_35mm: float, image_size) -> float:
     return float(focal_35mm) * math.hypot(*image_size) / FULL_FRAME_DIAGONAL_MM
 
 
+def lens_focal_px(lens_mm: float, image_size) -> float:
+    """Focal length in px of a lens given by its 35 mm-equivalent focal length ``lens_mm`` (mm) for a
+    picture of ``image_size`` (W, H) px (:func:`focal_from_35mm`), checked like a focal length in px.
+
+    Raises
+    ------
+    ValueError
+        Not a positive number, or a field of view too wide to be a camera's
+        (:func:`dahyf.geometry.check_focal`), with a message in millimetres.
+    """
+    lens_mm = float(lens_mm)
+    if not (math.isfinite(lens_mm) and lens_mm > 0):
+        raise ValueError(f"lens must be a positive 35 mm-equivalent focal length in mm, got {lens_mm:g}.")
+    f = focal_from_35mm(lens_mm, image_size)
+    try:
+        return check_focal(f, image_size)
+    except ValueError:
+        raise ValueError(
+            f"a {lens_mm:g} mm lens (35 mm equivalent) is wider than any camera's. Give the lens's 35 mm-equivalent "
+            "focal length in mm: about 24-28 for a phone's main camera, 13-16 for an ultra-wide or action camera, "
+            "70-120 for a telephoto.") from None
+
+
+def user_estimate(image_size, focal: float | None = None, lens_mm: float | None = None) -> FocalEstimate | None:
+    """The focal length the user gave — ``focal`` px or a ``lens_mm`` 35 mm-equivalent lens — as an
+    estimate with uncertainty 0, or None when neither is given.
+
+    Raises
+    ------
+    ValueError
+        Both given, or an implausible value (the message says which unit was expected).
+    """
+    if focal is not None and lens_mm is not None:
+        raise ValueError("give the focal length either in pixels or as a 35 mm-equivalent lens in mm, not both.")
+    if lens_mm is not None:
+        return FocalEstimate(lens_focal_px(lens_mm, image_size), 0.0, "user",
+                             f"{float(lens_mm):g} mm lens (35 mm equivalent) given by the user",
+                             {"lens_35mm": float(lens_mm)})
+    if focal is not None:
+        return FocalEstimate(check_focal(focal, image_size), 0.0, "user", "given by the user")
+    return None
+
+
 def default_estimate(image_size, note: str, detail: dict | None = None) -> FocalEstimate:
     """The default focal length ``sqrt(W² + H²)`` with its large uncertainty and the reason it is used."""
     f = default_focal(tuple(image_size))
@@ -108,7 +153,8 @@ def default_estimate(image_size, note: str, detail: dict | None = None) -> Focal
 
 
 def estimate_focal(tracks: Sequence[HandBatch], image_size, metadata: dict | None = None, *,
-                   user_focal: float | None = None, self_calibrate: bool = True, seed: int = 0,
+                   user_focal: float | None = None, user_lens_mm: float | None = None,
+                   self_calibrate: bool = True, seed: int = 0,
                    depth_scales: Sequence[float] = DEPTH_SCALES) -> FocalEstimate:
     """The focal length of one video (see the module docstring for the sources and their order).
 
@@ -119,7 +165,8 @@ def estimate_focal(tracks: Sequence[HandBatch], image_size, metadata: dict | Non
         together: one camera). Tracks without world landmarks are not used.
     image_size : (W, H) px of the upright frames.
     metadata : :func:`dahyf.capture.mp4meta.read_camera_metadata` of the file, or None.
-    user_focal : px, the user's focal length (wins).
+    user_focal : px, the user's focal length (wins); user_lens_mm : mm, the user's lens as its 35 mm
+        equivalent (wins; not together with ``user_focal``).
     self_calibrate : try the self-calibration when neither the user nor the container gives one.
     depth_scales : see :func:`self_calibrated`.
     seed : of the bootstrap (the result is deterministic for a seed).
@@ -127,11 +174,13 @@ def estimate_focal(tracks: Sequence[HandBatch], image_size, metadata: dict | Non
     Raises
     ------
     ValueError
-        ``user_focal`` implausible for the image size (see :func:`dahyf.geometry.check_focal`).
+        ``user_focal`` or ``user_lens_mm`` implausible for the image size, or both given
+        (:func:`user_estimate`).
     """
     size = (int(image_size[0]), int(image_size[1]))
-    if user_focal is not None:
-        return FocalEstimate(check_focal(user_focal, size), 0.0, "user", "given by the user")
+    given = user_estimate(size, user_focal, user_lens_mm)
+    if given is not None:
+        return given
     mm = (metadata or {}).get("focal_35mm")
     if mm is not None:
         f = focal_from_35mm(mm, size)

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import check_focal, default_focal
+from ..geometry import default_focal
 from .errors import CaptureError
 from .filters import FILTER_KINDS
+from .focal import default_estimate, user_estimate
 from .live_source import LiveSource
 from .pipeline import CapturePipeline, PoseStages, check_options
 from .settings import DEFAULT_LIVE_SMOOTH, DEFAULT_THRESHOLD, capture_sides
@@ -82,14 +83,16 @@ class LiveCapture:
     focal : px; None for sqrt(W^2 + H^2). Checked as in file capture
         (:func:`dahyf.geometry.check_focal`: below 0.1·max(W, H) px it is refused as a likely lens
         focal length in mm), once the source's frame size is known.
+    lens_mm : the camera's lens as its 35 mm-equivalent focal length, mm; instead of ``focal``.
     keep_images : attach each processed frame to its LivePose (previews).
     size : (W, H) to ask a camera for.
     """
 
     def __init__(self, engine, source, hands: str = "right", threshold: float = DEFAULT_THRESHOLD,
                  smooth: float = DEFAULT_LIVE_SMOOTH, filter: str = DEFAULT_LIVE_FILTER, mirror: bool = False,
-                 focal: float | None = None, keep_images: bool = False, size: tuple[int, int] | None = None):
-        check_options(hands, filter, smooth, threshold, focal)
+                 focal: float | None = None, keep_images: bool = False, size: tuple[int, int] | None = None,
+                 lens_mm: float | None = None):
+        check_options(hands, filter, smooth, threshold, focal, lens_mm)
         if not FILTER_KINDS[filter].causal:
             causal = ", ".join(k for k, c in FILTER_KINDS.items() if c.causal)
             raise CaptureError(f"live capture needs a causal filter ({causal}), got {filter!r}.")
@@ -103,11 +106,13 @@ class LiveCapture:
         self.handedness = self._pipeline.sides
         info = self.source.info
         self.fps, self.image_size = float(info.fps), (int(info.width), int(info.height))
-        try:
-            self.focal_px = check_focal(focal or default_focal(self.image_size), self.image_size)
-        except ValueError as exc:   # the file capture's check and message
+        try:   # the file capture's check and message
+            given = user_estimate(self.image_size, focal, lens_mm)
+        except ValueError as exc:
             self.source.stop()
-            raise CaptureError(f"--focal: {exc}") from None
+            raise CaptureError(f"{'--lens' if lens_mm is not None else '--focal'}: {exc}") from None
+        self.focal_px = given.focal_px if given is not None else default_focal(self.image_size)
+        self.focal_meta = (given or default_estimate(self.image_size, "no focal length given")).to_meta()
         self._lock = threading.Lock()
         self._latest: LivePose | None = None
         self._new = threading.Condition(self._lock)
@@ -246,7 +251,7 @@ class LiveCapture:
                 "rotation": 0, "first_source_frame": int(rec.first_index), "frames_processed": rec.frames,
                 "frames_done": frames_span, "complete": self.error is None, "cancelled": False,
                 "ended_early": self.error is not None,
-                "error": None if self.error is None else str(self.error)}
+                "error": None if self.error is None else str(self.error), **self.focal_meta}
         return Take(self.fps, self.image_size, self.focal_px, tuple(self.handedness), rows, meta)
 
     def stats(self) -> dict:

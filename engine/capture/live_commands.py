@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DaHyFUserError
+from .commands import add_focal_arguments
 from .settings import DEFAULT_THRESHOLD
 
 WINDOW = "DaHyF live (q or Esc to stop)"
@@ -45,8 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="PATH", help="engine checkpoint (default: the bundled engine)")
     p.add_argument("--mano", metavar="DIR", default="open",
                    help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: the bundled open hand model)")
-    p.add_argument("--focal", type=float, help="focal length in px (default sqrt(W^2+H^2); below 0.1*max(W, H) it is "
-                                               "refused as a likely lens focal in mm)")
+    add_focal_arguments(p, "sqrt(W^2+H^2)")
     p.add_argument("--quiet", action="store_true", help="no status line")
 
 
@@ -138,7 +138,7 @@ def _session(args, out: Path | None) -> int:
     try:
         engine = load_engine(args.checkpoint, device=args.device, hand_model=args.mano)
         live = LiveCapture(engine, args.source, hands=args.hands, threshold=args.threshold, smooth=args.smooth,
-                           mirror=args.mirror, focal=args.focal, keep_images=window, size=_size(args.size))
+                           mirror=args.mirror, focal=args.focal, lens_mm=args.lens, keep_images=window, size=_size(args.size))
         window = window and _open_window()
         live.start()
         if out is not None:

@@ -292,3 +292,37 @@ def test_capture_with_blend_relative_video_and_take_paths(ctx, tmp_path, engine_
     assert not [w for w in caught if "relative" in str(w.message)], [str(w.message) for w in caught]
     take = dahyf.Take.load(tmp_path / "takes" / "t.npz")
     assert take.meta["source"] == str(tmp_path / "clip.mp4") and len(take) > 0
+
+
+def test_the_panels_lens_sets_the_hands_distance_and_a_guess_is_said(ctx, tmp_path, capfd, engine_available):
+    """The bundled clip was filmed with a 600 px focal (a 32.45 mm lens, 35 mm equivalent, on its
+    640 x 480 frames) and carries no focal in its container. With Lens set in the panel the take uses
+    that focal, says the artist gave it, and puts the wrist at the filmed distance (within 10 %); with
+    Lens at 0 the engine guesses sqrt(W^2 + H^2) = 800 px, the hand lands a third too far, and the
+    capture says the distance rests on a guess and how to fix it."""
+    import dahyf
+    from dahyf import sample_video as sv
+
+    video, _ = sample_video()
+    gt = sv.load_ground_truth()
+    frames = (0, 12)
+    true_z = float(np.median(gt["joints3d"][frames[0]:frames[1], 0, 2]))
+    settings = ctx.scene.dahyf
+    settings.lens_mm = 32.45
+    assert bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(video), hands="RIGHT", use_frame_range=True,
+                                       frame_start=frames[0], frame_end=frames[1],
+                                       take_path=str(tmp_path / "lens.npz")) == {"FINISHED"}
+    given = dahyf.Take.load(tmp_path / "lens.npz")
+    assert given.focal == pytest.approx(600.0, rel=1e-3)
+    assert given.meta["focal_source"] == "user" and "32.45 mm lens" in given.meta["focal_note"]
+    assert abs(float(np.median(given.joints3d[:, 0, 2])) / true_z - 1) <= 0.10
+    assert "rests on a guessed lens" not in capfd.readouterr().out
+    settings.lens_mm = 0.0
+    assert bpy.ops.dahyf.capture_video("EXEC_DEFAULT", filepath=str(video), hands="RIGHT", use_frame_range=True,
+                                       frame_start=frames[0], frame_end=frames[1],
+                                       take_path=str(tmp_path / "guess.npz")) == {"FINISHED"}
+    guess = dahyf.Take.load(tmp_path / "guess.npz")
+    assert guess.meta["focal_source"] == "default" and guess.focal == pytest.approx(800.0)
+    assert float(np.median(guess.joints3d[:, 0, 2])) / true_z > 1.2
+    out = capfd.readouterr().out
+    assert "rests on a guessed lens (±40 %)" in out and "set Lens (35 mm equiv.)" in out, out
