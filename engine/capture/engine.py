@@ -133,7 +133,7 @@ class Engine:
         """
         from .. import __version__
 
-        check_options(hands, filter, smooth, threshold, focal, lens_mm)
+        check_options(hands, filter, smooth, threshold, focal)
         sides = capture_sides(hands)
         models = self.hand_models(sides)
         recover = default_recover(filter) if recover is None else bool(recover)

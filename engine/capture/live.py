@@ -92,7 +92,7 @@ class LiveCapture:
                  smooth: float = DEFAULT_LIVE_SMOOTH, filter: str = DEFAULT_LIVE_FILTER, mirror: bool = False,
                  focal: float | None = None, keep_images: bool = False, size: tuple[int, int] | None = None,
                  lens_mm: float | None = None):
-        check_options(hands, filter, smooth, threshold, focal, lens_mm)
+        check_options(hands, filter, smooth, threshold, focal)
         if not FILTER_KINDS[filter].causal:
             causal = ", ".join(k for k, c in FILTER_KINDS.items() if c.causal)
             raise CaptureError(f"live capture needs a causal filter ({causal}), got {filter!r}.")

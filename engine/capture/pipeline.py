@@ -431,8 +431,7 @@ class CapturePipeline:
             self.timings["engine_s"] += time.perf_counter() - t0
 
 
-def check_options(hands: str, filter_kind: str, smooth: float, threshold: float, focal: float | None,
-                  lens_mm: float | None = None) -> None:
+def check_options(hands: str, filter_kind: str, smooth: float, threshold: float, focal: float | None) -> None:
     """Raise CaptureError, saying what is allowed, for an invalid capture option."""
     if hands not in HANDS_CHOICES:
         raise CaptureError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}.")
@@ -444,8 +443,3 @@ def check_options(hands: str, filter_kind: str, smooth: float, threshold: float,
         raise CaptureError(f"threshold must be between 0 and 1, got {threshold}.")
     if focal is not None and not (math.isfinite(focal) and focal > 0):
         raise CaptureError(f"focal must be a positive number of pixels, got {focal}.")
-    if lens_mm is not None and not (math.isfinite(lens_mm) and lens_mm > 0):
-        raise CaptureError(f"lens must be a positive 35 mm-equivalent focal length in mm, got {lens_mm}.")
-    if focal is not None and lens_mm is not None:
-        raise CaptureError("give the focal length either in pixels (focal, --focal) or as a 35 mm-equivalent "
-                           "lens in mm (lens_mm, --lens), not both.")
