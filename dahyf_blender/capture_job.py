@@ -63,10 +63,12 @@ def focal_note(meta: dict) -> str:
     """A line for the artist when the capture's focal length (and so the hands' distance from the
     camera) is the default guess (take meta ``focal_source`` / ``focal_sigma_px`` / ``focal_px``); ''
     when it came from the artist, the video file or the hands' own perspective."""
-    if meta.get("focal_source") != "default" or not meta.get("focal_px"):
+    from dahyf.capture.focal import guess_spread
+
+    spread = guess_spread(meta)
+    if spread is None:
         return ""
-    spread = 100.0 * float(meta.get("focal_sigma_px", 0.0)) / float(meta["focal_px"])
-    return (f"The hands' distance from the camera rests on a guessed lens (±{spread:.0f} %): the video does not say "
+    return (f"The hands' distance from the camera rests on a guessed lens (±{100 * spread:.0f} %): the video does not say "
             "which lens filmed it. For true distances set Lens (35 mm equiv.) in the DaHyF panel and capture again.")
 
 

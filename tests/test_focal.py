@@ -273,5 +273,9 @@ def test_capture_and_live_take_the_lens_and_the_cli_refuses_both(tmp_path):
     run = subprocess.run(cli + ["--lens", "32.45"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert dahyf.Take.load(out).meta["focal_note"].startswith("32.45 mm lens")
+    assert "guessed focal length" not in run.stdout
+    guess = subprocess.run(cli + ["--force"], capture_output=True, text=True)
+    assert guess.returncode == 0, guess.stderr
+    assert "rests on a guessed focal length (800 px, ±40 %)" in guess.stdout and "--lens MM" in guess.stdout
     both = subprocess.run(cli + ["--lens", "26", "--focal", "700", "--force"], capture_output=True, text=True)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr

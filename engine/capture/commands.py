@@ -112,6 +112,7 @@ def _capture(args, out: Path) -> int:
     from tqdm import tqdm
 
     from .engine import load_engine
+    from .focal import guess_spread
 
     bar = None
     written: list[Path] = []
@@ -138,6 +139,11 @@ def _capture(args, out: Path) -> int:
         for t in take.tracks():
             print(f"track {t.index} ({t.handedness} hand): {len(t)} frames, {int(t.filled.sum())} held or filled")
         print(f"wrote {path} and {path.with_suffix('.json')}")
+        spread = guess_spread(take.meta)
+        if spread is not None:
+            print(f"note: the hands' distance from the camera rests on a guessed focal length ({take.focal:.0f} px, "
+                  f"±{100 * spread:.0f} %): the video does not say which lens filmed it. For true distances give "
+                  "--lens MM (the camera's 35 mm-equivalent focal length) and capture again.")
         if args.preview:
             from .preview import write_preview
 

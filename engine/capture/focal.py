@@ -146,6 +146,15 @@ def user_estimate(image_size, focal: float | None = None, lens_mm: float | None 
     return None
 
 
+def guess_spread(meta: dict) -> float | None:
+    """The relative uncertainty (e.g. 0.4) of a take's focal length when it is the default guess (take
+    meta ``focal_source`` / ``focal_sigma_px`` / ``focal_px``), else None: the hands' distance then
+    rests on a guess, which the front ends say, with how to give the lens."""
+    if meta.get("focal_source") != "default" or not meta.get("focal_px"):
+        return None
+    return float(meta.get("focal_sigma_px", 0.0)) / float(meta["focal_px"])
+
+
 def default_estimate(image_size, note: str, detail: dict | None = None) -> FocalEstimate:
     """The default focal length ``sqrt(W² + H²)`` with its large uncertainty and the reason it is used."""
     f = default_focal(tuple(image_size))
