@@ -72,11 +72,12 @@ class LiveSession:
     drive : an armature whose hands follow the live rigs through the retargeter (None: only the
         live rigs); each live hand drives the target hand the retarget matching picks for it.
     drive_preset : its retarget preset ('AUTO').
+    lens_mm : the camera's lens as its 35 mm-equivalent focal length, mm (None: sqrt(W^2 + H^2) px).
     """
 
     def __init__(self, context, source: str, hands: str = "right", mirror: bool = False, smoothing: float = 0.5,
                  threshold: float = 0.85, key_location: bool = True, take_path: str = "", drive=None,
-                 drive_preset: str = "AUTO"):
+                 drive_preset: str = "AUTO", lens_mm: float | None = None):
         self.prefs = prefs_snapshot(get_prefs(context))
         source = (source or "").strip()
         if not source:
@@ -84,7 +85,7 @@ class LiveSession:
                                        "path, a stream URL or a video file.")
         self.source = bpy.path.abspath(source) if source.startswith("//") else source
         self.sides = capture_sides(hands)
-        self.options = dict(hands=hands, mirror=mirror, smooth=smoothing, threshold=threshold)
+        self.options = dict(hands=hands, mirror=mirror, smooth=smoothing, threshold=threshold, lens_mm=lens_mm)
         self.key_location, self.take_path = key_location, take_path
         self.scene_name = context.scene.name
         self.rig_names: list[str] = []

@@ -13,7 +13,7 @@ from dahyf.capture.settings import DEFAULT_LIVE_SMOOTH
 from dahyf.errors import DaHyFUserError
 
 from . import compat, live
-from .props import HANDS_ITEMS, is_armature, scene_settings_factory
+from .props import HANDS_ITEMS, LIVE_LENS_DESCRIPTION, is_armature, scene_settings_factory
 from .ui import SidebarPanel
 
 #: The running (or last) live session, None before the first.
@@ -30,6 +30,8 @@ class DAHYF_PG_live(bpy.types.PropertyGroup):
                                      "camera that mirrors on its own)")
     smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=DEFAULT_LIVE_SMOOTH,
                              description="Causal smoothing of the live pose: 0 none (most responsive), 1 strong")
+    lens_mm: FloatProperty(name="Lens (35 mm equiv.)", min=0.0, soft_max=300.0, default=0.0, precision=1,
+                           description=LIVE_LENS_DESCRIPTION)
     drive_armature: PointerProperty(name="Drive", type=bpy.types.Object, poll=is_armature,
                                     description="Optional: an armature whose fingers follow the live hand (retarget "
                                                 "live preview, same side)")
@@ -67,7 +69,8 @@ class DAHYF_OT_live_start(bpy.types.Operator):
         try:
             compat.check_blender_version()
             SESSION = live.LiveSession(context, s.source, s.hands.lower(), s.mirror, s.smoothing, cap.threshold,
-                                       cap.key_location, s.take_path, s.drive_armature, s.drive_preset)
+                                       cap.key_location, s.take_path, s.drive_armature, s.drive_preset,
+                                       lens_mm=s.lens_mm or None)
         except (DaHyFUserError, compat.UnsupportedBlender) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -142,6 +145,7 @@ class DAHYF_PT_live(SidebarPanel, bpy.types.Panel):
         col.prop(s, "hands", expand=True)
         col.prop(s, "mirror")
         col.prop(s, "smoothing")
+        col.prop(s, "lens_mm")
         col.prop(cap, "threshold")
         col.prop(cap, "key_location")
         col.prop(s, "drive_armature")

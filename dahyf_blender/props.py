@@ -22,11 +22,13 @@ TARGET_ITEMS = (
 )
 
 
-#: Tooltip of the capture's lens setting (the panel's and the operator's).
-LENS_DESCRIPTION = ("The camera's lens as its 35 mm-equivalent focal length in mm (a phone's main camera is about "
-                    "24-28, an ultra-wide or action camera 13-16, a telephoto 70-120). It sets how far from the "
-                    "camera the hands are. 0: automatic - the video file's own value where the phone wrote one, "
-                    "else a guess that can put the hands tens of percent too near or too far")
+#: Tooltips of the lens settings: what a lens is, then what 0 means for a video file / a live camera.
+_LENS_HELP = ("The camera's lens as its 35 mm-equivalent focal length in mm (a phone's main camera is about 24-28, "
+              "an ultra-wide or action camera 13-16, a telephoto 70-120). It sets how far from the camera the hands "
+              "are. 0: ")
+_GUESS = "a guess that can put the hands tens of percent too near or too far"
+LENS_DESCRIPTION = _LENS_HELP + "automatic - the video file's own value where the phone wrote one, else " + _GUESS
+LIVE_LENS_DESCRIPTION = _LENS_HELP + _GUESS
 
 
 def is_armature(self, obj):

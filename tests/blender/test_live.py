@@ -107,13 +107,18 @@ def test_live_session_driven_by_the_timer_keys_a_valid_take(ctx, clip, tmp_path,
     print(f"\nmain-thread time per tick over {ticks['ticks']} ticks: p50 {ticks['p50']:.3f} ms, "
           f"p95 {ticks['p95']:.3f} ms, max {ticks['max']:.3f} ms")
     assert ticks["ticks"] > CLIP_FRAMES / 2
-    # a second take: a new Action, the first one kept
+    assert take.meta["focal_source"] == "default" and take.focal == pytest.approx(800.0)
+    # a second take, with the panel's lens (the clip's true 600 px on 640 x 480 frames): a new Action,
+    # the first one kept, the take at that focal
+    s.lens_mm = 32.45
     assert bpy.ops.dahyf.live_start() == {"FINISHED"}
     assert _drive_timer(live_ui, record_after_s=0.0, stop_after_s=0.8) is None
     assert arm.animation_data.action.name == "live.take002.right0"
     assert "live.take001.right0" in bpy.data.actions
     live_ui.SESSION.wait_saved()
     assert (tmp_path / "live.002.npz").is_file() and "saved live.002.npz" in live_ui.SESSION.message
+    second = dahyf.Take.load(tmp_path / "live.002.npz")
+    assert second.focal == pytest.approx(600.0, rel=1e-3) and second.meta["focal_source"] == "user"
 
 
 def test_missing_camera_is_reported_and_leaves_the_scene_unchanged(ctx, engine_available, sub):
