@@ -9,7 +9,8 @@ detections) run on each rendered fidelity clip with 3-D shapes and 2-D points of
 (d) exact 3-D mapped into MediaPipe's convention (the checkpoint's landmark map) + MediaPipe's
     landmarks: the bound for any 3-D shape source against MediaPipe;
 (e) the captured 3-D joints, mapped the same way, + MediaPipe's landmarks: what the engine could use;
-(f) the engine's own self-calibration (MediaPipe world landmarks) as the capture reports it.
+(f) the engine's own self-calibration (MediaPipe world landmarks; opt-in: ``self_calibrate=True``) as
+    the capture reports it.
 
 Figures are estimated / true focal. For (d) the clips are captured again with that focal and the pooled
 median depth error is reported (as ``dahyf bench fidelity`` pools it), beside the default focal's.
@@ -33,7 +34,7 @@ import dahyf
 from dahyf.capture.bench import landmark_map_of
 from dahyf.capture.focal import MAX_DETECTIONS, MIN_DETECTIONS, pnp_residual_curve, pooled_minimum, search_log_focals
 from dahyf.eval import fidelity as F
-from dahyf.eval.bench_fidelity import score_clip
+from dahyf.eval.bench_fidelity import DEFAULT_VIDEO, score_clip
 from dahyf.geometry import hand_size
 from dahyf.hand.tables import KEYPOINT_PARENTS, NUM_KEYPOINTS
 from dahyf.sample_video.clips import clip_paths, load_clip_gt
@@ -70,7 +71,7 @@ def focal_fit(uv: np.ndarray, shape3d: np.ndarray, image_size) -> dict:
 
 def clip_cases(engine, video: Path, gt: dict, M: np.ndarray, rng) -> tuple[dict, object]:
     """Cases (a)–(f) of one clip (ratios to the true focal) and its capture with the focal unknown."""
-    take = engine.capture(str(video), hands="both")
+    take = engine.capture(str(video), hands="both", self_calibrate=True)
     frame, lm_all = np.asarray(take.frame), np.asarray(take.landmarks2d, np.float64)
     hand = F.match_rows(frame, lm_all, gt["joints2d"])
     ok = np.nonzero((hand >= 0) & ~np.asarray(take.filled, bool))[0]
@@ -105,6 +106,26 @@ def summary(per_clip: dict) -> dict:
     return out
 
 
+def video_windows(engine, video: Path, window: int = 90, step: int = 45) -> list[dict]:
+    """The engine's self-calibration on windows of ``window`` frames every ``step`` frames of one real
+    video (one camera, one focal): what it fits and whether it accepts, per window."""
+    from dahyf.capture.video import VideoReader
+
+    with VideoReader(video) as reader:
+        total = int(reader.frames_total or 0)
+    out = []
+    for start in range(0, max(total - step, 1), step):
+        take = engine.capture(str(video), hands="both", frame_range=(start, min(start + window, total)),
+                              self_calibrate=True)
+        d = take.meta.get("focal_detail", {})
+        out.append({"frames": [start, min(start + window, total)], "source": take.meta["focal_source"],
+                    "focal_px": round(float(take.focal), 1), "fit_focal_px": d.get("fit_focal_px"),
+                    "rel_sigma": d.get("rel_sigma", d.get("bootstrap_rel_sigma"))})
+        print(f"  frames {start:4d}-{out[-1]['frames'][1]:4d}: fit {out[-1]['fit_focal_px']} px, "
+              f"spread {out[-1]['rel_sigma']}, {out[-1]['source']} -> {out[-1]['focal_px']:.0f} px", flush=True)
+    return out
+
+
 def machine() -> dict:
     """The machine this ran on: CPU model, CPU count, load average, date (UTC)."""
     cpu = platform.processor()
@@ -119,6 +140,9 @@ def machine() -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=None, help="write the figures here as JSON")
+    ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO,
+                    help="a real video whose windows the self-calibration is run on (default: the team's test "
+                         "video, skipped when absent)")
     args = ap.parse_args(argv)
     engine, rng = dahyf.load_engine(), np.random.default_rng(SEED)
     M = landmark_map_of(engine)
@@ -146,6 +170,9 @@ def main(argv=None) -> dict:
           f"case (d)'s focal {100 * depth['d_focal']:.1f} %")
     result = {"machine": machine(), "tip_shift": TIP_SHIFT, "noise_px": NOISE_PX, "seed": SEED,
               "max_detections": MAX_DETECTIONS, "summary": s, "depth_err_median": depth, "clips": per_clip}
+    if args.video is not None and args.video.is_file():
+        print(f"the self-calibration on windows of {args.video.name} (one camera):")
+        result["video_windows"] = {"video": args.video.name, "windows": video_windows(engine, args.video)}
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     return result

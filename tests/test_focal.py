@@ -195,6 +195,9 @@ def test_a_capture_uses_the_containers_focal_and_says_so(tmp_path):
     plain = engine.capture(str(sv.SAMPLE_VIDEO), hands="right", frame_range=(0, 6))
     assert plain.focal == pytest.approx(800.0) and plain.meta["focal_source"] == "default"
     assert plain.meta["focal_sigma_px"] == pytest.approx(FC.DEFAULT_SIGMA * 800.0)
+    assert "self-calibration off" in plain.meta["focal_note"]      # opt-in: measured unreliable
+    asked = engine.capture(str(sv.SAMPLE_VIDEO), hands="right", frame_range=(0, 6), self_calibrate=True)
+    assert asked.meta["focal_source"] == "default" and "at least 20 are needed" in asked.meta["focal_note"]
 
 
 def test_the_self_calibrations_estimator_on_a_rendered_clips_exact_joints_and_with_its_tips_moved():

@@ -27,8 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mano", metavar="DIR", default="open",
                    help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: the bundled open hand model)")
     p.add_argument("--frames", metavar="START:END", help="capture only these frames (END exclusive)")
-    add_focal_arguments(p, "the container's 35 mm-equivalent focal length where the phone wrote one, else the "
-                           "hands' perspective where it is strong enough, else sqrt(W^2+H^2)")
+    add_focal_arguments(p, "the container's 35 mm-equivalent focal length where the phone wrote one, else "
+                           "sqrt(W^2+H^2)")
+    p.add_argument("--self-calibrate", action="store_true",
+                   help="experimental: without --lens/--focal or a focal in the container, estimate the focal from "
+                        "the first 3 s of hands' perspective (measured unreliable: benchmarks/fidelity.md)")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing take (and its .json sidecar) or preview")
     p.add_argument("--no-recover", dest="recover", action="store_false",
@@ -127,7 +130,8 @@ def _capture(args, out: Path) -> int:
 
         take = engine.capture(args.video, hands=args.hands, frame_range=_frame_range(args.frames),
                               threshold=args.threshold, smooth=args.smooth, progress=progress,
-                              focal=args.focal, lens_mm=args.lens, recover=args.recover)
+                              focal=args.focal, lens_mm=args.lens, recover=args.recover,
+                              self_calibrate=args.self_calibrate)
         bar.close()
         if take.meta.get("ended_early"):
             print(f"dahyf capture: warning: {Path(args.video).name} stopped decoding after {take.meta['frames_done']} "

@@ -97,7 +97,7 @@ class Engine:
                smooth: float = DEFAULT_SMOOTH, chunk_frames: int = DEFAULT_CHUNK_FRAMES, cancel: threading.Event | None = None,
                progress: Callable[[int, int], None] | None = None, filter: str = "zero_lag",
                focal: float | None = None, recover: bool | None = None,
-               lens_mm: float | None = None) -> Iterator[Chunk]:
+               lens_mm: float | None = None, self_calibrate: bool = False) -> Iterator[Chunk]:
         """Capture a video chunk by chunk (memory flat in the video's length).
 
         Parameters
@@ -116,6 +116,11 @@ class Engine:
             with its uncertainty).
         lens_mm : the camera's lens as its 35 mm-equivalent focal length, mm (a phone's main camera
             ~24-28), converted on the picture's diagonal; instead of ``focal``, not with it.
+        self_calibrate : experimental: with neither focal nor lens given nor one in the container, an
+            offline capture estimates the focal from the first 3 s of hands
+            (:func:`dahyf.capture.focal.self_calibrated`) and uses it when its spread is small. Off by
+            default: measured unreliable (``benchmarks/focal_observability.py``: its fits miss the rendered
+            clips' true focal by a median 61 %; on windows of one real video they range 642-4406 px).
         recover : offline coverage recovery (:mod:`dahyf.capture.recovery`: hands the forward pass
             missed are followed back and looked for where the neighbouring frames put them; gaps of
             up to 0.3 s with the hand on both sides interpolated, flagged ``filled``). None (default):
@@ -144,7 +149,7 @@ class Engine:
             reader.close()
             raise
         focal_pass = None
-        if recover and camera.source == "default":   # offline: self-calibrate from the first hands seen
+        if self_calibrate and recover and camera.source == "default":   # offline: from the first hands seen
             from .focal import estimate_focal
 
             size = (int(reader.info.width), int(reader.info.height))
@@ -174,7 +179,7 @@ class Engine:
                 smooth: float = DEFAULT_SMOOTH, chunk_frames: int = DEFAULT_CHUNK_FRAMES, cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None, out=None, filter: str = "zero_lag",
                 focal: float | None = None, recover: bool | None = None,
-                lens_mm: float | None = None) -> Take:
+                lens_mm: float | None = None, self_calibrate: bool = False) -> Take:
         """Run :meth:`stream` to the end and collect a :class:`Take` (saved to ``out`` if given).
 
         Raises
@@ -185,7 +190,7 @@ class Engine:
         chunks = list(self.stream(video, hands=hands, frame_range=frame_range, threshold=threshold,
                                   smooth=smooth, chunk_frames=chunk_frames, cancel=cancel,
                                   progress=progress, filter=filter, focal=focal, lens_mm=lens_mm,
-                                  recover=recover))
+                                  recover=recover, self_calibrate=self_calibrate))
         take = Take.from_chunks(chunks)
         if take.meta["frames_done"] == 0:
             where = f" in frames {frame_range[0]}:{frame_range[1] or ''}" if frame_range else ""

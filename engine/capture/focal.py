@@ -15,7 +15,8 @@ Sources, in order:
    :func:`dahyf.capture.mp4meta.read_camera_metadata`), converted on the picture's diagonal
    (35 mm-equivalent focal lengths are defined on the 43.27 mm diagonal of a 36 × 24 mm frame).
    Uncertainty :data:`METADATA_SIGMA` (the video may be a crop of the frame the value describes).
-3. ``self-calibrated``: the hands' own perspective. MediaPipe's world landmarks give each detected
+3. ``self-calibrated`` (experimental, only when asked for: ``self_calibrate=True`` /
+   ``--self-calibrate``; measured unreliable, see below): the hands' own perspective. MediaPipe's world landmarks give each detected
    hand's metric 3-D shape, independent of any focal length; for candidate focal lengths each frame's
    shape is posed (a perspective-n-point fit: rotation and translation) onto its 2-D landmarks, and
    the focal length whose poses re-project best over the whole video wins. Only perspective
@@ -28,6 +29,12 @@ Sources, in order:
    world depth is its least reliable part). The estimate is accepted only with a minimum inside the
    searched range and a relative uncertainty of at most :data:`MAX_SELF_SIGMA` (reported: at least
    :data:`SELF_SIGMA_FLOOR`). No estimator is needed: this runs on the detections alone.
+   Why it is off by default (``benchmarks/focal_observability.py``, benchmarks/fidelity.md): its fits
+   miss the rendered clips' true focal by a median 61 % (it declines on all of them); on 90-frame
+   windows of one real video (one camera, one focal) they range from 642 px to the end of the search
+   (4406 px) — they cannot all be right —, yet a 60-frame window of it (frames 280-340) was accepted
+   at 665 px ± 13 %; even the exact 3-D hand against MediaPipe's 2-D landmarks misses by a median
+   9 % — MediaPipe's systematic keypoint errors, not noise, set the limit.
 4. ``default``: ``sqrt(W² + H²)`` (DESIGN.md §3) with the uncertainty :data:`DEFAULT_SIGMA`, and a
    note that says why nothing better was found (far or frontal hands carry too little perspective).
 """
@@ -202,7 +209,7 @@ def estimate_focal(tracks: Sequence[HandBatch], image_size, metadata: dict | Non
                                  f"{mm:g} mm (35 mm equivalent) from the container",
                                  {"focal_35mm": float(mm), "key": str(metadata.get("focal_key", ""))})
     if not self_calibrate:
-        return default_estimate(size, "no focal length given or in the container (self-calibration off)")
+        return default_estimate(size, "no lens or focal length given and none in the container (self-calibration off)")
     return self_calibrated(tracks, size, seed=seed, depth_scales=depth_scales)
 
 
