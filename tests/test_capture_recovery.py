@@ -8,7 +8,7 @@ import pytest
 
 from dahyf.capture.filters import make_filter
 from dahyf.capture.recovery import RecoveryCounts, pick, plausible, predict_region, region_box
-from dahyf.capture.stages import TrackSample, TrackState, interpolate_gap
+from dahyf.capture.stages import VANISH_RATE, TrackSample, TrackState, interpolate_gap, vanishing_ends
 from dahyf.capture.tracking import Detection
 from dahyf.hand import quaternion as Q
 
@@ -182,6 +182,54 @@ def test_a_two_frame_depth_spike_is_put_back_on_the_line(reproject):
     assert st.spike_rows == 2
     np.testing.assert_allclose(out_t[:, 2], 0.5, atol=1e-9)
     np.testing.assert_allclose(out, pose)
+
+
+def test_vanishing_ends_counts_the_rows_that_fly_away_at_either_end():
+    fps = 30.0
+    step = np.exp(1.2 * VANISH_RATE / fps)                   # 20 % faster than the limit, per frame
+    steady = np.full(10, 0.5)
+    tail = np.concatenate([steady, 0.5 * step ** np.arange(1, 4)])          # 3 rows receding at the end
+    assert vanishing_ends(tail, fps, 6) == (0, 3)
+    assert vanishing_ends(tail, fps, 2) == (0, 2)                           # at most max_rows
+    assert vanishing_ends(tail, fps, 6, tail=False) == (0, 0)
+    head = np.concatenate([0.5 * step ** np.arange(2, 0, -1), steady])      # 2 rows approaching at the start
+    assert vanishing_ends(head, fps, 6) == (2, 0)
+    slow = 0.5 * np.exp(0.8 * VANISH_RATE / fps) ** np.arange(12)           # a hand walking away: kept
+    assert vanishing_ends(slow, fps, 6) == (0, 0)
+    assert vanishing_ends(0.5 * step ** np.arange(4), fps, 6) == (0, 3)     # at least one row is left
+
+
+def _run_with_gap(reproject, transl, frames):
+    """A turning hand at ``transl`` (n, 3) m pushed at ``frames`` (n,) into an offline track."""
+    pose, _, lm = _turning_hand(reproject, len(frames))
+    st = TrackState(0, "right", 0.5, make_filter("zero_lag", 0.0, 30.0), 30.0, fill_gaps=True, reproject=reproject)
+    for k, f in enumerate(frames):
+        st.push(TrackSample(int(f), f / 30.0, pose[k], transl[k], lm[k], 0.95), np.zeros(10), {})
+        st.advance(int(f))
+    st.advance(int(frames[-1]) + 1, flush=True)
+    st.maybe_freeze(int(frames[-1]) + 1, force=True)
+    return st, [r.frame for r in st.take_pending(np.inf)]
+
+
+def test_a_hand_flying_away_as_it_vanishes_is_trimmed_at_the_run_end_not_mid_run(reproject):
+    """A run whose last three rows recede at 1.5 x VANISH_RATE (a hand sliding behind something),
+    a gap longer than FILL_GAP_S, then a second run that starts flying in and ends normally: the
+    first run loses its three last rows, the second its two first; the same depth swing in the
+    middle of a run is kept (mid-run excursions are the continuity check's)."""
+    z_out = 0.5 * np.exp(1.5 * VANISH_RATE / 30.0) ** np.arange(1, 4)
+    first = np.concatenate([np.full(12, 0.5), z_out])                      # frames 0..14
+    second = np.concatenate([0.5 * np.exp(1.5 * VANISH_RATE / 30.0) ** np.arange(2, 0, -1), np.full(12, 0.5)])
+    frames = np.concatenate([np.arange(15), np.arange(40, 54)])
+    transl = np.zeros((len(frames), 3))
+    transl[:, 2] = np.concatenate([first, second])
+    st, kept = _run_with_gap(reproject, transl, frames)
+    assert kept == list(range(12)) + list(range(42, 54)) and st.end_trimmed_rows == 5
+    middle = np.concatenate([np.full(8, 0.5), z_out, np.full(8, 0.5)])      # the swing mid-run
+    frames = np.arange(len(middle))
+    transl = np.zeros((len(middle), 3))
+    transl[:, 2] = middle
+    st, kept = _run_with_gap(reproject, transl, frames)
+    assert kept == list(frames) and st.end_trimmed_rows == 0
 
 
 # --- on real rendered frames (MediaPipe, the bundled engine) ----------------------------------------

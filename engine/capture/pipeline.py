@@ -420,6 +420,7 @@ class CapturePipeline:
                               gap_filled_rows=sum(t.filled_gap_rows for t in self._stages.tracks))
             if any(t.reproject is not None for t in self._stages.tracks):
                 counts["continuity_fixed_rows"] = sum(t.spike_rows for t in self._stages.tracks)
+                counts["end_trimmed_rows"] = sum(t.end_trimmed_rows for t in self._stages.tracks)
             base = {**base, "meta": {**base["meta"], **counts}}
         return Chunk(rows, done, frames_total, final=end, cancelled=cancelled, **base)
 

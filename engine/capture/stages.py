@@ -42,6 +42,33 @@ SPIKE_RUN = 2
 SPIKE_DEG = 30.0
 SPIKE_DEPTH = 0.1
 SPIKE_REPROJ = 0.02
+#: Vanishing ends (zero-lag captures): where a hand slides behind something or out of view,
+#: MediaPipe's landmarks shrink onto what is left of it and the capture reads a hand flying away
+#: and spinning (the real test video's fist behind the other forearm: 0.99 → 1.56 m and 61° / 82°
+#: turns in its last four frames). The rows at either end of a run of a track (a track's stretch
+#: without a gap longer than FILL_GAP_S) whose depth moves away from the run faster than
+#: VANISH_RATE (relative depth change per second, |d ln z / dt|: 2.5 /s is 1.25 m/s at 0.5 m),
+#: at most VANISH_MAX_S of them, are dropped — never the whole run.
+VANISH_RATE = 2.5
+VANISH_MAX_S = 0.2
+
+
+def vanishing_ends(z: np.ndarray, fps: float, max_rows: int, head: bool = True, tail: bool = True) -> tuple[int, int]:
+    """How many rows at the head and at the tail of one run of a track to drop (see VANISH_RATE).
+
+    z : (n,) m, the wrist depth of the run's rows in frame order; fps : frames/s; max_rows : at most
+    this many at each end; head / tail : judge that end (False: 0 rows there). At least one row is
+    always left.
+    """
+    z = np.log(np.maximum(np.asarray(z, np.float64), 1e-6))
+    step = VANISH_RATE / float(fps)
+    n_tail = 0
+    while tail and n_tail < min(max_rows, len(z) - 1) and z[-1 - n_tail] - z[-2 - n_tail] > step:
+        n_tail += 1
+    n_head = 0
+    while head and n_head < min(max_rows, len(z) - 1 - n_tail) and z[n_head] - z[n_head + 1] > step:
+        n_head += 1
+    return n_head, n_tail
 
 
 @dataclass
@@ -189,7 +216,8 @@ class TrackState:
         closes later are smoothed with its filled rows.
     reproject : ``reproject(pose (n, 16, 3) rad, transl (n, 3) m, betas (10,)) -> (n, 21, 2) px``:
         turns on orientation continuity (see SPIKE_RUN; offline captures), which needs it to ask
-        the landmarks; the filter then runs SPIKE_RUN + 1 frames later still.
+        the landmarks, and with ``fill_gaps`` the trimming of vanishing ends (see VANISH_RATE); the
+        filter then runs SPIKE_RUN + 1 (+ VANISH_MAX_S · fps) frames later still.
     """
 
     def __init__(self, index: int, side: str, threshold: float, pose_filter: PoseFilter, fps: float,
@@ -198,10 +226,18 @@ class TrackState:
         self.filter = pose_filter
         self.hold_for_beta = hold_for_beta
         self.reproject = reproject
-        self._recent: list[TrackSample] = []     # rows held for the continuity check
+        self._recent: list[TrackSample] = []     # rows held for the continuity check and the ends
         self.spike_rows = 0
-        self.guard_frames = SPIKE_RUN + 1 if reproject is not None else 0
+        self.fps = float(fps)
+        # ends only where runs are whole: with gaps filled (offline recovery), not in the single pass,
+        # whose runs break at every missed frame (measured: it trimmed good rows of a far hand there)
+        self.vanish_frames = max(1, int(round(VANISH_MAX_S * fps))) if reproject is not None and fill_gaps else 0
+        self.guard_frames = SPIKE_RUN + 1 + self.vanish_frames if reproject is not None else 0
         self.fill_frames = int(round(FILL_GAP_S * fps)) if fill_gaps else 0
+        self.end_trimmed_rows = 0
+        self._last_frame: int | None = None      # the newest row forwarded
+        self._run_open = False                   # the current run's tail is not judged yet
+        self._head_frame: int | None = None      # first frame of the current run, while its head is not judged
         self._prev: TrackSample | None = None    # the last row pushed into the filter
         self.filled_gap_rows = 0
         self._betas: list[np.ndarray] = []
@@ -274,13 +310,57 @@ class TrackState:
         self._prev = sample
 
     def _forward(self, row: TrackSample) -> None:
-        """Into the continuity check (when on), then into the filter."""
+        """Into the continuity check and the ends' check (when on), then into the filter."""
         if self.reproject is None:
             self.pending += self.filter.push(row)
             return
+        if self.vanish_frames:
+            if self._last_frame is None or row.frame - self._last_frame > self.fill_frames + 1:   # a new run
+                self._close_run()
+                self._head_frame = row.frame
+            self._last_frame, self._run_open = row.frame, True
         self._recent.append(row)
         self._unspike()
-        while len(self._recent) > SPIKE_RUN + 1:
+        while len(self._recent) > self.guard_frames:
+            self._release_first()
+
+    def _run_in_buffer(self, first: bool) -> tuple[int, int]:
+        """[start, end) of the held rows of one run: the first run in the buffer or the last one."""
+        rows, gap = self._recent, self.fill_frames + 1
+        if first:
+            end = 1
+            while end < len(rows) and rows[end].frame - rows[end - 1].frame <= gap:
+                end += 1
+            return 0, end
+        start = len(rows) - 1
+        while start > 0 and rows[start].frame - rows[start - 1].frame <= gap:
+            start -= 1
+        return start, len(rows)
+
+    def _drop_ends(self, start: int, end: int, head: bool, tail: bool) -> None:
+        """Drop the vanishing ends (see VANISH_RATE) of the held rows [start, end) of one run."""
+        z = [float(r.transl[2]) for r in self._recent[start:end]]
+        n_head, n_tail = vanishing_ends(z, self.fps, self.vanish_frames, head, tail)
+        if n_head or n_tail:
+            del self._recent[end - n_tail:end]
+            del self._recent[start:start + n_head]
+            self.end_trimmed_rows += n_head + n_tail
+
+    def _close_run(self) -> None:
+        """The current run has ended: judge its tail (and its head, if still held)."""
+        if not (self._run_open and self._recent):
+            self._run_open = False
+            return
+        start, end = self._run_in_buffer(first=False)
+        self._drop_ends(start, end, head=self._recent[start].frame == self._head_frame, tail=True)
+        self._run_open, self._head_frame = False, None
+
+    def _release_first(self) -> None:
+        """Into the filter: the oldest held row (its run's head judged first when it is one)."""
+        if self._head_frame is not None and self._recent[0].frame == self._head_frame:
+            self._drop_ends(*self._run_in_buffer(first=True), head=True, tail=False)
+            self._head_frame = None
+        if self._recent:
             self.pending += self.filter.push(self._recent.pop(0))
 
     def _unspike(self) -> None:
@@ -329,6 +409,8 @@ class TrackState:
         that the rows before it should be smoothed with; and later still while the continuity
         check holds rows)."""
         held = frame - self.fill_frames
+        if self._run_open and (flush or frame > self._last_frame + self.fill_frames + 1):
+            self._close_run()
         while self._recent and (flush or self._recent[0].frame <= held - self.guard_frames):
-            self.pending += self.filter.push(self._recent.pop(0))
+            self._release_first()
         self.pending += self.filter.flush() if flush else self.filter.advance_to(held - self.guard_frames)

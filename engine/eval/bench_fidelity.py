@@ -194,7 +194,7 @@ def bench_clips(engine, folder: Path, only: list[str] | None = None) -> dict:
         per_clip[name] = score_clip(take, gt, detections)
         per_clip[name]["capture_fps"] = float(per_clip[name]["frames"] / (time.perf_counter() - t0))
         per_clip[name]["recovery"] = {k: v for k, v in take.meta.items()
-                                      if k.startswith(("recover", "gap_", "continuity_", "focal_"))}
+                                      if k.startswith(("recover", "gap_", "continuity_", "end_", "focal_"))}
         single = score_clip(engine.capture(str(video), hands="both", recover=False), gt, detections)
         per_clip[name].update({f"{k}_single_pass": single[k] for k in
                                ("coverage", "ghost_rows", "wrong_side_rows", "pa_mpjpe_mm", "flips", "rows")})
@@ -242,7 +242,7 @@ def bench_video(engine, video: Path, frame_range=None) -> dict:
                                          for t in single.tracks())),
                         "rows_per_track": {t.handedness: len(t) for t in single.tracks()}},
         "rows_per_track": {t.handedness: len(t) for t in take.tracks()},
-        "recovery": {k: v for k, v in take.meta.items() if k.startswith(("recover", "gap_", "continuity_", "focal_"))},
+        "recovery": {k: v for k, v in take.meta.items() if k.startswith(("recover", "gap_", "continuity_", "end_", "focal_"))},
     }
 
 
