@@ -44,8 +44,8 @@ SPIKE_DEPTH = 0.1
 SPIKE_REPROJ = 0.02
 #: Vanishing ends (zero-lag captures): where a hand slides behind something or out of view,
 #: MediaPipe's landmarks shrink onto what is left of it and the capture reads a hand flying away
-#: and spinning (the real test video's fist behind the other forearm: 0.99 → 1.56 m and 61° / 82°
-#: turns in its last four frames). The rows at either end of a run of a track (a track's stretch
+#: and turning (the real test video's fist behind the other forearm: 0.99 → 1.56 m and turns of
+#: 10° … 46° per frame in its last four frames, benchmarks/vanishing_ends.py). The rows at either end of a run of a track (a track's stretch
 #: without a gap longer than FILL_GAP_S) whose depth moves away from the run faster than
 #: VANISH_RATE (relative depth change per second, |d ln z / dt|: 2.5 /s is 1.25 m/s at 0.5 m),
 #: at most VANISH_MAX_S of them, are dropped — never the whole run.
