@@ -42,13 +42,14 @@ SPIKE_RUN = 2
 SPIKE_DEG = 30.0
 SPIKE_DEPTH = 0.1
 SPIKE_REPROJ = 0.02
-#: Vanishing ends (zero-lag captures): where a hand slides behind something or out of view,
-#: MediaPipe's landmarks shrink onto what is left of it and the capture reads a hand flying away
-#: and turning (the real test video's fist behind the other forearm: 0.99 → 1.56 m and turns of
-#: 10° … 46° per frame in its last four frames, benchmarks/vanishing_ends.py). The rows at either end of a run of a track (a track's stretch
-#: without a gap longer than FILL_GAP_S) whose depth moves away from the run faster than
-#: VANISH_RATE (relative depth change per second, |d ln z / dt|: 2.5 /s is 1.25 m/s at 0.5 m),
-#: at most VANISH_MAX_S of them, are dropped — never the whole run.
+#: Vanishing ends (zero-lag captures with gap filling): where a hand slides behind something or out
+#: of view, MediaPipe's landmarks shrink onto what is left of it and the capture reads a hand flying
+#: away and turning (the real test video's fist behind the other forearm: 0.99 → 1.56 m and turns of
+#: 10° … 46° per frame in its last four frames, benchmarks/vanishing_ends.py). The rows at either
+#: end of a run of a track (a track's stretch without a gap longer than FILL_GAP_S) whose depth
+#: moves away from the run faster than VANISH_RATE (relative depth change per second,
+#: |d ln z / dt|: 2.5 /s is 1.25 m/s at 0.5 m), at most VANISH_MAX_S of them, are dropped — never
+#: the whole run.
 VANISH_RATE = 2.5
 VANISH_MAX_S = 0.2
 
@@ -356,12 +357,13 @@ class TrackState:
         self._run_open, self._head_frame = False, None
 
     def _release_first(self) -> None:
-        """Into the filter: the oldest held row (its run's head judged first when it is one)."""
+        """Into the filter: the oldest held row — unless it is a run's head not judged yet: then the
+        head is judged (its vanishing rows dropped) and the caller looks again."""
         if self._head_frame is not None and self._recent[0].frame == self._head_frame:
             self._drop_ends(*self._run_in_buffer(first=True), head=True, tail=False)
             self._head_frame = None
-        if self._recent:
-            self.pending += self.filter.push(self._recent.pop(0))
+            return
+        self.pending += self.filter.push(self._recent.pop(0))
 
     def _unspike(self) -> None:
         """Put a short excursion just before the newest row back on the path (see SPIKE_RUN)."""
