@@ -68,8 +68,9 @@ def focal_note(meta: dict) -> str:
     spread = guess_spread(meta)
     if spread is None:
         return ""
-    return (f"The hands' distance from the camera rests on a guessed lens (±{100 * spread:.0f} %): the video does not say "
-            "which lens filmed it. For true distances set Lens (35 mm equiv.) in the DaHyF panel and capture again.")
+    return (f"The hands' distance from the camera rests on a guessed lens (±{100 * spread:.0f} %): the video "
+            "does not say which lens filmed it. For true distances set Lens (35 mm equiv.) in the DaHyF panel "
+            "and capture again.")
 
 
 class CaptureJob:

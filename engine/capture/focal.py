@@ -16,19 +16,20 @@ Sources, in order:
    (35 mm-equivalent focal lengths are defined on the 43.27 mm diagonal of a 36 × 24 mm frame).
    Uncertainty :data:`METADATA_SIGMA` (the video may be a crop of the frame the value describes).
 3. ``self-calibrated`` (experimental, only when asked for: ``self_calibrate=True`` /
-   ``--self-calibrate``; measured unreliable, see below): the hands' own perspective. MediaPipe's world landmarks give each detected
-   hand's metric 3-D shape, independent of any focal length; for candidate focal lengths each frame's
-   shape is posed (a perspective-n-point fit: rotation and translation) onto its 2-D landmarks, and
-   the focal length whose poses re-project best over the whole video wins. Only perspective
-   separates focal length from distance, and it is strong only for hands near the camera relative
-   to their size: each frame's curve is divided by its own best residual (frames whose residual
-   grows fastest away from their best focal length weigh most), the curves are summed over both
-   hands and all frames (one camera). The uncertainty combines a block bootstrap over the
-   detections with how far the estimate moves when the world landmarks' depth is scaled by
-   :data:`DEPTH_SCALES` (the bootstrap cannot see an error every frame shares, and MediaPipe's
-   world depth is its least reliable part). The estimate is accepted only with a minimum inside the
-   searched range and a relative uncertainty of at most :data:`MAX_SELF_SIGMA` (reported: at least
-   :data:`SELF_SIGMA_FLOOR`). No estimator is needed: this runs on the detections alone.
+   ``--self-calibrate``; measured unreliable, see below): the hands' own perspective. MediaPipe's
+   world landmarks give each detected hand's metric 3-D shape, independent of any focal length; for
+   candidate focal lengths each frame's shape is posed (a perspective-n-point fit: rotation and
+   translation) onto its 2-D landmarks, and the focal length whose poses re-project best over the
+   whole video wins. Only perspective separates focal length from distance, and it is strong only
+   for hands near the camera relative to their size: each frame's curve is divided by its own best
+   residual (frames whose residual grows fastest away from their best focal length weigh most), the
+   curves are summed over both hands and all frames (one camera). The uncertainty combines a block
+   bootstrap over the detections with how far the estimate moves when the world landmarks' depth is
+   scaled by :data:`DEPTH_SCALES` (the bootstrap cannot see an error every frame shares, and
+   MediaPipe's world depth is its least reliable part). The estimate is accepted only with a
+   minimum inside the searched range and a relative uncertainty of at most :data:`MAX_SELF_SIGMA`
+   (reported: at least :data:`SELF_SIGMA_FLOOR`). No estimator is needed: this runs on the
+   detections alone.
    Why it is off by default (``benchmarks/focal_observability.py``, benchmarks/fidelity.md): its fits
    miss the rendered clips' true focal by a median 61 % (it declines on all of them); on 90-frame
    windows of one real video (one camera, one focal) they range from 642 px to the end of the search
@@ -36,7 +37,8 @@ Sources, in order:
    at 665 px ± 13 %; even the exact 3-D hand against MediaPipe's 2-D landmarks misses by a median
    9 % — MediaPipe's systematic keypoint errors, not noise, set the limit.
 4. ``default``: ``sqrt(W² + H²)`` (DESIGN.md §3) with the uncertainty :data:`DEFAULT_SIGMA`, and a
-   note that says why nothing better was found (far or frontal hands carry too little perspective).
+   note that says why nothing better was found (no lens given, none in the container; with the
+   self-calibration asked for: far or frontal hands carry too little perspective).
 """
 from __future__ import annotations
 
