@@ -82,8 +82,9 @@ def report_finished(context, job: CaptureJob, report) -> None:
     report({"INFO"}, f"{what} {job.session.num_frames} hand frames of {os.path.basename(job.video)} onto {names}")
     for note in job.notes():
         report({"WARNING"}, note)
-    if job.focal_note():
-        report({"INFO"}, job.focal_note())
+    focal_note = job.focal_note()
+    if focal_note:
+        report({"INFO"}, focal_note)
 
 
 class ModalCapture:

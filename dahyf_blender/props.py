@@ -5,6 +5,8 @@ import bpy
 from bpy.app.handlers import persistent
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from dahyf.capture.settings import TYPICAL_LENSES
+
 from . import compat
 from .prefs import DEFAULTS
 
@@ -23,9 +25,8 @@ TARGET_ITEMS = (
 
 
 #: Tooltips of the lens settings: what a lens is, then what 0 means for a video file / a live camera.
-_LENS_HELP = ("The camera's lens as its 35 mm-equivalent focal length in mm (a phone's main camera is about 24-28, "
-              "an ultra-wide or action camera 13-16, a telephoto 70-120). It sets how far from the camera the hands "
-              "are. 0: ")
+_LENS_HELP = (f"The camera's lens as its 35 mm-equivalent focal length in mm ({TYPICAL_LENSES}). It sets how far "
+              "from the camera the hands are. 0: ")
 _GUESS = "a guess that can put the hands tens of percent too near or too far"
 LENS_DESCRIPTION = _LENS_HELP + "automatic - the video file's own value where the phone wrote one, else " + _GUESS
 LIVE_LENS_DESCRIPTION = _LENS_HELP + _GUESS

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import DaHyFUserError
 from ..fileio import check_output, output_lock
 from .errors import CaptureError
-from .settings import DEFAULT_SMOOTH, DEFAULT_THRESHOLD
+from .settings import DEFAULT_SMOOTH, DEFAULT_THRESHOLD, TYPICAL_LENSES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def add_focal_arguments(p: argparse.ArgumentParser, default: str) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--lens", type=float, metavar="MM",
                    help="the camera's lens as its 35 mm-equivalent focal length in mm, as phone spec sheets and "
-                        "camera settings give it (a phone's main camera ~24-28, ultra-wide ~13-16); "
+                        f"camera settings give it ({TYPICAL_LENSES}); "
                         f"the hands' true distance needs it (default: {default})")
     g.add_argument("--focal", type=float, metavar="PX",
                    help="the focal length in pixels instead (below 0.1*max(W, H) it is refused as a likely lens "

@@ -50,6 +50,7 @@ import numpy as np
 
 from ..geometry import check_focal, default_focal, hand_size
 from ..net.batch import HandBatch
+from .settings import TYPICAL_LENSES
 
 #: Diagonal of the 36 × 24 mm frame on which 35 mm-equivalent focal lengths are defined, mm.
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -131,8 +132,7 @@ def lens_focal_px(lens_mm: float, image_size) -> float:
     except ValueError:
         raise ValueError(
             f"a {lens_mm:g} mm lens (35 mm equivalent) is wider than any camera's. Give the lens's 35 mm-equivalent "
-            "focal length in mm: about 24-28 for a phone's main camera, 13-16 for an ultra-wide or action camera, "
-            "70-120 for a telephoto.") from None
+            f"focal length in mm ({TYPICAL_LENSES}).") from None
 
 
 def user_estimate(image_size, focal: float | None = None, lens_mm: float | None = None) -> FocalEstimate | None:

@@ -24,3 +24,8 @@ HANDS_CHOICES = SIDES + ("both",)
 def capture_sides(hands: str) -> tuple[str, ...]:
     """The sides a capture with ``hands`` ('right' | 'left' | 'both') tracks, in track order."""
     return SIDES if hands == "both" else (hands,)
+
+
+#: Typical 35 mm-equivalent lenses, mm, for the help texts and messages that ask for one (the CLI's
+#: --lens, the Blender panels' Lens, the refusal of an implausible lens).
+TYPICAL_LENSES = "a phone's main camera about 24-28, an ultra-wide or action camera 13-16, a telephoto 70-120"
